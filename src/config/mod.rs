@@ -1,0 +1,4 @@
+//! Service configuration (PyWPS `pywps.cfg` compatible).
+
+pub mod ini;
+pub mod service;

@@ -1,0 +1,689 @@
+//! mod_wps service configuration, read from a PyWPS-compatible `pywps.cfg` INI file.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use super::ini::{Ini, IniError};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    pub path: PathBuf,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn at(path: &Path, line: usize, message: String) -> ConfigError {
+        ConfigError {
+            path: path.to_path_buf(),
+            line: Some(line),
+            message,
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{}: {}", self.path.display(), l, self.message),
+            None => write!(f, "{}: {}", self.path.display(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Service identification / provider metadata (`[metadata:main]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metadata {
+    pub title: String,
+    pub abstract_: String,
+    pub keywords: Vec<String>,
+    pub keywords_type: String,
+    pub fees: String,
+    pub access_constraints: String,
+    pub provider_name: String,
+    pub provider_url: String,
+    pub contact_name: String,
+    pub contact_position: String,
+    pub contact_address: String,
+    pub contact_city: String,
+    pub contact_stateorprovince: String,
+    pub contact_postalcode: String,
+    pub contact_country: String,
+    pub contact_phone: String,
+    pub contact_fax: String,
+    pub contact_email: String,
+    pub contact_url: String,
+    pub contact_hours: String,
+    pub contact_instructions: String,
+    pub contact_role: String,
+}
+
+impl Default for Metadata {
+    fn default() -> Metadata {
+        let e = String::new;
+        Metadata {
+            title: "mod_wps Processing Service".into(),
+            abstract_: e(),
+            keywords: vec![],
+            keywords_type: "theme".into(),
+            fees: "NONE".into(),
+            access_constraints: "NONE".into(),
+            provider_name: e(),
+            provider_url: e(),
+            contact_name: e(),
+            contact_position: e(),
+            contact_address: e(),
+            contact_city: e(),
+            contact_stateorprovince: e(),
+            contact_postalcode: e(),
+            contact_country: e(),
+            contact_phone: e(),
+            contact_fax: e(),
+            contact_email: e(),
+            contact_url: e(),
+            contact_hours: e(),
+            contact_instructions: e(),
+            contact_role: e(),
+        }
+    }
+}
+
+impl Metadata {
+    fn field(&mut self, key: &str) -> Option<&mut String> {
+        Some(match key {
+            "identification_title" => &mut self.title,
+            "identification_abstract" => &mut self.abstract_,
+            "identification_keywords_type" => &mut self.keywords_type,
+            "identification_fees" => &mut self.fees,
+            "identification_accessconstraints" => &mut self.access_constraints,
+            "provider_name" => &mut self.provider_name,
+            "provider_url" => &mut self.provider_url,
+            "contact_name" => &mut self.contact_name,
+            "contact_position" => &mut self.contact_position,
+            "contact_address" => &mut self.contact_address,
+            "contact_city" => &mut self.contact_city,
+            "contact_stateorprovince" => &mut self.contact_stateorprovince,
+            "contact_postalcode" => &mut self.contact_postalcode,
+            "contact_country" => &mut self.contact_country,
+            "contact_phone" => &mut self.contact_phone,
+            "contact_fax" => &mut self.contact_fax,
+            "contact_email" => &mut self.contact_email,
+            "contact_url" => &mut self.contact_url,
+            "contact_hours" => &mut self.contact_hours,
+            "contact_instructions" => &mut self.contact_instructions,
+            "contact_role" => &mut self.contact_role,
+            _ => return None,
+        })
+    }
+}
+
+const METADATA_KEYS: &str = "identification_title identification_abstract \
+    identification_keywords identification_keywords_type identification_fees \
+    identification_accessconstraints provider_name provider_url contact_name contact_position \
+    contact_address contact_city contact_stateorprovince contact_postalcode contact_country \
+    contact_phone contact_fax contact_email contact_url contact_hours contact_instructions \
+    contact_role";
+
+const SERVER_KEYS: &str = "url outputurl outputpath workdir maxsingleinputsize maxrequestsize \
+    parallelprocesses maxprocesses language";
+
+/// `[server]` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Server {
+    pub url: Option<String>,
+    pub outputurl: Option<String>,
+    pub outputpath: Option<PathBuf>,
+    pub workdir: Option<PathBuf>,
+    pub maxsingleinputsize: u64,
+    pub maxrequestsize: u64,
+    pub parallelprocesses: u32,
+    pub maxprocesses: u32,
+    pub languages: Vec<String>,
+}
+
+impl Default for Server {
+    fn default() -> Server {
+        Server {
+            url: None,
+            outputurl: None,
+            outputpath: None,
+            workdir: None,
+            maxsingleinputsize: 1024 * 1024,
+            maxrequestsize: 3 * 1024 * 1024,
+            parallelprocesses: 2,
+            maxprocesses: 30,
+            languages: vec!["en-US".to_string()],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum ProcessSelection {
+    #[default]
+    All,
+    List(Vec<String>),
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServiceConfig {
+    pub path: PathBuf,
+    pub metadata: Metadata,
+    pub server: Server,
+    /// `[processes] builtin = all | id, id, ...`; `All` when absent.
+    pub processes: ProcessSelection,
+    /// Line of the `[processes] builtin` key, if present.
+    pub processes_line: Option<usize>,
+    /// Human-readable warnings for keys/sections that are accepted but not honoured.
+    pub warnings: Vec<String>,
+}
+
+fn split_list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+fn parse_count(v: &str) -> Result<u32, String> {
+    match v.trim().parse::<i64>() {
+        Ok(-1) => Ok(u32::MAX),
+        Ok(n) if (0..=i64::from(u32::MAX)).contains(&n) => Ok(n as u32),
+        _ => Err(format!(
+            "'{v}' is not a non-negative integer (or -1 for unlimited)"
+        )),
+    }
+}
+
+fn parse_url(v: String) -> Result<Option<String>, String> {
+    let lower = v.to_ascii_lowercase();
+    if v.is_empty() {
+        Ok(None)
+    } else if lower.starts_with("http://") || lower.starts_with("https://") {
+        Ok(Some(v))
+    } else {
+        Err(format!("'{v}' must start with http:// or https://"))
+    }
+}
+
+fn is_language_tag(s: &str) -> bool {
+    (1..=35).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+impl ServiceConfig {
+    pub fn load(path: &Path) -> Result<ServiceConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            path: path.to_path_buf(),
+            line: None,
+            message: format!("cannot read configuration file: {e}"),
+        })?;
+        Self::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<ServiceConfig, ConfigError> {
+        Self::parse_with_env(text, path, &|name| std::env::var(name).ok())
+    }
+
+    fn parse_with_env(
+        text: &str,
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<ServiceConfig, ConfigError> {
+        let ini_err = |e: IniError| ConfigError::at(path, e.line, e.message);
+        let ini = Ini::parse(text).map_err(ini_err)?;
+        let get = |sec: &str, key: &str| ini.get(sec, key, env).map_err(ini_err);
+        let mut cfg = ServiceConfig {
+            path: path.to_path_buf(),
+            ..Default::default()
+        };
+        let p = path.display();
+        for section in &ini.sections {
+            let (sec, known) = match section.name.as_str() {
+                "metadata:main" => ("metadata:main", METADATA_KEYS),
+                "server" => ("server", SERVER_KEYS),
+                "processes" => ("processes", "builtin"),
+                other => {
+                    cfg.warnings.push(format!(
+                        "{p}:{}: section [{other}] is not used by mod_wps and is ignored",
+                        section.line
+                    ));
+                    continue;
+                }
+            };
+            let known: Vec<&str> = known.split_whitespace().collect();
+            for e in section
+                .entries
+                .iter()
+                .filter(|e| !known.contains(&e.key.as_str()))
+            {
+                cfg.warnings.push(format!(
+                    "{p}:{}: [{sec}] key '{}' is not supported by mod_wps and is ignored",
+                    e.line, e.key
+                ));
+            }
+            for &key in &known {
+                let Some((v, line)) = get(sec, key)? else {
+                    continue;
+                };
+                let bad = |m: String| ConfigError::at(path, line, format!("[{sec}] {key}: {m}"));
+                let s = &mut cfg.server;
+                match key {
+                    "identification_keywords" => cfg.metadata.keywords = split_list(&v),
+                    "builtin" if v.trim().eq_ignore_ascii_case("all") => {
+                        cfg.processes = ProcessSelection::All;
+                        cfg.processes_line = Some(line);
+                    }
+                    "builtin" => {
+                        let mut ids: Vec<String> = vec![];
+                        for id in split_list(&v) {
+                            if !ids.contains(&id) {
+                                ids.push(id);
+                            }
+                        }
+                        if ids.is_empty() {
+                            return Err(bad(
+                                "expected 'all' or a comma separated list of process identifiers"
+                                    .into(),
+                            ));
+                        }
+                        cfg.processes = ProcessSelection::List(ids);
+                        cfg.processes_line = Some(line);
+                    }
+                    "url" => s.url = parse_url(v).map_err(bad)?,
+                    "outputurl" => s.outputurl = parse_url(v).map_err(bad)?,
+                    "outputpath" | "workdir" => {
+                        let dir = (!v.is_empty())
+                            .then(|| path.parent().unwrap_or(Path::new("")).join(v.as_str()));
+                        if key == "workdir" {
+                            s.workdir = dir
+                        } else {
+                            s.outputpath = dir
+                        }
+                    }
+                    "maxsingleinputsize" => s.maxsingleinputsize = parse_size(&v).map_err(bad)?,
+                    "maxrequestsize" => s.maxrequestsize = parse_size(&v).map_err(bad)?,
+                    "parallelprocesses" => s.parallelprocesses = parse_count(&v).map_err(bad)?,
+                    "maxprocesses" => s.maxprocesses = parse_count(&v).map_err(bad)?,
+                    "language" => {
+                        let langs = split_list(&v);
+                        if let Some(l) = langs.iter().find(|l| !is_language_tag(l)) {
+                            return Err(bad(format!("'{l}' is not a valid language tag")));
+                        }
+                        if !langs.is_empty() {
+                            s.languages = langs;
+                        }
+                    }
+                    _ => *cfg.metadata.field(key).expect("metadata key") = v,
+                }
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// Validates the `[processes] builtin` list against the identifiers of the built-in processes.
+    pub fn check_processes(&self, known: &[&str]) -> Result<(), ConfigError> {
+        let ProcessSelection::List(ids) = &self.processes else {
+            return Ok(());
+        };
+        match ids.iter().find(|id| !known.contains(&id.as_str())) {
+            None => Ok(()),
+            Some(id) => Err(ConfigError {
+                path: self.path.clone(),
+                line: self.processes_line,
+                message: format!(
+                    "[processes] builtin: unknown process '{id}'; known processes: {}",
+                    known.join(", ")
+                ),
+            }),
+        }
+    }
+}
+
+/// Parses a size such as "3mb", "1 GB", "100kb", "512k", "1048576", "2.5mb" into bytes (1024-based).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = (&t[..split], t[split..].trim_start());
+    let mult: u64 = match unit {
+        "" | "b" => 1,
+        "k" | "kb" => 1 << 10,
+        "m" | "mb" => 1 << 20,
+        "g" | "gb" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "invalid size '{s}': unknown unit '{unit}' (use b, kb, mb or gb)"
+            ))
+        }
+    };
+    let bad =
+        || format!("invalid size '{s}': expected a number with an optional unit (b, kb, mb, gb)");
+    if num.is_empty() || num.starts_with('.') || num.matches('.').count() > 1 {
+        return Err(bad());
+    }
+    if let Ok(n) = num.parse::<u64>() {
+        return n
+            .checked_mul(mult)
+            .ok_or_else(|| format!("invalid size '{s}': too large"));
+    }
+    let bytes = num.parse::<f64>().map_err(|_| bad())? * mult as f64;
+    if bytes >= u64::MAX as f64 {
+        return Err(format!("invalid size '{s}': too large"));
+    }
+    Ok(bytes.round() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(t: &str) -> Result<ServiceConfig, ConfigError> {
+        ServiceConfig::parse(t, Path::new("/etc/wps/wps.cfg"))
+    }
+
+    fn err(t: &str) -> (Option<usize>, String) {
+        let e = parse(t).unwrap_err();
+        assert_eq!(e.path, Path::new("/etc/wps/wps.cfg"));
+        (e.line, e.message)
+    }
+
+    const PYWPS: &str = r#"[metadata:main]
+identification_title=PyWPS Processing Service
+identification_abstract=PyWPS is an implementation of the Web Processing Service standard from the Open Geospatial Consortium. PyWPS is written in Python.
+identification_keywords=PyWPS,WPS,OGC,processing
+identification_keywords_type=theme
+identification_fees=NONE
+identification_accessconstraints=NONE
+provider_name=PyWPS Developement Team
+provider_url=https://pywps.org/
+contact_name=Your Name
+contact_position=Developer
+contact_address=My Street
+contact_city=My City
+contact_stateorprovince=None
+contact_postalcode=000 00
+contact_country=World, Internet
+contact_phone=+xx-xxx-xxx-xxxx
+contact_fax=+xx-xxx-xxx-xxxx
+contact_email=contact@yourdomain.org
+contact_url=https://pywps.org
+contact_hours=8:00-20:00UTC
+contact_instructions=Knock on the door
+contact_role=pointOfContact
+
+[server]
+maxsingleinputsize=1mb
+maxrequestsize=3mb
+url=http://localhost:5000/wps
+outputurl=http://localhost:5000/outputs/
+outputpath=outputs
+workdir=workdir
+wd_inp_subdir=inputs
+wd_out_subdir=outputs
+maxprocesses=10
+parallelprocesses=2
+
+[processing]
+mode=default
+
+[logging]
+level=INFO
+file=logs/pywps.log
+database=sqlite:///logs/pywps-logs.sqlite3
+format=%%(asctime)s] [%%(levelname)s] file=%%(pathname)s line=%%(lineno)s module=%%(module)s function=%%(funcName)s %%(message)s
+"#;
+
+    #[test]
+    fn pywps_default_config() {
+        let c = parse(PYWPS).unwrap();
+        let m = &c.metadata;
+        assert_eq!(m.title, "PyWPS Processing Service");
+        assert!(
+            m.abstract_.starts_with("PyWPS is an implementation")
+                && m.abstract_.ends_with("Python.")
+        );
+        assert_eq!(m.keywords, ["PyWPS", "WPS", "OGC", "processing"]);
+        assert_eq!(
+            (
+                m.keywords_type.as_str(),
+                m.fees.as_str(),
+                m.access_constraints.as_str()
+            ),
+            ("theme", "NONE", "NONE")
+        );
+        assert_eq!(
+            (m.provider_name.as_str(), m.provider_url.as_str()),
+            ("PyWPS Developement Team", "https://pywps.org/")
+        );
+        assert_eq!(m.contact_stateorprovince, "None");
+        assert_eq!(m.contact_postalcode, "000 00");
+        assert_eq!(m.contact_country, "World, Internet");
+        assert_eq!(m.contact_hours, "8:00-20:00UTC");
+        assert_eq!(m.contact_role, "pointOfContact");
+        assert_eq!(m.contact_email, "contact@yourdomain.org");
+        let s = &c.server;
+        assert_eq!(s.url.as_deref(), Some("http://localhost:5000/wps"));
+        assert_eq!(
+            s.outputurl.as_deref(),
+            Some("http://localhost:5000/outputs/")
+        );
+        assert_eq!(s.outputpath.as_deref(), Some(Path::new("/etc/wps/outputs")));
+        assert_eq!(s.workdir.as_deref(), Some(Path::new("/etc/wps/workdir")));
+        assert_eq!((s.maxsingleinputsize, s.maxrequestsize), (1 << 20, 3 << 20));
+        assert_eq!((s.maxprocesses, s.parallelprocesses), (10, 2));
+        assert_eq!(s.languages, ["en-US"]);
+        assert_eq!(c.processes, ProcessSelection::All);
+        assert_eq!(c.processes_line, None);
+        assert_eq!(
+            c.warnings,
+            [
+                "/etc/wps/wps.cfg:32: [server] key 'wd_inp_subdir' is not supported by mod_wps and is ignored",
+                "/etc/wps/wps.cfg:33: [server] key 'wd_out_subdir' is not supported by mod_wps and is ignored",
+                "/etc/wps/wps.cfg:37: section [processing] is not used by mod_wps and is ignored",
+                "/etc/wps/wps.cfg:40: section [logging] is not used by mod_wps and is ignored",
+            ]
+        );
+    }
+
+    #[test]
+    fn defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.metadata, Metadata::default());
+        assert_eq!(c.metadata.title, "mod_wps Processing Service");
+        assert_eq!(
+            (c.metadata.fees.as_str(), c.metadata.keywords_type.as_str()),
+            ("NONE", "theme")
+        );
+        assert_eq!(c.server, Server::default());
+        assert_eq!(
+            (c.server.maxsingleinputsize, c.server.maxrequestsize),
+            (1048576, 3145728)
+        );
+        assert_eq!((c.server.parallelprocesses, c.server.maxprocesses), (2, 30));
+        assert_eq!(c.server.url, None);
+        assert_eq!(c.processes, ProcessSelection::All);
+        assert!(c.warnings.is_empty());
+        // empty values of optional settings mean "unset"
+        let c = parse("[server]\nurl =\noutputpath=\nlanguage = \n").unwrap();
+        assert_eq!((c.server.url, c.server.outputpath), (None, None));
+        assert_eq!(c.server.languages, ["en-US"]);
+    }
+
+    #[test]
+    fn server_values() {
+        let c = parse("[server]\nurl = HTTPS://x/wps\nmaxprocesses = -1\nparallelprocesses=0\nlanguage = de-DE, en ,\nworkdir = /abs/wd\nmaxrequestsize = 2.5 MB\n").unwrap();
+        assert_eq!(c.server.url.as_deref(), Some("HTTPS://x/wps"));
+        assert_eq!(
+            (c.server.maxprocesses, c.server.parallelprocesses),
+            (u32::MAX, 0)
+        );
+        assert_eq!(c.server.languages, ["de-DE", "en"]);
+        assert_eq!(c.server.workdir.as_deref(), Some(Path::new("/abs/wd")));
+        assert_eq!(c.server.maxrequestsize, 2621440);
+        let c = ServiceConfig::parse("[server]\noutputpath = out\n", Path::new("wps.cfg")).unwrap();
+        assert_eq!(c.server.outputpath.as_deref(), Some(Path::new("out")));
+    }
+
+    #[test]
+    fn value_errors_carry_line() {
+        let (l, m) = err("[server]\n\nmaxsingleinputsize = lots\n");
+        assert_eq!(l, Some(3));
+        assert!(
+            m.contains("maxsingleinputsize") && m.contains("lots"),
+            "{m}"
+        );
+        assert_eq!(err("[server]\nmaxrequestsize = 3tb\n").0, Some(2));
+        assert_eq!(err("[server]\nurl=x\nmaxprocesses = -2\n").0, Some(2));
+        let (l, m) = err("[server]\nmaxprocesses = -2\n");
+        assert!(l == Some(2) && m.contains("non-negative"), "{m}");
+        assert_eq!(err("[server]\nparallelprocesses = two\n").0, Some(2));
+        assert_eq!(
+            err("[server]\nparallelprocesses = 99999999999\n").0,
+            Some(2)
+        );
+        let (l, m) = err("[server]\n\n\noutputurl = ftp://host/out\n");
+        assert!(l == Some(4) && m.contains("http://"), "{m}");
+        let (l, m) = err("[server]\nlanguage = en-US, de_DE\n");
+        assert!(l == Some(2) && m.contains("'de_DE'"), "{m}");
+        let (l, m) = err("[processes]\nbuiltin = \n");
+        assert!(l == Some(2) && m.contains("builtin"), "{m}");
+        assert_eq!(err("[processes]\nbuiltin = , ,\n").0, Some(2));
+    }
+
+    #[test]
+    fn syntax_errors_are_reported_with_path_and_line() {
+        let e = parse("[server]\nurl = http://a\n[server]\n").unwrap_err();
+        assert_eq!(e.line, Some(3));
+        assert!(
+            e.to_string()
+                .starts_with("/etc/wps/wps.cfg:3: duplicate section [server]"),
+            "{e}"
+        );
+        assert_eq!(err("[server]\nurl = http://a\nURL = http://b\n").0, Some(3));
+        assert_eq!(err("url = http://a\n").0, Some(1));
+        assert_eq!(err("[server]\nthis is junk\n").0, Some(2));
+        let (l, m) = err("[server]\nworkdir = %(base)s/wd\n");
+        assert!(l == Some(2) && m.contains("'base'"), "{m}");
+    }
+
+    #[test]
+    fn interpolation_default_and_continuation() {
+        let t = "[DEFAULT]\nbase = /srv/wps\nhost = http://example.org\n\n[server]\nurl = %(host)s/wps\noutputurl = %(host)s/out/\nworkdir = %(base)s/work\n\n[metadata:main]\nidentification_abstract = first line\n  second line\n    third 100%%\nidentification_keywords = a,\n  b, c\n";
+        let c = parse(t).unwrap();
+        assert_eq!(c.server.url.as_deref(), Some("http://example.org/wps"));
+        assert_eq!(
+            c.server.outputurl.as_deref(),
+            Some("http://example.org/out/")
+        );
+        assert_eq!(
+            c.server.workdir.as_deref(),
+            Some(Path::new("/srv/wps/work"))
+        );
+        assert_eq!(c.metadata.abstract_, "first line\nsecond line\nthird 100%");
+        assert_eq!(c.metadata.keywords, ["a", "b", "c"]);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        // DEFAULT values apply to honoured keys of present sections
+        let c = parse("[DEFAULT]\nmaxprocesses = 7\n[server]\n").unwrap();
+        assert_eq!(c.server.maxprocesses, 7);
+    }
+
+    #[test]
+    fn environment_expansion() {
+        let env = |n: &str| (n == "MOD_WPS_CFG_TEST_HOST").then(|| "wps.example.org".to_string());
+        let c = ServiceConfig::parse_with_env("[server]\nurl = https://${MOD_WPS_CFG_TEST_HOST}/wps\noutputurl = https://$MOD_WPS_CFG_TEST_HOST/o/$MOD_WPS_CFG_UNSET\n", Path::new("/w.cfg"), &env).unwrap();
+        assert_eq!(c.server.url.as_deref(), Some("https://wps.example.org/wps"));
+        assert_eq!(
+            c.server.outputurl.as_deref(),
+            Some("https://wps.example.org/o/$MOD_WPS_CFG_UNSET")
+        );
+    }
+
+    #[test]
+    fn warnings_for_unsupported_keys_and_sections() {
+        let c = parse("[metadata:main]\nfoo = 1\n[server]\nsethomedir = true\ntemp_path = /tmp\n[grass]\ngisbase = /x\n[processes]\nbuiltin = all\nextra = 1\n").unwrap();
+        assert_eq!(
+            c.warnings,
+            [
+                "/etc/wps/wps.cfg:2: [metadata:main] key 'foo' is not supported by mod_wps and is ignored",
+                "/etc/wps/wps.cfg:4: [server] key 'sethomedir' is not supported by mod_wps and is ignored",
+                "/etc/wps/wps.cfg:5: [server] key 'temp_path' is not supported by mod_wps and is ignored",
+                "/etc/wps/wps.cfg:6: section [grass] is not used by mod_wps and is ignored",
+                "/etc/wps/wps.cfg:10: [processes] key 'extra' is not supported by mod_wps and is ignored",
+            ]
+        );
+        assert_eq!(
+            (c.processes, c.processes_line),
+            (ProcessSelection::All, Some(9))
+        );
+    }
+
+    #[test]
+    fn process_selection_and_check() {
+        let c = parse("[processes]\n\nbuiltin = echo, sleep , echo\n").unwrap();
+        assert_eq!(
+            c.processes,
+            ProcessSelection::List(vec!["echo".into(), "sleep".into()])
+        );
+        assert!(c.check_processes(&["echo", "sleep", "buffer"]).is_ok());
+        let e = c.check_processes(&["echo", "buffer"]).unwrap_err();
+        assert_eq!(e.line, Some(3));
+        assert_eq!(
+            e.to_string(),
+            "/etc/wps/wps.cfg:3: [processes] builtin: unknown process 'sleep'; known processes: echo, buffer"
+        );
+        assert!(parse("[processes]\nbuiltin = ALL\n")
+            .unwrap()
+            .check_processes(&[])
+            .is_ok());
+    }
+
+    #[test]
+    fn load_reads_files_and_reports_os_errors() {
+        let dir = std::env::temp_dir().join(format!("mod_wps_cfg_test_{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("wps.cfg");
+        std::fs::write(&file, "[server]\noutputpath = out\n").unwrap();
+        let c = ServiceConfig::load(&file).unwrap();
+        assert_eq!(c.path, file);
+        assert_eq!(c.server.outputpath, Some(dir.join("out")));
+        let e = ServiceConfig::load(&dir.join("missing.cfg")).unwrap_err();
+        assert_eq!(e.line, None);
+        assert!(
+            e.to_string().starts_with(&format!(
+                "{}: cannot read",
+                dir.join("missing.cfg").display()
+            )),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("3mb"), Ok(3 << 20));
+        assert_eq!(parse_size("1 GB"), Ok(1 << 30));
+        assert_eq!(parse_size("100kb"), Ok(102400));
+        assert_eq!(parse_size("512k"), Ok(524288));
+        assert_eq!(parse_size("1048576"), Ok(1048576));
+        assert_eq!(parse_size(" 10B "), Ok(10));
+        assert_eq!(parse_size("2.5mb"), Ok(2621440));
+        assert_eq!(parse_size("0.5k"), Ok(512));
+        for bad in [
+            "",
+            "mb",
+            "abc",
+            "1.2.3mb",
+            "-1mb",
+            "3tb",
+            "3 m b",
+            ".5mb",
+            "99999999999999999999gb",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+        assert!(parse_size("3tb").unwrap_err().contains("3tb"));
+    }
+}

@@ -1,0 +1,11 @@
+//! mod_wps: an OGC Web Processing Service served in-process by Apache httpd.
+//!
+//! The engine (`config`, `wps`, `processes`, `pool`, `service`) is safe Rust with no Apache
+//! types; `apache` is the only module with `unsafe` and FFI.
+
+pub mod apache;
+pub mod config;
+pub mod pool;
+pub mod processes;
+pub mod service;
+pub mod wps;

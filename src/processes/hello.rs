@@ -1,0 +1,51 @@
+//! `say_hello`: the PyWPS demo greeting.
+
+use super::*;
+
+pub struct SayHello(ProcessDescription);
+
+impl SayHello {
+    pub fn new() -> Self {
+        SayHello(ProcessDescription {
+            identifier: "say_hello".into(),
+            title: "Process Say Hello".into(),
+            abstract_: "Returns a literal string output with Hello plus the inputed name".into(),
+            version: "1.3.3".into(),
+            inputs: vec![literal_input("name", "Input name", LiteralType::String)],
+            outputs: vec![literal_output(
+                "response",
+                "Output response",
+                LiteralType::String,
+            )],
+            store_supported: false,
+            status_supported: false,
+        })
+    }
+}
+
+impl Process for SayHello {
+    fn description(&self) -> &ProcessDescription {
+        &self.0
+    }
+    fn execute(&self, inputs: &Inputs, _ctx: &Context) -> Result<Outputs, ProcessError> {
+        let name = inputs.literal("name").unwrap_or_default();
+        Ok(Outputs(vec![(
+            "response".into(),
+            OutputValue::Literal(format!("Hello {name}")),
+        )]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn greets() {
+        let i = Inputs(vec![("name".into(), Value::Literal("Ada".into()))]);
+        let o = SayHello::new().execute(&i, &Context::detached()).unwrap();
+        assert_eq!(
+            o.get("response"),
+            Some(&OutputValue::Literal("Hello Ada".into()))
+        );
+    }
+}

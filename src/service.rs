@@ -1,0 +1,601 @@
+//! The engine entry point: one `Service` per `WPSScriptAlias`, answering HTTP-level requests
+//! (method, query, body) with HTTP-level responses. No Apache types here.
+
+use crate::config::service::{ConfigError, ProcessSelection, ServiceConfig};
+use crate::pool::{Pool, PoolError};
+use crate::processes::{
+    self, Context, DataSpec, Inputs, OutputSpec, OutputValue, Process, ProcessDescription,
+    ProcessError, Value,
+};
+use crate::wps::model::{
+    ComplexValue, Execute, ExceptionCode, Input, InputData, OutputRequest, Request,
+    ResponseForm, WpsError, WpsResult,
+};
+use crate::wps::response::{self, ExecuteDoc, Lineage, OutputEntry, Status};
+use crate::wps::{kvp, xml_request};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Severity of a message the engine wants in the server's error log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Error,
+    Warning,
+    Info,
+    Debug,
+}
+
+/// The request body as the front end read it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    Bytes(Vec<u8>),
+    /// The body was larger than `Service::max_request_size()`; reading stopped there.
+    TooLarge,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpRequest<'a> {
+    pub method: &'a str,
+    /// Raw (still percent-encoded) query string, without '?'.
+    pub query: &'a str,
+    pub body: Body,
+    /// The URL of this service as the client reached it (scheme://host:port/path), used when
+    /// the service config has no `url`.
+    pub base_url: &'a str,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub content_type: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Lines for the error log.
+    pub log: Vec<(LogLevel, String)>,
+}
+
+impl HttpResponse {
+    fn xml(status: u16, body: String) -> Self {
+        HttpResponse {
+            status,
+            content_type: "text/xml; charset=utf-8".into(),
+            headers: Vec::new(),
+            body: body.into_bytes(),
+            log: Vec::new(),
+        }
+    }
+}
+
+pub const XML_CONTENT_TYPE: &str = "text/xml; charset=utf-8";
+
+/// An `ows:ExceptionReport` response for `err` (used by the front end too, e.g. for panics).
+pub fn error_response(err: &WpsError, lang: &str) -> HttpResponse {
+    let mut r = HttpResponse::xml(err.code.http_status(), response::exception_report(err, lang));
+    if err.code == ExceptionCode::ServerBusy {
+        r.headers.push(("Retry-After".into(), "5".into()));
+    }
+    r
+}
+
+pub struct Service {
+    pub config: ServiceConfig,
+    processes: Vec<Arc<dyn Process>>,
+}
+
+impl Service {
+    /// Loads and checks a service config file.
+    pub fn load(path: &Path) -> Result<Service, ConfigError> {
+        let config = ServiceConfig::load(path)?;
+        Self::from_config(config)
+    }
+
+    pub fn from_config(config: ServiceConfig) -> Result<Service, ConfigError> {
+        let known: Vec<&str> = processes::BUILTIN_IDS
+            .iter()
+            .chain(processes::DIAGNOSTIC_IDS)
+            .copied()
+            .collect();
+        config.check_processes(&known)?;
+        let ids: Vec<String> = match &config.processes {
+            ProcessSelection::All => processes::BUILTIN_IDS.iter().map(|s| s.to_string()).collect(),
+            ProcessSelection::List(l) => l.clone(),
+        };
+        let processes = ids
+            .iter()
+            .filter_map(|id| processes::builtin(id))
+            .collect();
+        Ok(Service { config, processes })
+    }
+
+    pub fn max_request_size(&self) -> u64 {
+        self.config.server.maxrequestsize
+    }
+
+    pub fn default_language(&self) -> &str {
+        &self.config.server.languages[0]
+    }
+
+    pub fn process(&self, id: &str) -> Option<&Arc<dyn Process>> {
+        self.processes.iter().find(|p| p.description().identifier == id)
+    }
+
+    pub fn process_ids(&self) -> Vec<&str> {
+        self.processes
+            .iter()
+            .map(|p| p.description().identifier.as_str())
+            .collect()
+    }
+
+    fn url<'a>(&'a self, req: &'a HttpRequest) -> &'a str {
+        self.config.server.url.as_deref().unwrap_or(req.base_url)
+    }
+
+    /// Answers one request. Execute work runs on `pool`.
+    pub fn handle(&self, req: &HttpRequest, pool: &Pool) -> HttpResponse {
+        let mut log = Vec::new();
+        let lang_default = self.default_language().to_owned();
+        let mut lang = lang_default.clone();
+        let result = self.parse(req).and_then(|r| {
+            lang = self.negotiate_language(r.language())?;
+            self.dispatch(req, r, &lang, pool, &mut log)
+        });
+        let mut resp = match result {
+            Ok(r) => r,
+            Err(e) => {
+                if e.code == ExceptionCode::NoApplicableCode {
+                    log.push((LogLevel::Error, e.to_string()));
+                } else {
+                    log.push((LogLevel::Debug, e.to_string()));
+                }
+                let mut r = error_response(&e, &lang);
+                if !matches!(req.method, "GET" | "HEAD" | "POST") {
+                    r.status = 405;
+                    r.headers.push(("Allow".into(), "GET, HEAD, POST".into()));
+                }
+                r
+            }
+        };
+        resp.log.append(&mut log);
+        resp
+    }
+
+    fn parse(&self, req: &HttpRequest) -> WpsResult<Request> {
+        match req.method {
+            "GET" | "HEAD" => kvp::parse(req.query),
+            "POST" => match &req.body {
+                Body::TooLarge => Err(WpsError::new(
+                    ExceptionCode::FileSizeExceeded,
+                    None,
+                    format!(
+                        "The request body is larger than maxrequestsize ({} bytes)",
+                        self.max_request_size()
+                    ),
+                )),
+                Body::Bytes(b) if b.iter().all(u8::is_ascii_whitespace) && !req.query.is_empty() => {
+                    kvp::parse(req.query)
+                }
+                Body::Bytes(b) => xml_request::parse(b),
+            },
+            m => Err(WpsError::new(
+                ExceptionCode::OperationNotSupported,
+                Some(m),
+                format!("HTTP method {m} is not supported; use GET or POST"),
+            )),
+        }
+    }
+
+    fn negotiate_language(&self, requested: Option<&str>) -> WpsResult<String> {
+        match requested {
+            None => Ok(self.default_language().to_owned()),
+            Some(l) => self
+                .config
+                .server
+                .languages
+                .iter()
+                .find(|s| s.eq_ignore_ascii_case(l.trim()))
+                .cloned()
+                .ok_or_else(|| {
+                    WpsError::invalid(
+                        "language",
+                        format!(
+                            "Language '{l}' is not supported; supported: {}",
+                            self.config.server.languages.join(", ")
+                        ),
+                    )
+                }),
+        }
+    }
+
+    fn dispatch(
+        &self,
+        req: &HttpRequest,
+        r: Request,
+        lang: &str,
+        pool: &Pool,
+        log: &mut Vec<(LogLevel, String)>,
+    ) -> WpsResult<HttpResponse> {
+        match r {
+            Request::GetCapabilities(_) => {
+                let descs: Vec<&ProcessDescription> =
+                    self.processes.iter().map(|p| p.description()).collect();
+                Ok(HttpResponse::xml(
+                    200,
+                    response::capabilities(
+                        &self.config.metadata,
+                        self.url(req),
+                        &self.config.server.languages,
+                        lang,
+                        &descs,
+                    ),
+                ))
+            }
+            Request::DescribeProcess(d) => {
+                let all = d.identifiers.iter().any(|i| i.eq_ignore_ascii_case("all"));
+                let descs: Vec<&ProcessDescription> = if all {
+                    self.processes.iter().map(|p| p.description()).collect()
+                } else {
+                    d.identifiers
+                        .iter()
+                        .map(|id| {
+                            self.process(id).map(|p| p.description()).ok_or_else(|| {
+                                WpsError::invalid("identifier", format!("Unknown process '{id}'"))
+                            })
+                        })
+                        .collect::<WpsResult<_>>()?
+                };
+                Ok(HttpResponse::xml(
+                    200,
+                    response::process_descriptions(lang, &descs),
+                ))
+            }
+            Request::Execute(e) => self.execute(req, e, lang, pool, log),
+        }
+    }
+
+    fn execute(
+        &self,
+        req: &HttpRequest,
+        e: Execute,
+        lang: &str,
+        pool: &Pool,
+        log: &mut Vec<(LogLevel, String)>,
+    ) -> WpsResult<HttpResponse> {
+        let process = self
+            .process(&e.identifier)
+            .ok_or_else(|| {
+                WpsError::invalid("identifier", format!("Unknown process '{}'", e.identifier))
+            })?
+            .clone();
+        let desc = process.description();
+        let inputs = validate_inputs(desc, &e.inputs)?;
+        let selected = select_outputs(desc, &e.response)?;
+        if let ResponseForm::Document(d) = &e.response {
+            if d.status && !d.store_execute_response {
+                return Err(WpsError::invalid(
+                    "storeExecuteResponse",
+                    "status=true requires storeExecuteResponse=true",
+                ));
+            }
+            if d.store_execute_response && !desc.store_supported {
+                return Err(WpsError::new(
+                    ExceptionCode::StorageNotSupported,
+                    Some("storeExecuteResponse"),
+                    format!(
+                        "Process '{}' does not support storeExecuteResponse (asynchronous execution is not available yet)",
+                        desc.identifier
+                    ),
+                ));
+            }
+        }
+        if let Some(o) = selected.iter().find(|o| o.as_reference) {
+            return Err(WpsError::new(
+                ExceptionCode::OptionNotSupported,
+                Some(&o.identifier),
+                "asReference=true is not supported yet: outputs are returned inline",
+            ));
+        }
+
+        let id = desc.identifier.clone();
+        let ctx_log = id.clone();
+        let runner = process.clone();
+        let result = pool.run(move |token| {
+            let ctx = Context::new(token, Arc::new(|_, _| {}));
+            runner.execute(&inputs, &ctx)
+        });
+        let outputs = match result {
+            Ok(Ok(o)) => o,
+            Ok(Err(ProcessError::Failed(m))) => {
+                return Err(WpsError::no_applicable(format!("Process '{id}' failed: {m}")))
+            }
+            Ok(Err(ProcessError::Cancelled)) => {
+                return Err(WpsError::no_applicable(format!(
+                    "Process '{id}' was cancelled"
+                )))
+            }
+            Err(PoolError::Busy) => {
+                return Err(WpsError::new(
+                    ExceptionCode::ServerBusy,
+                    None,
+                    format!(
+                        "All workers of process group '{}' are busy and its queue is full; retry later",
+                        pool.config().name
+                    ),
+                ))
+            }
+            Err(PoolError::ShutDown) => {
+                return Err(WpsError::new(
+                    ExceptionCode::ServerBusy,
+                    None,
+                    "The server is restarting; retry later",
+                ))
+            }
+            Err(PoolError::Timeout(t)) => {
+                return Err(WpsError::no_applicable(format!(
+                    "Process '{id}' did not finish within the request timeout of {} s of process group '{}'; it was cancelled",
+                    t.as_secs(),
+                    pool.config().name
+                )))
+            }
+            Err(PoolError::Panicked(m)) => {
+                log.push((
+                    LogLevel::Error,
+                    format!("process '{ctx_log}' panicked: {m}"),
+                ));
+                return Err(WpsError::no_applicable(format!(
+                    "Process '{id}' crashed with an internal error; the details are in the server's error log"
+                )));
+            }
+        };
+
+        match &e.response {
+            ResponseForm::Raw(o) => {
+                let value = outputs.get(&o.identifier).ok_or_else(|| {
+                    WpsError::no_applicable(format!("Process '{id}' produced no output '{}'", o.identifier))
+                })?;
+                Ok(raw_output(value, o))
+            }
+            ResponseForm::Document(d) => {
+                let mut entries = Vec::new();
+                for o in &selected {
+                    let spec = desc.output(&o.identifier).expect("selected outputs exist");
+                    let value = outputs.get(&o.identifier).ok_or_else(|| {
+                        WpsError::no_applicable(format!(
+                            "Process '{id}' produced no output '{}'",
+                            o.identifier
+                        ))
+                    })?;
+                    entries.push(OutputEntry {
+                        spec,
+                        value,
+                        reference: None,
+                    });
+                }
+                let url = self.url(req);
+                let instance = format!("{url}?service=WPS&request=GetCapabilities");
+                let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+                let msg = format!("Process {id} finished successfully");
+                let doc = ExecuteDoc {
+                    lang,
+                    service_instance: &instance,
+                    status_location: None,
+                    process: desc,
+                    creation_time: &now,
+                    status: Status::Succeeded(&msg),
+                    lineage: d.lineage.then_some(Lineage {
+                        inputs: &e.inputs,
+                        outputs: &d.outputs,
+                    }),
+                    outputs: &entries,
+                };
+                Ok(HttpResponse::xml(200, response::execute_response(&doc)))
+            }
+        }
+    }
+}
+
+/// RawDataOutput: the bare value with its media type.
+fn raw_output(value: &OutputValue, req: &OutputRequest) -> HttpResponse {
+    let (ct, body) = match value {
+        OutputValue::Literal(s) => ("text/plain; charset=utf-8".to_owned(), s.clone().into_bytes()),
+        OutputValue::Complex { mime_type, data } => (
+            req.mime_type.clone().unwrap_or_else(|| mime_type.clone()),
+            data.clone(),
+        ),
+        OutputValue::BoundingBox(b) => {
+            let mut x = crate::wps::xml::Xml::new();
+            let dims = b.dimensions.unwrap_or(b.lower.len() as u32).to_string();
+            let mut attrs = vec![("xmlns:ows", crate::wps::xml::NS_OWS)];
+            if let Some(c) = &b.crs {
+                attrs.push(("crs", c));
+            }
+            attrs.push(("dimensions", &dims));
+            let join = |v: &[f64]| v.iter().map(f64::to_string).collect::<Vec<_>>().join(" ");
+            x.open("ows:BoundingBox", &attrs)
+                .leaf("ows:LowerCorner", &[], &join(&b.lower))
+                .leaf("ows:UpperCorner", &[], &join(&b.upper))
+                .close("ows:BoundingBox");
+            (XML_CONTENT_TYPE.to_owned(), x.finish().into_bytes())
+        }
+    };
+    HttpResponse {
+        status: 200,
+        content_type: ct,
+        headers: vec![(
+            "Content-Disposition".into(),
+            format!("inline; filename=\"{}\"", req.identifier.replace(['"', '\\'], "_")),
+        )],
+        body,
+        log: Vec::new(),
+    }
+}
+
+/// The outputs a ResponseForm asks for (all of them when it names none).
+fn select_outputs(desc: &ProcessDescription, form: &ResponseForm) -> WpsResult<Vec<OutputRequest>> {
+    let requested: Vec<OutputRequest> = match form {
+        ResponseForm::Raw(o) => vec![o.clone()],
+        ResponseForm::Document(d) if d.outputs.is_empty() => desc
+            .outputs
+            .iter()
+            .map(|o| OutputRequest {
+                identifier: o.identifier.clone(),
+                ..Default::default()
+            })
+            .collect(),
+        ResponseForm::Document(d) => d.outputs.clone(),
+    };
+    for o in &requested {
+        let spec = desc.output(&o.identifier).ok_or_else(|| {
+            WpsError::invalid(
+                &o.identifier,
+                format!(
+                    "Process '{}' has no output '{}'",
+                    desc.identifier, o.identifier
+                ),
+            )
+        })?;
+        check_output_format(spec, o)?;
+    }
+    Ok(requested)
+}
+
+fn check_output_format(spec: &OutputSpec, o: &OutputRequest) -> WpsResult<()> {
+    if let (Some(m), DataSpec::Complex { formats, .. }) = (&o.mime_type, &spec.data) {
+        if !formats.iter().any(|f| f.mime_type.eq_ignore_ascii_case(m)) {
+            return Err(WpsError::invalid(
+                &o.identifier,
+                format!(
+                    "Output '{}' is not available as {m}; supported: {}",
+                    o.identifier,
+                    formats.iter().map(|f| f.mime_type.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The EPSG code in the usual spellings of a CRS identifier, lower-cased otherwise.
+fn crs_key(crs: &str) -> String {
+    let c = crs.trim().to_ascii_lowercase();
+    if c.contains("epsg") {
+        if let Some(code) = c.rsplit([':', '/']).next() {
+            if !code.is_empty() && code.chars().all(|ch| ch.is_ascii_digit()) {
+                return format!("epsg:{code}");
+            }
+        }
+    }
+    c
+}
+
+/// Checks the inputs of an Execute request against the process description: known
+/// identifiers, occurrences, literal types and allowed values, bounding-box CRS, complex
+/// formats. Missing optional inputs with a default get it.
+pub fn validate_inputs(desc: &ProcessDescription, inputs: &[Input]) -> WpsResult<Inputs> {
+    let mut out = Vec::with_capacity(inputs.len());
+    for i in inputs {
+        let spec = desc.input(&i.identifier).ok_or_else(|| {
+            WpsError::invalid(
+                &i.identifier,
+                format!(
+                    "Process '{}' has no input '{}'",
+                    desc.identifier, i.identifier
+                ),
+            )
+        })?;
+        let id = i.identifier.as_str();
+        let bad = |m: String| WpsError::invalid(id, format!("Input '{id}': {m}"));
+        if let InputData::Reference(_) = i.data {
+            return Err(WpsError::new(
+                ExceptionCode::OptionNotSupported,
+                Some(id),
+                format!("Input '{id}': references (xlink:href) are not supported yet"),
+            ));
+        }
+        let value = match (&spec.data, &i.data) {
+            (DataSpec::Literal(l), InputData::Literal(v)) => Value::Literal(l.check(&v.value).map_err(bad)?),
+            (DataSpec::Literal(_), _) => return Err(bad("a literal value is expected".into())),
+            (DataSpec::BoundingBox { crss, dimensions }, d) => {
+                let mut b = match d {
+                    InputData::BoundingBox(b) => b.clone(),
+                    InputData::Literal(v) => kvp::parse_kvp_bbox(&v.value).map_err(bad)?,
+                    _ => return Err(bad("a bounding box is expected".into())),
+                };
+                let dims = b.dimensions.unwrap_or(b.lower.len() as u32);
+                if b.lower.len() != b.upper.len() || b.lower.len() as u32 != dims || dims != *dimensions {
+                    return Err(bad(format!("a {dimensions}-dimensional bounding box is expected")));
+                }
+                if b.lower.iter().zip(&b.upper).any(|(l, u)| l > u) {
+                    return Err(bad("the lower corner is above the upper corner".into()));
+                }
+                match &b.crs {
+                    None => b.crs = Some(crss[0].clone()),
+                    Some(c) if !crss.iter().any(|s| crs_key(s) == crs_key(c)) => {
+                        return Err(bad(format!(
+                            "CRS '{c}' is not supported; supported: {}",
+                            crss.join(", ")
+                        )))
+                    }
+                    _ => {}
+                }
+                Value::BoundingBox(b)
+            }
+            (DataSpec::Complex { formats, .. }, d) => {
+                let mut c = match d {
+                    InputData::Complex(c) => c.clone(),
+                    InputData::Literal(v) => ComplexValue {
+                        is_xml: v.value.trim_start().starts_with('<'),
+                        content: v.value.clone(),
+                        ..Default::default()
+                    },
+                    _ => return Err(bad("complex data is expected".into())),
+                };
+                match &c.mime_type {
+                    None => c.mime_type = Some(formats[0].mime_type.clone()),
+                    Some(m) if !formats.iter().any(|f| f.mime_type.eq_ignore_ascii_case(m)) => {
+                        return Err(bad(format!("mime type '{m}' is not supported")))
+                    }
+                    _ => {}
+                }
+                Value::Complex(c)
+            }
+        };
+        out.push((i.identifier.clone(), value));
+    }
+    for spec in &desc.inputs {
+        let n = out.iter().filter(|(k, _)| *k == spec.identifier).count() as u32;
+        if n > spec.max_occurs {
+            return Err(WpsError::invalid(
+                &spec.identifier,
+                format!(
+                    "Input '{}' occurs {n} times; at most {} allowed",
+                    spec.identifier, spec.max_occurs
+                ),
+            ));
+        }
+        if n < spec.min_occurs {
+            if let (0, DataSpec::Literal(l)) = (n, &spec.data) {
+                if let Some(d) = &l.default {
+                    out.push((spec.identifier.clone(), Value::Literal(d.clone())));
+                    continue;
+                }
+            }
+            return Err(WpsError::missing(
+                &spec.identifier,
+                format!(
+                    "Input '{}' is required (at least {} value{})",
+                    spec.identifier,
+                    spec.min_occurs,
+                    if spec.min_occurs == 1 { "" } else { "s" }
+                ),
+            ));
+        }
+        if n == 0 {
+            if let DataSpec::Literal(l) = &spec.data {
+                if let Some(d) = &l.default {
+                    out.push((spec.identifier.clone(), Value::Literal(d.clone())));
+                }
+            }
+        }
+    }
+    Ok(Inputs(out))
+}

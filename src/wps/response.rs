@@ -1,0 +1,600 @@
+//! WPS 1.0.0 response documents: Capabilities, ProcessDescriptions, ExecuteResponse and
+//! ows:ExceptionReport. Every document written here validates against the official schemas
+//! (checked by the integration tests with `wps-validate`).
+
+use super::model::{BoundingBox, Input, InputData, OutputRequest, WpsError};
+use super::xml::{Xml, NS_OWS, NS_WPS, NS_XLINK, NS_XSI};
+use crate::config::service::Metadata;
+use crate::processes::{
+    Allowed, DataSpec, InputSpec, LiteralSpec, OutputSpec, OutputValue, ProcessDescription,
+};
+
+const WPS_NS_ATTRS: [(&str, &str); 4] = [
+    ("xmlns:wps", NS_WPS),
+    ("xmlns:ows", NS_OWS),
+    ("xmlns:xlink", NS_XLINK),
+    ("xmlns:xsi", NS_XSI),
+];
+
+fn root_attrs<'a>(schema: &'a str, lang: &'a str) -> Vec<(&'a str, &'a str)> {
+    let mut a = WPS_NS_ATTRS.to_vec();
+    a.push(("xsi:schemaLocation", schema));
+    a.push(("service", "WPS"));
+    a.push(("version", "1.0.0"));
+    a.push(("xml:lang", lang));
+    a
+}
+
+/// `ows:ExceptionReport` for an error.
+pub fn exception_report(err: &WpsError, lang: &str) -> String {
+    let mut x = Xml::new();
+    x.open(
+        "ows:ExceptionReport",
+        &[
+            ("xmlns:ows", NS_OWS),
+            ("xmlns:xsi", NS_XSI),
+            (
+                "xsi:schemaLocation",
+                "http://www.opengis.net/ows/1.1 http://schemas.opengis.net/ows/1.1.0/owsExceptionReport.xsd",
+            ),
+            ("version", "1.0.0"),
+            ("xml:lang", lang),
+        ],
+    );
+    exception_body(&mut x, err);
+    x.close("ows:ExceptionReport");
+    x.finish()
+}
+
+fn exception_body(x: &mut Xml, err: &WpsError) {
+    let mut attrs = vec![("exceptionCode", err.code.as_str())];
+    if let Some(l) = &err.locator {
+        attrs.push(("locator", l.as_str()));
+    }
+    x.open("ows:Exception", &attrs)
+        .leaf("ows:ExceptionText", &[], &err.text)
+        .close("ows:Exception");
+}
+
+/// GetCapabilities response.
+pub fn capabilities(
+    meta: &Metadata,
+    url: &str,
+    languages: &[String],
+    lang: &str,
+    processes: &[&ProcessDescription],
+) -> String {
+    let mut x = Xml::new();
+    x.open(
+        "wps:Capabilities",
+        &root_attrs(
+            "http://www.opengis.net/wps/1.0.0 http://schemas.opengis.net/wps/1.0.0/wpsGetCapabilities_response.xsd",
+            lang,
+        ),
+    );
+    x.open("ows:ServiceIdentification", &[])
+        .leaf("ows:Title", &[], &meta.title)
+        .opt_leaf("ows:Abstract", &meta.abstract_);
+    if !meta.keywords.is_empty() {
+        x.open("ows:Keywords", &[]);
+        for k in &meta.keywords {
+            x.leaf("ows:Keyword", &[], k);
+        }
+        if !meta.keywords_type.is_empty() {
+            x.leaf("ows:Type", &[], &meta.keywords_type);
+        }
+        x.close("ows:Keywords");
+    }
+    x.leaf("ows:ServiceType", &[], "WPS")
+        .leaf("ows:ServiceTypeVersion", &[], "1.0.0")
+        .opt_leaf("ows:Fees", &meta.fees)
+        .opt_leaf("ows:AccessConstraints", &meta.access_constraints)
+        .close("ows:ServiceIdentification");
+
+    x.open("ows:ServiceProvider", &[]).leaf(
+        "ows:ProviderName",
+        &[],
+        if meta.provider_name.is_empty() {
+            "mod_wps"
+        } else {
+            &meta.provider_name
+        },
+    );
+    if !meta.provider_url.is_empty() {
+        x.empty("ows:ProviderSite", &[("xlink:href", &meta.provider_url)]);
+    }
+    x.open("ows:ServiceContact", &[])
+        .opt_leaf("ows:IndividualName", &meta.contact_name)
+        .opt_leaf("ows:PositionName", &meta.contact_position)
+        .open("ows:ContactInfo", &[]);
+    if !meta.contact_phone.is_empty() || !meta.contact_fax.is_empty() {
+        x.open("ows:Phone", &[])
+            .opt_leaf("ows:Voice", &meta.contact_phone)
+            .opt_leaf("ows:Facsimile", &meta.contact_fax)
+            .close("ows:Phone");
+    }
+    x.open("ows:Address", &[])
+        .opt_leaf("ows:DeliveryPoint", &meta.contact_address)
+        .opt_leaf("ows:City", &meta.contact_city)
+        .opt_leaf("ows:AdministrativeArea", &meta.contact_stateorprovince)
+        .opt_leaf("ows:PostalCode", &meta.contact_postalcode)
+        .opt_leaf("ows:Country", &meta.contact_country)
+        .opt_leaf("ows:ElectronicMailAddress", &meta.contact_email)
+        .close("ows:Address");
+    if !meta.contact_url.is_empty() {
+        x.empty("ows:OnlineResource", &[("xlink:href", &meta.contact_url)]);
+    }
+    x.opt_leaf("ows:HoursOfService", &meta.contact_hours)
+        .opt_leaf("ows:ContactInstructions", &meta.contact_instructions)
+        .close("ows:ContactInfo")
+        .opt_leaf("ows:Role", &meta.contact_role)
+        .close("ows:ServiceContact")
+        .close("ows:ServiceProvider");
+
+    x.open("ows:OperationsMetadata", &[]);
+    let get = format!("{url}?");
+    for op in ["GetCapabilities", "DescribeProcess", "Execute"] {
+        x.open("ows:Operation", &[("name", op)])
+            .open("ows:DCP", &[])
+            .open("ows:HTTP", &[])
+            .empty("ows:Get", &[("xlink:href", &get)])
+            .empty("ows:Post", &[("xlink:href", url)])
+            .close("ows:HTTP")
+            .close("ows:DCP")
+            .close("ows:Operation");
+    }
+    x.close("ows:OperationsMetadata");
+
+    x.open("wps:ProcessOfferings", &[]);
+    for p in processes {
+        x.open("wps:Process", &[("wps:processVersion", &p.version)])
+            .leaf("ows:Identifier", &[], &p.identifier)
+            .leaf("ows:Title", &[], &p.title)
+            .opt_leaf("ows:Abstract", &p.abstract_)
+            .close("wps:Process");
+    }
+    x.close("wps:ProcessOfferings");
+
+    x.open("wps:Languages", &[])
+        .open("wps:Default", &[])
+        .leaf("ows:Language", &[], &languages[0])
+        .close("wps:Default")
+        .open("wps:Supported", &[]);
+    for l in languages {
+        x.leaf("ows:Language", &[], l);
+    }
+    x.close("wps:Supported")
+        .close("wps:Languages")
+        .close("wps:Capabilities");
+    x.finish()
+}
+
+/// DescribeProcess response.
+pub fn process_descriptions(lang: &str, processes: &[&ProcessDescription]) -> String {
+    let mut x = Xml::new();
+    x.open(
+        "wps:ProcessDescriptions",
+        &root_attrs(
+            "http://www.opengis.net/wps/1.0.0 http://schemas.opengis.net/wps/1.0.0/wpsDescribeProcess_response.xsd",
+            lang,
+        ),
+    );
+    for p in processes {
+        x.open(
+            "ProcessDescription",
+            &[
+                ("wps:processVersion", &p.version),
+                ("storeSupported", bool_str(p.store_supported)),
+                ("statusSupported", bool_str(p.status_supported)),
+            ],
+        )
+        .leaf("ows:Identifier", &[], &p.identifier)
+        .leaf("ows:Title", &[], &p.title)
+        .opt_leaf("ows:Abstract", &p.abstract_);
+        if !p.inputs.is_empty() {
+            x.open("DataInputs", &[]);
+            for i in &p.inputs {
+                describe_input(&mut x, i);
+            }
+            x.close("DataInputs");
+        }
+        x.open("ProcessOutputs", &[]);
+        for o in &p.outputs {
+            describe_output(&mut x, o);
+        }
+        x.close("ProcessOutputs").close("ProcessDescription");
+    }
+    x.close("wps:ProcessDescriptions");
+    x.finish()
+}
+
+fn bool_str(b: bool) -> &'static str {
+    if b {
+        "true"
+    } else {
+        "false"
+    }
+}
+
+fn describe_input(x: &mut Xml, i: &InputSpec) {
+    let (min, max) = (i.min_occurs.to_string(), i.max_occurs.to_string());
+    x.open("Input", &[("minOccurs", &min), ("maxOccurs", &max)])
+        .leaf("ows:Identifier", &[], &i.identifier)
+        .leaf("ows:Title", &[], &i.title)
+        .opt_leaf("ows:Abstract", &i.abstract_);
+    match &i.data {
+        DataSpec::Literal(l) => {
+            x.open("LiteralData", &[]);
+            data_type(x, l);
+            uoms(x, l);
+            if l.allowed.is_empty() {
+                x.empty("ows:AnyValue", &[]);
+            } else {
+                x.open("ows:AllowedValues", &[]);
+                for a in &l.allowed {
+                    match a {
+                        Allowed::Value(v) => {
+                            x.leaf("ows:Value", &[], v);
+                        }
+                        Allowed::Range { min, max, spacing } => {
+                            x.open("ows:Range", &[("ows:rangeClosure", "closed")])
+                                .leaf("ows:MinimumValue", &[], &min.to_string())
+                                .leaf("ows:MaximumValue", &[], &max.to_string());
+                            if let Some(s) = spacing {
+                                x.leaf("ows:Spacing", &[], &s.to_string());
+                            }
+                            x.close("ows:Range");
+                        }
+                    }
+                }
+                x.close("ows:AllowedValues");
+            }
+            if let Some(d) = &l.default {
+                x.leaf("DefaultValue", &[], d);
+            }
+            x.close("LiteralData");
+        }
+        DataSpec::Complex {
+            formats,
+            maximum_megabytes,
+        } => {
+            let mb = maximum_megabytes.map(|m| m.to_string());
+            let attrs: Vec<(&str, &str)> = mb
+                .as_deref()
+                .map(|m| vec![("maximumMegabytes", m)])
+                .unwrap_or_default();
+            x.open("ComplexData", &attrs);
+            formats_body(x, formats);
+            x.close("ComplexData");
+        }
+        DataSpec::BoundingBox { crss, .. } => {
+            x.open("BoundingBoxData", &[]);
+            crss_body(x, crss);
+            x.close("BoundingBoxData");
+        }
+    }
+    x.close("Input");
+}
+
+fn describe_output(x: &mut Xml, o: &OutputSpec) {
+    x.open("Output", &[])
+        .leaf("ows:Identifier", &[], &o.identifier)
+        .leaf("ows:Title", &[], &o.title)
+        .opt_leaf("ows:Abstract", &o.abstract_);
+    match &o.data {
+        DataSpec::Literal(l) => {
+            x.open("LiteralOutput", &[]);
+            data_type(x, l);
+            uoms(x, l);
+            x.close("LiteralOutput");
+        }
+        DataSpec::Complex { formats, .. } => {
+            x.open("ComplexOutput", &[]);
+            formats_body(x, formats);
+            x.close("ComplexOutput");
+        }
+        DataSpec::BoundingBox { crss, .. } => {
+            x.open("BoundingBoxOutput", &[]);
+            crss_body(x, crss);
+            x.close("BoundingBoxOutput");
+        }
+    }
+    x.close("Output");
+}
+
+fn data_type(x: &mut Xml, l: &LiteralSpec) {
+    x.leaf(
+        "ows:DataType",
+        &[("ows:reference", &l.data_type.reference())],
+        l.data_type.name(),
+    );
+}
+
+fn uoms(x: &mut Xml, l: &LiteralSpec) {
+    if let Some(u) = &l.uom {
+        x.open("UOMs", &[])
+            .open("Default", &[])
+            .leaf("ows:UOM", &[], u)
+            .close("Default")
+            .open("Supported", &[])
+            .leaf("ows:UOM", &[], u)
+            .close("Supported")
+            .close("UOMs");
+    }
+}
+
+fn formats_body(x: &mut Xml, formats: &[crate::processes::Format]) {
+    let one = |x: &mut Xml, f: &crate::processes::Format| {
+        x.open("Format", &[]).leaf("MimeType", &[], &f.mime_type);
+        if let Some(e) = &f.encoding {
+            x.leaf("Encoding", &[], e);
+        }
+        if let Some(s) = &f.schema {
+            x.leaf("Schema", &[], s);
+        }
+        x.close("Format");
+    };
+    x.open("Default", &[]);
+    one(x, &formats[0]);
+    x.close("Default").open("Supported", &[]);
+    for f in formats {
+        one(x, f);
+    }
+    x.close("Supported");
+}
+
+fn crss_body(x: &mut Xml, crss: &[String]) {
+    x.open("Default", &[])
+        .leaf("CRS", &[], &crss[0])
+        .close("Default")
+        .open("Supported", &[]);
+    for c in crss {
+        x.leaf("CRS", &[], c);
+    }
+    x.close("Supported");
+}
+
+/// The state an ExecuteResponse reports.
+pub enum Status<'a> {
+    Accepted(&'a str),
+    Started { percent: u32, message: &'a str },
+    Succeeded(&'a str),
+    Failed(&'a WpsError),
+}
+
+/// One output as it appears in an ExecuteResponse.
+pub struct OutputEntry<'a> {
+    pub spec: &'a OutputSpec,
+    pub value: &'a OutputValue,
+    /// The `wps:Reference` URL when the output is stored (asReference).
+    pub reference: Option<&'a str>,
+}
+
+/// Lineage: the inputs and output definitions as requested.
+pub struct Lineage<'a> {
+    pub inputs: &'a [Input],
+    pub outputs: &'a [OutputRequest],
+}
+
+/// The ExecuteResponse document.
+pub struct ExecuteDoc<'a> {
+    pub lang: &'a str,
+    pub service_instance: &'a str,
+    pub status_location: Option<&'a str>,
+    pub process: &'a ProcessDescription,
+    pub creation_time: &'a str,
+    pub status: Status<'a>,
+    pub lineage: Option<Lineage<'a>>,
+    pub outputs: &'a [OutputEntry<'a>],
+}
+
+pub fn execute_response(d: &ExecuteDoc) -> String {
+    let mut x = Xml::new();
+    let mut attrs = root_attrs(
+        "http://www.opengis.net/wps/1.0.0 http://schemas.opengis.net/wps/1.0.0/wpsExecute_response.xsd",
+        d.lang,
+    );
+    attrs.push(("serviceInstance", d.service_instance));
+    if let Some(s) = d.status_location {
+        attrs.push(("statusLocation", s));
+    }
+    x.open("wps:ExecuteResponse", &attrs);
+    x.open("wps:Process", &[("wps:processVersion", &d.process.version)])
+        .leaf("ows:Identifier", &[], &d.process.identifier)
+        .leaf("ows:Title", &[], &d.process.title)
+        .opt_leaf("ows:Abstract", &d.process.abstract_)
+        .close("wps:Process");
+    x.open("wps:Status", &[("creationTime", d.creation_time)]);
+    match &d.status {
+        Status::Accepted(m) => {
+            x.leaf("wps:ProcessAccepted", &[], m);
+        }
+        Status::Started { percent, message } => {
+            x.leaf(
+                "wps:ProcessStarted",
+                &[("percentCompleted", &percent.min(&100).to_string())],
+                message,
+            );
+        }
+        Status::Succeeded(m) => {
+            x.leaf("wps:ProcessSucceeded", &[], m);
+        }
+        Status::Failed(e) => {
+            x.open("wps:ProcessFailed", &[])
+                .open("wps:ExceptionReport", &[]);
+            exception_body(&mut x, e);
+            x.close("wps:ExceptionReport").close("wps:ProcessFailed");
+        }
+    }
+    x.close("wps:Status");
+    if let Some(l) = &d.lineage {
+        if !l.inputs.is_empty() {
+            x.open("wps:DataInputs", &[]);
+            for i in l.inputs {
+                lineage_input(&mut x, i);
+            }
+            x.close("wps:DataInputs");
+        }
+        if !l.outputs.is_empty() {
+            x.open("wps:OutputDefinitions", &[]);
+            for o in l.outputs {
+                let mut a = vec![("asReference", bool_str(o.as_reference))];
+                push_opt(&mut a, "mimeType", &o.mime_type);
+                push_opt(&mut a, "encoding", &o.encoding);
+                push_opt(&mut a, "schema", &o.schema);
+                push_opt(&mut a, "uom", &o.uom);
+                x.open("wps:Output", &a)
+                    .leaf("ows:Identifier", &[], &o.identifier)
+                    .close("wps:Output");
+            }
+            x.close("wps:OutputDefinitions");
+        }
+    }
+    if !d.outputs.is_empty() {
+        x.open("wps:ProcessOutputs", &[]);
+        for o in d.outputs {
+            output_entry(&mut x, o);
+        }
+        x.close("wps:ProcessOutputs");
+    }
+    x.close("wps:ExecuteResponse");
+    x.finish()
+}
+
+fn push_opt<'a>(a: &mut Vec<(&'a str, &'a str)>, k: &'a str, v: &'a Option<String>) {
+    if let Some(v) = v {
+        a.push((k, v.as_str()));
+    }
+}
+
+fn bbox(x: &mut Xml, el: &str, b: &BoundingBox) {
+    let dims = b.dimensions.unwrap_or(b.lower.len() as u32).to_string();
+    let mut a = vec![];
+    if let Some(c) = &b.crs {
+        a.push(("crs", c.as_str()));
+    }
+    a.push(("dimensions", dims.as_str()));
+    let join = |v: &[f64]| v.iter().map(f64::to_string).collect::<Vec<_>>().join(" ");
+    x.open(el, &a)
+        .leaf("ows:LowerCorner", &[], &join(&b.lower))
+        .leaf("ows:UpperCorner", &[], &join(&b.upper))
+        .close(el);
+}
+
+fn lineage_input(x: &mut Xml, i: &Input) {
+    x.open("wps:Input", &[]).leaf("ows:Identifier", &[], &i.identifier);
+    match &i.data {
+        InputData::Literal(l) => {
+            let mut a = vec![];
+            push_opt(&mut a, "dataType", &l.data_type);
+            push_opt(&mut a, "uom", &l.uom);
+            x.open("wps:Data", &[])
+                .leaf("wps:LiteralData", &a, &l.value)
+                .close("wps:Data");
+        }
+        InputData::BoundingBox(b) => {
+            x.open("wps:Data", &[]);
+            bbox(x, "wps:BoundingBoxData", b);
+            x.close("wps:Data");
+        }
+        InputData::Complex(c) => {
+            let mut a = vec![];
+            push_opt(&mut a, "mimeType", &c.mime_type);
+            push_opt(&mut a, "encoding", &c.encoding);
+            push_opt(&mut a, "schema", &c.schema);
+            x.open("wps:Data", &[]).open("wps:ComplexData", &a);
+            x.cdata(&c.content);
+            x.close("wps:ComplexData").close("wps:Data");
+        }
+        InputData::Reference(r) => {
+            let mut a = vec![("xlink:href", r.href.as_str())];
+            push_opt(&mut a, "method", &r.method);
+            push_opt(&mut a, "mimeType", &r.mime_type);
+            push_opt(&mut a, "encoding", &r.encoding);
+            push_opt(&mut a, "schema", &r.schema);
+            x.empty("wps:Reference", &a);
+        }
+    }
+    x.close("wps:Input");
+}
+
+fn output_entry(x: &mut Xml, o: &OutputEntry) {
+    x.open("wps:Output", &[])
+        .leaf("ows:Identifier", &[], &o.spec.identifier)
+        .leaf("ows:Title", &[], &o.spec.title)
+        .opt_leaf("ows:Abstract", &o.spec.abstract_);
+    if let Some(href) = o.reference {
+        let mime = match o.value {
+            OutputValue::Complex { mime_type, .. } => mime_type.as_str(),
+            OutputValue::Literal(_) => "text/plain",
+            OutputValue::BoundingBox(_) => "text/xml",
+        };
+        x.empty("wps:Reference", &[("href", href), ("mimeType", mime)]);
+    } else {
+        x.open("wps:Data", &[]);
+        match o.value {
+            OutputValue::Literal(v) => {
+                let mut a = vec![];
+                if let DataSpec::Literal(l) = &o.spec.data {
+                    a.push(("dataType", l.data_type.name()));
+                    if let Some(u) = &l.uom {
+                        a.push(("uom", u.as_str()));
+                    }
+                }
+                x.leaf("wps:LiteralData", &a, v);
+            }
+            OutputValue::BoundingBox(b) => bbox(x, "wps:BoundingBoxData", b),
+            OutputValue::Complex { mime_type, data } => {
+                x.open("wps:ComplexData", &[("mimeType", mime_type)]);
+                match std::str::from_utf8(data) {
+                    Ok(s) if is_xml_mime(mime_type) && well_formed(s) => {
+                        x.raw(strip_xml_decl(s));
+                    }
+                    Ok(s) => {
+                        x.cdata(s);
+                    }
+                    Err(_) => {
+                        use base64::Engine;
+                        x.text(&base64::engine::general_purpose::STANDARD.encode(data));
+                    }
+                }
+                x.close("wps:ComplexData");
+            }
+        }
+        x.close("wps:Data");
+    }
+    x.close("wps:Output");
+}
+
+fn is_xml_mime(m: &str) -> bool {
+    let m = m.to_ascii_lowercase();
+    m.ends_with("/xml") || m.ends_with("+xml")
+}
+
+fn strip_xml_decl(s: &str) -> &str {
+    let t = s.trim_start();
+    if t.starts_with("<?xml") {
+        if let Some(end) = t.find("?>") {
+            return &t[end + 2..];
+        }
+    }
+    t
+}
+
+/// True when `s` is a well-formed XML fragment (so it can be embedded as markup).
+fn well_formed(s: &str) -> bool {
+    let mut r = quick_xml::Reader::from_str(s);
+    r.config_mut().check_end_names = true;
+    let mut depth = 0i64;
+    loop {
+        match r.read_event() {
+            Ok(quick_xml::events::Event::Start(_)) => depth += 1,
+            Ok(quick_xml::events::Event::End(_)) => depth -= 1,
+            Ok(quick_xml::events::Event::DocType(_)) => return false,
+            Ok(quick_xml::events::Event::Eof) => return depth == 0,
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+}
+

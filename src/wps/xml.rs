@@ -1,0 +1,117 @@
+//! A small XML writer over a String: every text and attribute value goes through quick-xml's
+//! escaping, so callers cannot produce malformed markup by accident.
+
+use quick_xml::escape::escape;
+
+pub const NS_WPS: &str = "http://www.opengis.net/wps/1.0.0";
+pub const NS_OWS: &str = "http://www.opengis.net/ows/1.1";
+pub const NS_XLINK: &str = "http://www.w3.org/1999/xlink";
+pub const NS_XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
+
+pub struct Xml {
+    buf: String,
+}
+
+impl Default for Xml {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Xml {
+    pub fn new() -> Self {
+        let mut buf = String::with_capacity(4096);
+        buf.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        Xml { buf }
+    }
+
+    fn start(&mut self, name: &str, attrs: &[(&str, &str)]) {
+        self.buf.push('<');
+        self.buf.push_str(name);
+        for (k, v) in attrs {
+            self.buf.push(' ');
+            self.buf.push_str(k);
+            self.buf.push_str("=\"");
+            self.buf.push_str(&escape(*v));
+            self.buf.push('"');
+        }
+    }
+
+    /// `<name attrs>`
+    pub fn open(&mut self, name: &str, attrs: &[(&str, &str)]) -> &mut Self {
+        self.start(name, attrs);
+        self.buf.push('>');
+        self
+    }
+
+    /// `</name>`
+    pub fn close(&mut self, name: &str) -> &mut Self {
+        self.buf.push_str("</");
+        self.buf.push_str(name);
+        self.buf.push('>');
+        self
+    }
+
+    /// `<name attrs/>`
+    pub fn empty(&mut self, name: &str, attrs: &[(&str, &str)]) -> &mut Self {
+        self.start(name, attrs);
+        self.buf.push_str("/>");
+        self
+    }
+
+    /// `<name attrs>text</name>`
+    pub fn leaf(&mut self, name: &str, attrs: &[(&str, &str)], text: &str) -> &mut Self {
+        self.open(name, attrs);
+        self.text(text);
+        self.close(name)
+    }
+
+    /// Like `leaf`, but writes nothing when `text` is empty (for optional elements).
+    pub fn opt_leaf(&mut self, name: &str, text: &str) -> &mut Self {
+        if !text.is_empty() {
+            self.leaf(name, &[], text);
+        }
+        self
+    }
+
+    pub fn text(&mut self, text: &str) -> &mut Self {
+        self.buf.push_str(&escape(text));
+        self
+    }
+
+    /// Text as CDATA sections (a `]]>` inside is split across two sections).
+    pub fn cdata(&mut self, text: &str) -> &mut Self {
+        self.buf.push_str("<![CDATA[");
+        self.buf.push_str(&text.replace("]]>", "]]]]><![CDATA[>"));
+        self.buf.push_str("]]>");
+        self
+    }
+
+    /// Markup that is already well-formed XML.
+    pub fn raw(&mut self, markup: &str) -> &mut Self {
+        self.buf.push_str(markup);
+        self
+    }
+
+    pub fn finish(self) -> String {
+        self.buf
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_text_and_attributes() {
+        let mut x = Xml::new();
+        x.open("a", &[("k", "\"<&>")])
+            .leaf("b", &[], "x<y & z")
+            .cdata("1]]>2")
+            .close("a");
+        let s = x.finish();
+        assert!(s.contains("<a k=\"&quot;&lt;&amp;&gt;\">"));
+        assert!(s.contains("<b>x&lt;y &amp; z</b>"));
+        assert!(s.contains("<![CDATA[1]]]]><![CDATA[>2]]>"));
+    }
+}

@@ -1,0 +1,871 @@
+//! WPS 1.0.0 XML (HTTP POST) request parsing.
+//!
+//! The body is first read into a small element tree (with limits on depth,
+//! element count and attributes; DOCTYPEs are refused and only the predefined
+//! XML entities are known), then interpreted. Inline XML content of
+//! `wps:ComplexData` / `wps:Body` is kept verbatim as the original bytes; namespace
+//! prefixes used inside but declared on ancestors are therefore not re-declared
+//! (acceptable for now).
+
+use super::kvp::{check_bbox, check_version};
+use super::model::*;
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::name::ResolveResult;
+use quick_xml::NsReader;
+
+const NS_WPS: &str = "http://www.opengis.net/wps/1.0.0";
+const NS_OWS: &str = "http://www.opengis.net/ows/1.1";
+const NS_XLINK: &str = "http://www.w3.org/1999/xlink";
+
+const MAX_DEPTH: usize = 64;
+const MAX_ELEMENTS: usize = 10_000;
+const MAX_ATTRIBUTES: usize = 256;
+
+struct Elem {
+    ns: Option<String>,
+    local: String,
+    /// (namespace, local name, unescaped value); namespace declarations excluded.
+    attrs: Vec<(Option<String>, String, String)>,
+    children: Vec<Node>,
+    /// Byte range of the element content in the original document.
+    inner: (usize, usize),
+}
+
+enum Node {
+    Elem(Elem),
+    Text(String),
+}
+
+impl Elem {
+    fn is(&self, ns: &str, local: &str) -> bool {
+        self.ns.as_deref() == Some(ns) && self.local == local
+    }
+    fn elems(&self) -> impl Iterator<Item = &Elem> {
+        self.children.iter().filter_map(|n| match n {
+            Node::Elem(e) => Some(e),
+            Node::Text(_) => None,
+        })
+    }
+    fn child(&self, ns: &str, local: &str) -> Option<&Elem> {
+        self.elems().find(|e| e.is(ns, local))
+    }
+    fn children_named<'a>(&'a self, ns: &'a str, local: &'a str) -> impl Iterator<Item = &'a Elem> {
+        self.elems().filter(move |e| e.is(ns, local))
+    }
+    /// Unqualified attribute (or one in namespace `ns`).
+    fn attr_ns(&self, ns: Option<&str>, local: &str) -> Option<String> {
+        self.attrs
+            .iter()
+            .find(|(n, l, _)| n.as_deref() == ns && l == local)
+            .map(|(_, _, v)| v.clone())
+    }
+    fn attr(&self, local: &str) -> Option<String> {
+        self.attr_ns(None, local)
+    }
+    fn text(&self) -> String {
+        self.children
+            .iter()
+            .filter_map(|n| match n {
+                Node::Text(t) => Some(t.as_str()),
+                Node::Elem(_) => None,
+            })
+            .collect()
+    }
+    fn has_elements(&self) -> bool {
+        self.elems().next().is_some()
+    }
+    /// Content as in the model: inner markup verbatim when it has child elements
+    /// (`is_xml` true), else its text / CDATA.
+    fn content(&self, doc: &str) -> (String, bool) {
+        if self.has_elements() {
+            (doc[self.inner.0..self.inner.1].to_owned(), true)
+        } else {
+            (self.text(), false)
+        }
+    }
+}
+
+fn bad_request(text: impl Into<String>) -> WpsError {
+    WpsError::invalid("request", text)
+}
+
+fn xml_error(e: impl std::fmt::Display, pos: u64) -> WpsError {
+    bad_request(format!("malformed XML request at byte {pos}: {e}"))
+}
+
+fn resolved_ns(r: ResolveResult) -> Option<String> {
+    match r {
+        ResolveResult::Bound(ns) => Some(String::from_utf8_lossy(ns.into_inner()).into_owned()),
+        _ => None,
+    }
+}
+
+fn start_elem(reader: &NsReader<&[u8]>, e: &BytesStart, ns: Option<String>) -> WpsResult<Elem> {
+    let pos = reader.buffer_position();
+    let mut attrs = Vec::new();
+    for (count, a) in e.attributes().enumerate() {
+        if count >= MAX_ATTRIBUTES {
+            return Err(bad_request(format!(
+                "more than {MAX_ATTRIBUTES} attributes on one element"
+            )));
+        }
+        let a = a.map_err(|err| xml_error(err, pos))?;
+        let key = a.key;
+        if key.as_namespace_binding().is_some() {
+            continue;
+        }
+        let (ans, local) = reader.resolve_attribute(key);
+        let value = a.unescape_value().map_err(|err| xml_error(err, pos))?;
+        attrs.push((
+            resolved_ns(ans),
+            String::from_utf8_lossy(local.into_inner()).into_owned(),
+            value.into_owned(),
+        ));
+    }
+    Ok(Elem {
+        ns,
+        local: String::from_utf8_lossy(e.local_name().into_inner()).into_owned(),
+        attrs,
+        children: Vec::new(),
+        inner: (pos as usize, pos as usize),
+    })
+}
+
+fn push_text(stack: &mut [Elem], text: &str) -> WpsResult<()> {
+    match stack.last_mut() {
+        None if text.trim().is_empty() => Ok(()),
+        None => Err(bad_request("text outside the root element")),
+        Some(parent) => {
+            if let Some(Node::Text(t)) = parent.children.last_mut() {
+                t.push_str(text);
+            } else {
+                parent.children.push(Node::Text(text.to_owned()));
+            }
+            Ok(())
+        }
+    }
+}
+
+fn close(stack: &mut [Elem], root: &mut Option<Elem>, mut el: Elem, end: usize) {
+    el.inner.1 = end.max(el.inner.0);
+    match stack.last_mut() {
+        Some(parent) => parent.children.push(Node::Elem(el)),
+        None => *root = Some(el),
+    }
+}
+
+/// Reads the document into an element tree, enforcing the robustness limits.
+fn read_tree(doc: &str) -> WpsResult<Elem> {
+    let mut reader = NsReader::from_str(doc);
+    let mut stack: Vec<Elem> = Vec::new();
+    let mut root: Option<Elem> = None;
+    let mut count = 0usize;
+    loop {
+        let before = reader.buffer_position() as usize;
+        let res = reader
+            .read_resolved_event()
+            .map(|(ns, ev)| (resolved_ns(ns), ev));
+        let (ns, event) = res.map_err(|e| xml_error(e, reader.error_position()))?;
+        match event {
+            Event::Start(_) | Event::Empty(_) if root.is_some() => {
+                return Err(bad_request("more than one root element"));
+            }
+            Event::Start(ref e) | Event::Empty(ref e) => {
+                count += 1;
+                if count > MAX_ELEMENTS {
+                    return Err(bad_request(format!("more than {MAX_ELEMENTS} elements")));
+                }
+                if stack.len() >= MAX_DEPTH {
+                    return Err(bad_request(format!(
+                        "elements nested deeper than {MAX_DEPTH}"
+                    )));
+                }
+                let el = start_elem(&reader, e, ns)?;
+                if matches!(event, Event::Start(_)) {
+                    stack.push(el);
+                } else {
+                    let end = el.inner.0;
+                    close(&mut stack, &mut root, el, end);
+                }
+            }
+            Event::End(_) => match stack.pop() {
+                Some(el) => close(&mut stack, &mut root, el, before),
+                None => return Err(bad_request("unexpected end tag")),
+            },
+            Event::Text(t) => {
+                let text = t.unescape().map_err(|e| xml_error(e, before as u64))?;
+                push_text(&mut stack, &text)?;
+            }
+            Event::CData(c) => {
+                let text = std::str::from_utf8(&c).map_err(|e| xml_error(e, before as u64))?;
+                if stack.is_empty() {
+                    return Err(bad_request("CDATA outside the root element"));
+                }
+                push_text(&mut stack, text)?;
+            }
+            Event::DocType(_) => {
+                return Err(bad_request("XML documents with a DOCTYPE are not accepted"));
+            }
+            Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
+            Event::Eof => {
+                if !stack.is_empty() {
+                    return Err(bad_request(format!(
+                        "malformed XML request: unexpected end of document inside <{}>",
+                        stack.last().map_or("", |e| e.local.as_str())
+                    )));
+                }
+                return root.ok_or_else(|| bad_request("the request contains no XML element"));
+            }
+        }
+    }
+}
+
+/// Parses a WPS 1.0.0 XML request body.
+pub fn parse(body: &[u8]) -> WpsResult<Request> {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(WpsError::missing("request", "empty request body"));
+    }
+    let doc = std::str::from_utf8(body).map_err(|e| {
+        bad_request(format!(
+            "request body is not valid UTF-8 (at byte {}): {e}",
+            e.valid_up_to()
+        ))
+    })?;
+    let root = read_tree(doc)?;
+
+    let op = root.local.as_str();
+    let known = root.ns.as_deref() == Some(NS_WPS)
+        && matches!(op, "GetCapabilities" | "DescribeProcess" | "Execute");
+    if !known {
+        return Err(WpsError::new(
+            ExceptionCode::OperationNotSupported,
+            Some(op),
+            format!("operation '{op}' is not supported"),
+        ));
+    }
+    match root.attr("service") {
+        None => {
+            return Err(WpsError::missing(
+                "service",
+                "attribute 'service' is missing",
+            ))
+        }
+        Some(s) if !s.trim().eq_ignore_ascii_case("WPS") => {
+            return Err(WpsError::invalid(
+                "service",
+                format!("service '{s}' is not 'WPS'"),
+            ))
+        }
+        Some(_) => {}
+    }
+    let language = root.attr("language");
+    match op {
+        "GetCapabilities" => {
+            let av = root
+                .child(NS_OWS, "AcceptVersions")
+                .or_else(|| root.child(NS_WPS, "AcceptVersions"));
+            let accept_versions = av.map(|av| {
+                av.children_named(NS_OWS, "Version")
+                    .map(|v| v.text().trim().to_owned())
+                    .collect::<Vec<_>>()
+            });
+            if let Some(versions) = &accept_versions {
+                if !versions.iter().any(|v| v == "1.0.0") {
+                    return Err(WpsError::new(
+                        ExceptionCode::VersionNegotiationFailed,
+                        Some("AcceptVersions"),
+                        format!("none of the versions {versions:?} is supported; only 1.0.0 is"),
+                    ));
+                }
+            }
+            Ok(Request::GetCapabilities(GetCapabilities {
+                accept_versions,
+                language,
+            }))
+        }
+        "DescribeProcess" => {
+            check_version(root.attr("version").as_deref())?;
+            let identifiers: Vec<String> = root
+                .children_named(NS_OWS, "Identifier")
+                .map(|e| e.text().trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect();
+            if identifiers.is_empty() {
+                return Err(WpsError::missing("identifier", "no ows:Identifier given"));
+            }
+            Ok(Request::DescribeProcess(DescribeProcess {
+                identifiers,
+                language,
+            }))
+        }
+        _ => {
+            check_version(root.attr("version").as_deref())?;
+            parse_execute(&root, doc, language).map(Request::Execute)
+        }
+    }
+}
+
+fn identifier_of(el: &Elem) -> Option<String> {
+    el.child(NS_OWS, "Identifier")
+        .map(|e| e.text().trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+fn parse_execute(root: &Elem, doc: &str, language: Option<String>) -> WpsResult<Execute> {
+    let identifier = identifier_of(root)
+        .ok_or_else(|| WpsError::missing("identifier", "process ows:Identifier is missing"))?;
+    let mut inputs = Vec::new();
+    if let Some(di) = root.child(NS_WPS, "DataInputs") {
+        for input in di.children_named(NS_WPS, "Input") {
+            inputs.push(parse_input(input, doc)?);
+        }
+    }
+    let response = match root.child(NS_WPS, "ResponseForm") {
+        None => ResponseForm::default(),
+        Some(rf) => {
+            if let Some(raw) = rf.child(NS_WPS, "RawDataOutput") {
+                ResponseForm::Raw(parse_output(raw)?)
+            } else if let Some(rd) = rf.child(NS_WPS, "ResponseDocument") {
+                ResponseForm::Document(ResponseDocument {
+                    store_execute_response: xml_bool(rd, "storeExecuteResponse")?,
+                    lineage: xml_bool(rd, "lineage")?,
+                    status: xml_bool(rd, "status")?,
+                    outputs: rd
+                        .children_named(NS_WPS, "Output")
+                        .map(parse_output)
+                        .collect::<WpsResult<_>>()?,
+                })
+            } else {
+                return Err(WpsError::missing(
+                    "ResponseForm",
+                    "wps:ResponseForm needs wps:ResponseDocument or wps:RawDataOutput",
+                ));
+            }
+        }
+    };
+    Ok(Execute {
+        identifier,
+        inputs,
+        response,
+        language,
+    })
+}
+
+fn xml_bool(el: &Elem, name: &str) -> WpsResult<bool> {
+    match el.attr(name).as_deref().map(str::trim) {
+        None | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") => Ok(true),
+        Some(v) => Err(WpsError::invalid(
+            name,
+            format!("{name} must be true or false, not '{v}'"),
+        )),
+    }
+}
+
+fn parse_output(el: &Elem) -> WpsResult<OutputRequest> {
+    Ok(OutputRequest {
+        identifier: identifier_of(el)
+            .ok_or_else(|| WpsError::missing("identifier", "output ows:Identifier is missing"))?,
+        as_reference: xml_bool(el, "asReference")?,
+        mime_type: el.attr("mimeType"),
+        encoding: el.attr("encoding"),
+        schema: el.attr("schema"),
+        uom: el.attr("uom"),
+    })
+}
+
+fn parse_corner(el: &Elem, name: &str, id: &str) -> WpsResult<Vec<f64>> {
+    let corner = el.child(NS_OWS, name).ok_or_else(|| {
+        WpsError::missing(id, format!("bounding box of '{id}' has no ows:{name}"))
+    })?;
+    corner
+        .text()
+        .split_whitespace()
+        .map(|t| match t.parse::<f64>() {
+            Ok(n) if n.is_finite() => Ok(n),
+            _ => Err(WpsError::invalid(
+                id,
+                format!("bounding box coordinate '{t}' of '{id}' is not a number"),
+            )),
+        })
+        .collect()
+}
+
+fn parse_input(input: &Elem, doc: &str) -> WpsResult<Input> {
+    let id = identifier_of(input)
+        .ok_or_else(|| WpsError::missing("identifier", "input ows:Identifier is missing"))?;
+    let data = if let Some(data) = input.child(NS_WPS, "Data") {
+        if let Some(lit) = data.child(NS_WPS, "LiteralData") {
+            InputData::Literal(LiteralValue {
+                value: lit.text().trim().to_owned(),
+                data_type: lit.attr("dataType"),
+                uom: lit.attr("uom"),
+            })
+        } else if let Some(bb) = data.child(NS_WPS, "BoundingBoxData") {
+            let dimensions = match bb.attr("dimensions") {
+                None => None,
+                Some(d) => Some(d.trim().parse::<u32>().map_err(|_| {
+                    WpsError::invalid(&id, format!("dimensions '{d}' is not a positive integer"))
+                })?),
+            };
+            let lower = parse_corner(bb, "LowerCorner", &id)?;
+            let upper = parse_corner(bb, "UpperCorner", &id)?;
+            check_bbox(&lower, &upper, dimensions).map_err(|e| WpsError::invalid(&id, e))?;
+            InputData::BoundingBox(BoundingBox {
+                lower,
+                upper,
+                crs: bb.attr("crs"),
+                dimensions,
+            })
+        } else if let Some(cd) = data.child(NS_WPS, "ComplexData") {
+            let (content, is_xml) = cd.content(doc);
+            InputData::Complex(ComplexValue {
+                mime_type: cd.attr("mimeType"),
+                encoding: cd.attr("encoding"),
+                schema: cd.attr("schema"),
+                content,
+                is_xml,
+            })
+        } else {
+            return Err(WpsError::missing(
+                &id,
+                format!(
+                    "wps:Data of input '{id}' has no LiteralData, BoundingBoxData or ComplexData"
+                ),
+            ));
+        }
+    } else if let Some(r) = input.child(NS_WPS, "Reference") {
+        let href = r.attr_ns(Some(NS_XLINK), "href").ok_or_else(|| {
+            WpsError::missing(
+                &id,
+                format!("wps:Reference of input '{id}' has no xlink:href"),
+            )
+        })?;
+        InputData::Reference(Reference {
+            href,
+            method: r.attr("method"),
+            mime_type: r.attr("mimeType"),
+            encoding: r.attr("encoding"),
+            schema: r.attr("schema"),
+            headers: r
+                .children_named(NS_WPS, "Header")
+                .map(|h| {
+                    (
+                        h.attr("key").unwrap_or_default(),
+                        h.attr("value").unwrap_or_default(),
+                    )
+                })
+                .collect(),
+            body: r.child(NS_WPS, "Body").map(|b| b.content(doc).0),
+            body_reference: r
+                .child(NS_WPS, "BodyReference")
+                .and_then(|b| b.attr_ns(Some(NS_XLINK), "href")),
+        })
+    } else {
+        return Err(WpsError::missing(
+            &id,
+            format!("input '{id}' has neither wps:Data nor wps:Reference"),
+        ));
+    };
+    Ok(Input {
+        identifier: id,
+        data,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NS: &str = r#"xmlns:wps="http://www.opengis.net/wps/1.0.0" xmlns:ows="http://www.opengis.net/ows/1.1" xmlns:xlink="http://www.w3.org/1999/xlink""#;
+
+    fn err(body: &str) -> (ExceptionCode, Option<String>) {
+        let e = parse(body.as_bytes()).unwrap_err();
+        (e.code, e.locator)
+    }
+    fn code_loc(code: ExceptionCode, loc: &str) -> (ExceptionCode, Option<String>) {
+        (code, Some(loc.to_owned()))
+    }
+    fn execute(body: &str) -> Execute {
+        match parse(body.as_bytes()).unwrap() {
+            Request::Execute(e) => e,
+            other => panic!("not Execute: {other:?}"),
+        }
+    }
+    fn exec_with(inner: &str) -> String {
+        format!(
+            r#"<wps:Execute service="WPS" version="1.0.0" {NS}><ows:Identifier>p</ows:Identifier>{inner}</wps:Execute>"#
+        )
+    }
+
+    // Condensed copies of the official WPS 1.0.0 examples.
+    const EX10: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<!-- WPS GetCapabilities request-->
+<wps:GetCapabilities xmlns:ows="http://www.opengis.net/ows/1.1" xmlns:wps="http://www.opengis.net/wps/1.0.0" xmlns:xlink="http://www.w3.org/1999/xlink" language="en-CA" service="WPS">
+    <wps:AcceptVersions>
+        <ows:Version>1.0.0</ows:Version>
+    </wps:AcceptVersions>
+</wps:GetCapabilities>"#;
+    const EX30: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<DescribeProcess xmlns="http://www.opengis.net/wps/1.0.0" xmlns:ows="http://www.opengis.net/ows/1.1" service="WPS" version="1.0.0" language="en-CA">
+	<ows:Identifier>intersection</ows:Identifier>
+	<ows:Identifier>union</ows:Identifier>
+</DescribeProcess>"#;
+    const EX50: &str = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<wps:Execute service="WPS" version="1.0.0" xmlns:wps="http://www.opengis.net/wps/1.0.0" xmlns:ows="http://www.opengis.net/ows/1.1" xmlns:xlink="http://www.w3.org/1999/xlink">
+	<ows:Identifier>Buffer</ows:Identifier>
+	<wps:DataInputs>
+		<wps:Input>
+			<ows:Identifier>InputPolygon</ows:Identifier>
+			<ows:Title>Playground area</ows:Title>
+			<wps:Reference xlink:href="http://foo.bar/some_WFS_request.xml"/>
+		</wps:Input>
+		<wps:Input>
+			<ows:Identifier>BufferDistance</ows:Identifier>
+			<wps:Data>
+				<wps:LiteralData>400</wps:LiteralData>
+			</wps:Data>
+		</wps:Input>
+	</wps:DataInputs>
+	<wps:ResponseForm>
+		<wps:RawDataOutput>
+			<ows:Identifier>BufferedPolygon</ows:Identifier>
+		</wps:RawDataOutput>
+	</wps:ResponseForm>
+</wps:Execute>"#;
+    const EX52: &str = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<wps:Execute service="WPS" version="1.0.0" xmlns:wps="http://www.opengis.net/wps/1.0.0" xmlns:ows="http://www.opengis.net/ows/1.1" xmlns:xlink="http://www.w3.org/1999/xlink">
+	<ows:Identifier>Buffer</ows:Identifier>
+	<wps:DataInputs>
+		<wps:Input>
+			<ows:Identifier>InputPolygon</ows:Identifier>
+			<wps:Reference xlink:href="http://foo.bar/some_WFS_request.xml" method="POST" mimeType="text/xml" encoding="UTF-8" schema="http://foo.bar/gml_polygon_schema.xsd"/>
+		</wps:Input>
+		<wps:Input>
+			<ows:Identifier>BufferDistance</ows:Identifier>
+			<wps:Data>
+				<wps:LiteralData uom="feet">400</wps:LiteralData>
+			</wps:Data>
+		</wps:Input>
+	</wps:DataInputs>
+	<wps:ResponseForm>
+		<wps:ResponseDocument storeExecuteResponse="true" lineage="true" status="true">
+			<wps:Output asReference="true">
+				<ows:Identifier>BufferedPolygon</ows:Identifier>
+				<ows:Title>Area serviced by playground.</ows:Title>
+			</wps:Output>
+		</wps:ResponseDocument>
+	</wps:ResponseForm>
+</wps:Execute>"#;
+    const EX53_DATA: &str = r#"<wps:Input>
+			<ows:Identifier>BufferDistance</ows:Identifier>
+			<wps:Data>
+				<wps:ComplexData mimeType="text/xml">
+					<!--embedded XML begins here.-->
+					<RangeToValueMappings xmlns="http://mas.orchestra.jrc.it" xmlns:ows="http://www.opengeospatial.net/ows">
+						<Mapping><ows:Range ows:rangeClosure="closed-open"><ows:MinimumValue>0</ows:MinimumValue></ows:Range><ows:Value>A&amp;B</ows:Value></Mapping>
+					</RangeToValueMappings>
+				</wps:ComplexData>
+			</wps:Data>
+		</wps:Input>"#;
+
+    #[test]
+    fn example_get_capabilities_and_describe() {
+        assert_eq!(
+            parse(EX10.as_bytes()).unwrap(),
+            Request::GetCapabilities(GetCapabilities {
+                accept_versions: Some(vec!["1.0.0".into()]),
+                language: Some("en-CA".into()),
+            })
+        );
+        assert_eq!(
+            parse(EX30.as_bytes()).unwrap(),
+            Request::DescribeProcess(DescribeProcess {
+                identifiers: vec!["intersection".into(), "union".into()],
+                language: Some("en-CA".into()),
+            })
+        );
+        let bad = format!(
+            r#"<wps:GetCapabilities service="wps" {NS}><ows:AcceptVersions><ows:Version>2.0.0</ows:Version></ows:AcceptVersions></wps:GetCapabilities>"#
+        );
+        assert_eq!(
+            err(&bad),
+            code_loc(ExceptionCode::VersionNegotiationFailed, "AcceptVersions")
+        );
+    }
+
+    #[test]
+    fn example_execute_raw_and_document() {
+        let e = execute(EX50);
+        assert_eq!(e.identifier, "Buffer");
+        assert_eq!(e.inputs.len(), 2);
+        assert_eq!(
+            e.inputs[0],
+            Input {
+                identifier: "InputPolygon".into(),
+                data: InputData::Reference(Reference {
+                    href: "http://foo.bar/some_WFS_request.xml".into(),
+                    ..Default::default()
+                }),
+            }
+        );
+        assert_eq!(
+            e.inputs[1].data,
+            InputData::Literal(LiteralValue {
+                value: "400".into(),
+                ..Default::default()
+            })
+        );
+        assert_eq!(
+            e.response,
+            ResponseForm::Raw(OutputRequest {
+                identifier: "BufferedPolygon".into(),
+                ..Default::default()
+            })
+        );
+
+        let e = execute(EX52);
+        match &e.inputs[0].data {
+            InputData::Reference(r) => {
+                assert_eq!(r.method.as_deref(), Some("POST"));
+                assert_eq!(r.mime_type.as_deref(), Some("text/xml"));
+                assert_eq!(r.encoding.as_deref(), Some("UTF-8"));
+                assert_eq!(
+                    r.schema.as_deref(),
+                    Some("http://foo.bar/gml_polygon_schema.xsd")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            e.inputs[1].data,
+            InputData::Literal(LiteralValue {
+                value: "400".into(),
+                uom: Some("feet".into()),
+                ..Default::default()
+            })
+        );
+        assert_eq!(
+            e.response,
+            ResponseForm::Document(ResponseDocument {
+                store_execute_response: true,
+                lineage: true,
+                status: true,
+                outputs: vec![OutputRequest {
+                    identifier: "BufferedPolygon".into(),
+                    as_reference: true,
+                    ..Default::default()
+                }],
+            })
+        );
+    }
+
+    #[test]
+    fn complex_xml_text_and_cdata() {
+        let e = execute(&exec_with(&format!(
+            "<wps:DataInputs>{EX53_DATA}</wps:DataInputs>"
+        )));
+        let InputData::Complex(c) = &e.inputs[0].data else {
+            panic!("{:?}", e.inputs[0]);
+        };
+        assert!(c.is_xml);
+        assert_eq!(c.mime_type.as_deref(), Some("text/xml"));
+        let start = EX53_DATA.find("<!--embedded").unwrap();
+        let end = EX53_DATA.find("</wps:ComplexData>").unwrap();
+        assert_eq!(c.content.trim(), EX53_DATA[start..end].trim());
+        assert!(c.content.contains("<ows:Value>A&amp;B</ows:Value>"));
+        assert_eq!(e.response, ResponseForm::default());
+
+        let e = execute(&exec_with(
+            r#"<wps:DataInputs><wps:Input><ows:Identifier>t</ows:Identifier><wps:Data><wps:ComplexData mimeType="application/json" encoding="UTF-8" schema="s">{"a": 1 &lt; 2}<![CDATA[<x>]]></wps:ComplexData></wps:Data></wps:Input></wps:DataInputs>"#,
+        ));
+        assert_eq!(
+            e.inputs[0].data,
+            InputData::Complex(ComplexValue {
+                mime_type: Some("application/json".into()),
+                encoding: Some("UTF-8".into()),
+                schema: Some("s".into()),
+                content: r#"{"a": 1 < 2}<x>"#.into(),
+                is_xml: false,
+            })
+        );
+    }
+
+    #[test]
+    fn bbox_and_reference_details() {
+        let e = execute(&exec_with(
+            r#"<wps:DataInputs><wps:Input><ows:Identifier>b</ows:Identifier><wps:Data><wps:BoundingBoxData crs="EPSG:4326" dimensions="2"><ows:LowerCorner>46 102</ows:LowerCorner><ows:UpperCorner> 47 103.5 </ows:UpperCorner></wps:BoundingBoxData></wps:Data></wps:Input>
+            <wps:Input><ows:Identifier>r</ows:Identifier><wps:Reference xlink:href="http://h/wfs" method="POST"><wps:Header key="Accept" value="text/xml"/><wps:Body><wfs:GetFeature xmlns:wfs="x"/></wps:Body></wps:Reference></wps:Input>
+            <wps:Input><ows:Identifier>s</ows:Identifier><wps:Reference xlink:href="http://h/2"><wps:BodyReference xlink:href="http://h/body"/></wps:Reference></wps:Input></wps:DataInputs>"#,
+        ));
+        assert_eq!(
+            e.inputs[0].data,
+            InputData::BoundingBox(BoundingBox {
+                lower: vec![46.0, 102.0],
+                upper: vec![47.0, 103.5],
+                crs: Some("EPSG:4326".into()),
+                dimensions: Some(2),
+            })
+        );
+        assert_eq!(
+            e.inputs[1].data,
+            InputData::Reference(Reference {
+                href: "http://h/wfs".into(),
+                method: Some("POST".into()),
+                headers: vec![("Accept".into(), "text/xml".into())],
+                body: Some(r#"<wfs:GetFeature xmlns:wfs="x"/>"#.into()),
+                ..Default::default()
+            })
+        );
+        match &e.inputs[2].data {
+            InputData::Reference(r) => {
+                assert_eq!(r.body_reference.as_deref(), Some("http://h/body"))
+            }
+            other => panic!("{other:?}"),
+        }
+        let bad = exec_with(
+            r#"<wps:DataInputs><wps:Input><ows:Identifier>b</ows:Identifier><wps:Data><wps:BoundingBoxData><ows:LowerCorner>5 5</ows:LowerCorner><ows:UpperCorner>1 1</ows:UpperCorner></wps:BoundingBoxData></wps:Data></wps:Input></wps:DataInputs>"#,
+        );
+        assert_eq!(
+            err(&bad),
+            code_loc(ExceptionCode::InvalidParameterValue, "b")
+        );
+    }
+
+    #[test]
+    fn protocol_errors() {
+        use ExceptionCode::*;
+        let missing_service = format!(
+            r#"<wps:DescribeProcess version="1.0.0" {NS}><ows:Identifier>a</ows:Identifier></wps:DescribeProcess>"#
+        );
+        assert_eq!(
+            err(&missing_service),
+            code_loc(MissingParameterValue, "service")
+        );
+        let bad_service = missing_service.replace("version=", r#"service="WMS" version="#);
+        assert_eq!(
+            err(&bad_service),
+            code_loc(InvalidParameterValue, "service")
+        );
+        let no_version = format!(
+            r#"<wps:DescribeProcess service="WPS" {NS}><ows:Identifier>a</ows:Identifier></wps:DescribeProcess>"#
+        );
+        assert_eq!(err(&no_version), code_loc(MissingParameterValue, "version"));
+        let old_version = no_version.replace("service=", r#"version="0.4.0" service="#);
+        assert_eq!(
+            err(&old_version),
+            code_loc(VersionNegotiationFailed, "version")
+        );
+        let no_ids = format!(r#"<wps:DescribeProcess service="WPS" version="1.0.0" {NS}/>"#);
+        assert_eq!(err(&no_ids), code_loc(MissingParameterValue, "identifier"));
+        let exec_no_id = format!(r#"<wps:Execute service="WPS" version="1.0.0" {NS}/>"#);
+        assert_eq!(
+            err(&exec_no_id),
+            code_loc(MissingParameterValue, "identifier")
+        );
+        let input_no_id = exec_with("<wps:DataInputs><wps:Input><wps:Data><wps:LiteralData>1</wps:LiteralData></wps:Data></wps:Input></wps:DataInputs>");
+        assert_eq!(
+            err(&input_no_id),
+            code_loc(MissingParameterValue, "identifier")
+        );
+        let bad_flag = exec_with(
+            r#"<wps:ResponseForm><wps:ResponseDocument status="yes"/></wps:ResponseForm>"#,
+        );
+        assert_eq!(err(&bad_flag), code_loc(InvalidParameterValue, "status"));
+        let sandwich = format!(r#"<wps:GetMeASandwich service="WPS" {NS}/>"#);
+        assert_eq!(
+            err(&sandwich),
+            code_loc(OperationNotSupported, "GetMeASandwich")
+        );
+        let foreign = r#"<Execute xmlns="urn:other" service="WPS" version="1.0.0"/>"#;
+        assert_eq!(err(foreign), code_loc(OperationNotSupported, "Execute"));
+    }
+
+    #[test]
+    fn robustness_errors() {
+        use ExceptionCode::*;
+        let e = parse(b"  \n").unwrap_err();
+        assert_eq!(
+            (e.code, e.locator.as_deref(), e.text.as_str()),
+            (MissingParameterValue, Some("request"), "empty request body")
+        );
+        let doctype =
+            format!(r#"<!DOCTYPE x [<!ENTITY a "b">]><wps:GetCapabilities service="WPS" {NS}/>"#);
+        let e = parse(doctype.as_bytes()).unwrap_err();
+        assert_eq!(
+            (e.code, e.locator.as_deref()),
+            (InvalidParameterValue, Some("request"))
+        );
+        assert!(e.text.contains("DOCTYPE"));
+        let entity = exec_with("<wps:DataInputs><wps:Input><ows:Identifier>&xxe;</ows:Identifier></wps:Input></wps:DataInputs>");
+        assert_eq!(err(&entity), code_loc(InvalidParameterValue, "request"));
+        let mismatched = parse(b"<a><b></a>").unwrap_err();
+        assert_eq!(mismatched.locator.as_deref(), Some("request"));
+        assert!(mismatched.text.contains("at byte"), "{}", mismatched.text);
+        assert_eq!(
+            err("<a>\u{0}</a"),
+            code_loc(InvalidParameterValue, "request")
+        );
+        let e = parse(b"<a>\xff\xfe</a>").unwrap_err();
+        assert!(e.text.contains("UTF-8"));
+        let deep = format!("{}{}", "<a>".repeat(65), "</a>".repeat(65));
+        assert!(parse(deep.as_bytes()).unwrap_err().text.contains("deeper"));
+        let ok_depth = exec_with(&format!("{}{}", "<x>".repeat(60), "</x>".repeat(60)));
+        assert!(parse(ok_depth.as_bytes()).is_ok());
+        let many = exec_with(&"<x/>".repeat(10_001));
+        assert!(parse(many.as_bytes())
+            .unwrap_err()
+            .text
+            .contains("elements"));
+        let attrs: String = (0..257).map(|i| format!(" a{i}=\"v\"")).collect();
+        let wide = exec_with(&format!("<x{attrs}/>"));
+        assert!(parse(wide.as_bytes())
+            .unwrap_err()
+            .text
+            .contains("attributes"));
+        assert!(parse(format!("{EX10}<second/>").as_bytes()).is_err());
+    }
+
+    #[test]
+    fn never_panics_on_truncated_or_random_input() {
+        let full = EX52.as_bytes();
+        let last_gt = EX52.rfind('>').unwrap();
+        for len in 0..last_gt {
+            assert!(
+                parse(&full[..len]).is_err(),
+                "prefix of length {len} accepted"
+            );
+        }
+        assert!(parse(full).is_ok());
+        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let alphabet = b"<>/=\"' &;:!?[]-abwpsx\n\xc3\xa9\x00";
+        for round in 0..2000 {
+            let len = (next() % 200) as usize;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    let r = next();
+                    if round % 2 == 0 {
+                        r as u8
+                    } else {
+                        alphabet[(r % alphabet.len() as u64) as usize]
+                    }
+                })
+                .collect();
+            assert!(parse(&bytes).is_err());
+        }
+        // Random single-byte corruption of a valid request must not panic.
+        for _ in 0..2000 {
+            let mut bytes = full.to_vec();
+            let i = (next() % bytes.len() as u64) as usize;
+            bytes[i] = next() as u8;
+            let _ = parse(&bytes);
+        }
+    }
+}
