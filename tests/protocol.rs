@@ -1,0 +1,244 @@
+//! WPS 1.0.0 over HTTP against a real Apache (event and prefork MPMs): every operation by KVP
+//! and XML POST, every exception case, and schema validation of every document.
+
+mod common;
+use common::*;
+
+fn server(name: &str, mpm: Mpm) -> Apache {
+    let dir = scratch(name);
+    let cfg = write_service_config(&dir, "wps.cfg", "");
+    Apache::start_in(
+        dir,
+        mpm,
+        &format!(
+            "WPSDaemonProcess pywps threads=2\nWPSScriptAlias /wps {} process-group=pywps\n",
+            cfg.display()
+        ),
+    )
+}
+
+const EXEC_HELLO_XML: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<wps:Execute service="WPS" version="1.0.0" xmlns:wps="http://www.opengis.net/wps/1.0.0"
+  xmlns:ows="http://www.opengis.net/ows/1.1">
+  <ows:Identifier>say_hello</ows:Identifier>
+  <wps:DataInputs>
+    <wps:Input><ows:Identifier>name</ows:Identifier>
+      <wps:Data><wps:LiteralData>World &amp; you</wps:LiteralData></wps:Data></wps:Input>
+  </wps:DataInputs>
+  <wps:ResponseForm><wps:ResponseDocument lineage="true">
+    <wps:Output><ows:Identifier>response</ows:Identifier></wps:Output>
+  </wps:ResponseDocument></wps:ResponseForm>
+</wps:Execute>"#;
+
+/// Everything a client does in a normal session, checked on one MPM.
+fn normal_session(a: &Apache) {
+    // GetCapabilities
+    let r = a.get("/wps?service=WPS&request=GetCapabilities");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Content-Type"), Some("text/xml; charset=utf-8"));
+    let t = r.text();
+    for id in ["say_hello", "ultimate_question", "sleep", "boundingbox", "testjson"] {
+        assert!(t.contains(&format!("<ows:Identifier>{id}</ows:Identifier>")), "{id}");
+    }
+    assert!(!t.contains("selftest_panic"));
+    assert!(t.contains("<ows:Title>Test WPS</ows:Title>"));
+    assert!(t.contains(&format!("xlink:href=\"http://127.0.0.1:{}/wps?\"", a.port)));
+    assert_valid(&r.body);
+
+    // DescribeProcess all, and a list
+    let r = a.get("/wps?service=WPS&version=1.0.0&request=DescribeProcess&identifier=all");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text().matches("<ProcessDescription ").count(), 5);
+    assert!(r.text().contains("<ows:AnyValue/>"));
+    assert_valid(&r.body);
+    let r = a.get("/wps?service=WPS&version=1.0.0&request=DescribeProcess&identifier=say_hello,boundingbox");
+    assert_eq!(r.text().matches("<ProcessDescription ").count(), 2);
+    assert!(r.text().contains("<CRS>epsg:3035</CRS>"));
+    assert_valid(&r.body);
+
+    // Execute by KVP, response document with lineage
+    let r = a.get(&format!(
+        "/wps?service=WPS&version=1.0.0&request=Execute&identifier=say_hello&DataInputs={}&lineage=true",
+        enc("name=Jörg <&>")
+    ));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let t = r.text();
+    assert!(t.contains("<wps:ProcessSucceeded>"), "{t}");
+    assert!(t.contains(">Hello Jörg &lt;&amp;&gt;</wps:LiteralData>"), "{t}");
+    assert!(t.contains("<wps:DataInputs>"), "lineage missing: {t}");
+    assert_valid(&r.body);
+
+    // Execute by XML POST
+    let r = a.post("/wps", EXEC_HELLO_XML.as_bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains(">Hello World &amp; you</wps:LiteralData>"));
+    assert!(r.text().contains("<wps:OutputDefinitions>"));
+    assert_valid(&r.body);
+
+    // RawDataOutput
+    let r = a.get("/wps?service=WPS&version=1.0.0&request=Execute&identifier=ultimate_question&RawDataOutput=answer");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "42");
+    assert!(r.header("Content-Type").unwrap().starts_with("text/plain"));
+
+    // bounding box in and out
+    let r = a.get("/wps?service=WPS&version=1.0.0&request=Execute&identifier=boundingbox&DataInputs=bboxin=46,102,47,103,epsg:4326,2");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let t = r.text();
+    assert!(t.contains("<ows:LowerCorner>46 102</ows:LowerCorner>"), "{t}");
+    assert!(t.contains("<ows:UpperCorner>47 103</ows:UpperCorner>"), "{t}");
+    assert_valid(&r.body);
+
+    // complex JSON output, inline and raw
+    let r = a.get("/wps?service=WPS&version=1.0.0&request=Execute&identifier=testjson&DataInputs=name=Ada");
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("mimeType=\"application/json\""));
+    assert_valid(&r.body);
+    let r = a.get("/wps?service=WPS&version=1.0.0&request=Execute&identifier=testjson&DataInputs=name=Ada&RawDataOutput=out");
+    assert_eq!(r.header("Content-Type"), Some("application/json"));
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["greeting"], "Hello Ada");
+
+    // sleep with progress points completes synchronously
+    let r = a.get("/wps?service=WPS&version=1.0.0&request=Execute&identifier=sleep&DataInputs=delay=0.01");
+    assert!(r.text().contains(">done sleeping</wps:LiteralData>"), "{}", r.text());
+    assert_valid(&r.body);
+}
+
+#[test]
+fn event_mpm_serves_all_operations() {
+    let a = server("event", Mpm::Event);
+    normal_session(&a);
+}
+
+#[test]
+fn prefork_mpm_serves_all_operations() {
+    let a = server("prefork", Mpm::Prefork);
+    normal_session(&a);
+}
+
+#[test]
+fn kvp_is_case_insensitive_and_accepts_lowercase_service() {
+    let a = server("kvp-case", Mpm::Event);
+    let r = a.get("/wps?SERVICE=wps&Request=getcapabilities");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_valid(&r.body);
+    let r = a.get("/wps?service=wps&VERSION=1.0.0&REQUEST=describeprocess&IDENTIFIER=sleep");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("<ows:Identifier>delay</ows:Identifier>"));
+    // HEAD gets the headers only
+    let r = a.request("HEAD", "/wps?service=WPS&request=GetCapabilities", None, &[]);
+    assert_eq!(r.status, 200);
+    assert!(r.body.is_empty());
+}
+
+#[test]
+fn language_negotiation() {
+    let a = server("lang", Mpm::Event);
+    let r = a.get("/wps?service=WPS&request=GetCapabilities&language=de-DE");
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("xml:lang=\"de-DE\""));
+    assert_valid(&r.body);
+    a.get("/wps?service=WPS&request=GetCapabilities&language=xx-XX")
+        .assert_exception(400, "InvalidParameterValue", Some("language"));
+}
+
+#[test]
+fn exception_cases() {
+    let a = server("exceptions", Mpm::Event);
+    let cases: &[(&str, u16, &str, Option<&str>)] = &[
+        ("/wps?request=GetCapabilities", 400, "MissingParameterValue", Some("service")),
+        ("/wps", 400, "MissingParameterValue", Some("service")),
+        ("/wps?service=WMS&request=GetCapabilities", 400, "InvalidParameterValue", Some("service")),
+        ("/wps?service=WPS", 400, "MissingParameterValue", Some("request")),
+        ("/wps?service=WPS&request=GetMeASandwich", 501, "OperationNotSupported", Some("GetMeASandwich")),
+        ("/wps?service=WPS&request=GetCapabilities&AcceptVersions=3.0.0", 400, "VersionNegotiationFailed", None),
+        ("/wps?service=WPS&version=1.0.0&request=DescribeProcess", 400, "MissingParameterValue", Some("identifier")),
+        ("/wps?service=WPS&version=1.0.0&request=DescribeProcess&identifier=nope", 400, "InvalidParameterValue", Some("identifier")),
+        ("/wps?service=WPS&request=DescribeProcess&identifier=sleep", 400, "MissingParameterValue", Some("version")),
+        ("/wps?service=WPS&version=1.0.0&request=Execute", 400, "MissingParameterValue", Some("identifier")),
+        ("/wps?service=WPS&version=1.0.0&request=Execute&identifier=nope", 400, "InvalidParameterValue", Some("identifier")),
+        ("/wps?service=WPS&version=1.0.0&request=Execute&identifier=say_hello", 400, "MissingParameterValue", Some("name")),
+        ("/wps?service=WPS&version=1.0.0&request=Execute&identifier=say_hello&DataInputs=name=a;name=b", 400, "InvalidParameterValue", Some("name")),
+        ("/wps?service=WPS&version=1.0.0&request=Execute&identifier=say_hello&DataInputs=nom=a", 400, "InvalidParameterValue", Some("nom")),
+        ("/wps?service=WPS&version=1.0.0&request=Execute&identifier=sleep&DataInputs=delay=soon", 400, "InvalidParameterValue", Some("delay")),
+        ("/wps?service=WPS&version=1.0.0&request=Execute&identifier=boundingbox&DataInputs=bboxin=1,2,3", 400, "InvalidParameterValue", Some("bboxin")),
+        ("/wps?service=WPS&version=1.0.0&request=Execute&identifier=boundingbox&DataInputs=bboxin=1,2,3,4,epsg:31467", 400, "InvalidParameterValue", Some("bboxin")),
+        ("/wps?service=WPS&version=1.0.0&request=Execute&identifier=say_hello&DataInputs=name=a&RawDataOutput=nothing", 400, "InvalidParameterValue", Some("nothing")),
+        ("/wps?service=WPS&version=1.0.0&request=Execute&identifier=testjson&DataInputs=name=a&RawDataOutput=out@mimeType=image/png", 400, "InvalidParameterValue", Some("out")),
+        ("/wps?service=WPS&version=1.0.0&request=Execute&identifier=say_hello&DataInputs=name=a&status=true", 400, "InvalidParameterValue", Some("storeExecuteResponse")),
+        ("/wps?service=WPS&version=1.0.0&request=Execute&identifier=say_hello&DataInputs=name=a&ResponseDocument=response@asReference=true", 501, "OptionNotSupported", Some("response")),
+    ];
+    for (q, status, code, loc) in cases {
+        let r = a.get(q);
+        eprintln!("{q} -> {}", r.status);
+        r.assert_exception(*status, code, *loc);
+    }
+}
+
+#[test]
+fn bad_posts_get_clean_exception_reports() {
+    let a = server("bad-post", Mpm::Event);
+    // empty body: an answer, not a hang
+    a.post("/wps", b"").assert_exception(400, "MissingParameterValue", Some("request"));
+    // malformed XML
+    a.post("/wps", b"<wps:Execute service=\"WPS\"")
+        .assert_exception(400, "InvalidParameterValue", Some("request"));
+    a.post("/wps", b"this is not xml at all")
+        .assert_exception(400, "InvalidParameterValue", Some("request"));
+    // external entity: refused, file content never shows up
+    let xxe = br#"<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>
+<wps:GetCapabilities xmlns:wps="http://www.opengis.net/wps/1.0.0" service="WPS">&e;</wps:GetCapabilities>"#;
+    let r = a.post("/wps", xxe);
+    r.assert_exception(400, "InvalidParameterValue", Some("request"));
+    assert!(!r.text().contains("root:"));
+    // unknown root element
+    a.post(
+        "/wps",
+        br#"<wps:GetMeASandwich xmlns:wps="http://www.opengis.net/wps/1.0.0" service="WPS" version="1.0.0"/>"#,
+    )
+    .assert_exception(501, "OperationNotSupported", Some("GetMeASandwich"));
+    // body over maxrequestsize (64kb in the test config)
+    let big = vec![b' '; 200 * 1024];
+    a.post("/wps", &big)
+        .assert_exception(413, "FileSizeExceeded", None);
+    // unsupported HTTP method
+    let r = a.request("PUT", "/wps", Some(b"x"), &[]);
+    assert_eq!(r.status, 405);
+    assert!(r.header("Allow").unwrap().contains("POST"));
+    assert_valid(&r.body);
+    // the server still serves
+    let r = a.get("/wps?service=WPS&request=GetCapabilities");
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn xml_post_operations_validate() {
+    let a = server("xml-ops", Mpm::Event);
+    let caps = br#"<?xml version="1.0" encoding="UTF-8"?>
+<wps:GetCapabilities xmlns:ows="http://www.opengis.net/ows/1.1" xmlns:wps="http://www.opengis.net/wps/1.0.0" service="WPS" language="en-US">
+  <wps:AcceptVersions><ows:Version>1.0.0</ows:Version></wps:AcceptVersions>
+</wps:GetCapabilities>"#;
+    let r = a.post("/wps", caps);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_valid(&r.body);
+    let bad = String::from_utf8_lossy(caps).replace(">1.0.0<", ">3.0.0<");
+    a.post("/wps", bad.as_bytes())
+        .assert_exception(400, "VersionNegotiationFailed", None);
+    let desc = br#"<wps:DescribeProcess xmlns:ows="http://www.opengis.net/ows/1.1" xmlns:wps="http://www.opengis.net/wps/1.0.0" service="WPS" version="1.0.0">
+  <ows:Identifier>sleep</ows:Identifier><ows:Identifier>testjson</ows:Identifier></wps:DescribeProcess>"#;
+    let r = a.post("/wps", desc);
+    assert_eq!(r.text().matches("<ProcessDescription ").count(), 2);
+    assert_valid(&r.body);
+    let bbox = br#"<wps:Execute service="WPS" version="1.0.0" xmlns:wps="http://www.opengis.net/wps/1.0.0" xmlns:ows="http://www.opengis.net/ows/1.1">
+  <ows:Identifier>boundingbox</ows:Identifier>
+  <wps:DataInputs><wps:Input><ows:Identifier>bboxin</ows:Identifier><wps:Data>
+    <wps:BoundingBoxData crs="EPSG:3035" dimensions="2"><ows:LowerCorner>10 20</ows:LowerCorner><ows:UpperCorner>30 40</ows:UpperCorner></wps:BoundingBoxData>
+  </wps:Data></wps:Input></wps:DataInputs>
+  <wps:ResponseForm><wps:RawDataOutput><ows:Identifier>bboxout</ows:Identifier></wps:RawDataOutput></wps:ResponseForm>
+</wps:Execute>"#;
+    let r = a.post("/wps", bbox);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("crs=\"EPSG:3035\""), "{}", r.text());
+    assert!(r.text().contains("<ows:UpperCorner>30 40</ows:UpperCorner>"));
+}
