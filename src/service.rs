@@ -267,7 +267,7 @@ impl Service {
             })?
             .clone();
         let desc = process.description();
-        let inputs = validate_inputs(desc, &e.inputs)?;
+        let inputs = validate_inputs(desc, &e.inputs, self.config.server.maxsingleinputsize)?;
         let selected = select_outputs(desc, &e.response)?;
         if let ResponseForm::Document(d) = &e.response {
             if d.status && !d.store_execute_response {
@@ -489,8 +489,13 @@ fn crs_key(crs: &str) -> String {
 
 /// Checks the inputs of an Execute request against the process description: known
 /// identifiers, occurrences, literal types and allowed values, bounding-box CRS, complex
-/// formats. Missing optional inputs with a default get it.
-pub fn validate_inputs(desc: &ProcessDescription, inputs: &[Input]) -> WpsResult<Inputs> {
+/// formats, and the size of each value against `max_single` (maxsingleinputsize). Missing
+/// optional inputs with a default get it.
+pub fn validate_inputs(
+    desc: &ProcessDescription,
+    inputs: &[Input],
+    max_single: u64,
+) -> WpsResult<Inputs> {
     let mut out = Vec::with_capacity(inputs.len());
     for i in inputs {
         let spec = desc.input(&i.identifier).ok_or_else(|| {
@@ -504,6 +509,18 @@ pub fn validate_inputs(desc: &ProcessDescription, inputs: &[Input]) -> WpsResult
         })?;
         let id = i.identifier.as_str();
         let bad = |m: String| WpsError::invalid(id, format!("Input '{id}': {m}"));
+        let size = match &i.data {
+            InputData::Literal(l) => l.value.len(),
+            InputData::Complex(c) => c.content.len(),
+            _ => 0,
+        };
+        if size as u64 > max_single {
+            return Err(WpsError::new(
+                ExceptionCode::FileSizeExceeded,
+                Some(id),
+                format!("Input '{id}' is {size} bytes; maxsingleinputsize is {max_single} bytes"),
+            ));
+        }
         if let InputData::Reference(_) = i.data {
             return Err(WpsError::new(
                 ExceptionCode::OptionNotSupported,
@@ -598,4 +615,111 @@ pub fn validate_inputs(desc: &ProcessDescription, inputs: &[Input]) -> WpsResult
         }
     }
     Ok(Inputs(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pool::PoolConfig;
+    use crate::wps::model::LiteralValue;
+
+    fn service(extra: &str) -> Service {
+        let text = format!("[server]\nmaxsingleinputsize = 1kb\nmaxrequestsize = 2kb\nlanguage = en-US, fr-FR\n[processes]\nbuiltin = {extra}\n");
+        let cfg = ServiceConfig::parse(&text, Path::new("/etc/wps/t.cfg")).unwrap();
+        Service::from_config(cfg).unwrap()
+    }
+
+    fn get(s: &Service, pool: &Pool, q: &str) -> HttpResponse {
+        s.handle(
+            &HttpRequest {
+                method: "GET",
+                query: q,
+                body: Body::Bytes(vec![]),
+                base_url: "http://h/wps",
+            },
+            pool,
+        )
+    }
+
+    fn text(r: &HttpResponse) -> String {
+        String::from_utf8_lossy(&r.body).into_owned()
+    }
+
+    #[test]
+    fn unknown_builtin_is_a_config_error() {
+        let cfg = ServiceConfig::parse("[processes]\nbuiltin = say_hello, nope\n", Path::new("/x.cfg"))
+            .unwrap();
+        let e = Service::from_config(cfg).err().unwrap();
+        assert_eq!(e.line, Some(2));
+        assert!(e.message.contains("nope"));
+    }
+
+    #[test]
+    fn answers_operations_and_errors() {
+        let s = service("say_hello, sleep, selftest_panic");
+        let pool = Pool::start(PoolConfig::new("t"));
+        let r = get(&s, &pool, "service=WPS&request=GetCapabilities&language=fr-FR");
+        assert_eq!(r.status, 200);
+        assert!(text(&r).contains("xml:lang=\"fr-FR\""));
+        assert!(text(&r).contains("<ows:Get xlink:href=\"http://h/wps?\"/>"));
+        let r = get(&s, &pool, "service=WPS&version=1.0.0&request=Execute&identifier=say_hello&DataInputs=name=x");
+        assert!(text(&r).contains(">Hello x<"), "{}", text(&r));
+        // an oversized input value
+        let long = "x".repeat(2000);
+        let r = get(&s, &pool, &format!("service=WPS&version=1.0.0&request=Execute&identifier=say_hello&DataInputs=name={long}"));
+        assert_eq!(r.status, 413);
+        assert!(text(&r).contains("FileSizeExceeded"));
+        // a panicking process: 500 + a log line, and the pool keeps working
+        let r = get(&s, &pool, "service=WPS&version=1.0.0&request=Execute&identifier=selftest_panic");
+        assert_eq!(r.status, 500);
+        assert!(text(&r).contains("NoApplicableCode"));
+        assert!(r.log.iter().any(|(l, m)| *l == LogLevel::Error && m.contains("panicked")));
+        let r = get(&s, &pool, "service=WPS&version=1.0.0&request=Execute&identifier=sleep&DataInputs=delay=0");
+        assert!(text(&r).contains("done sleeping"));
+        // body too large
+        let r = s.handle(
+            &HttpRequest { method: "POST", query: "", body: Body::TooLarge, base_url: "http://h/wps" },
+            &pool,
+        );
+        assert_eq!(r.status, 413);
+    }
+
+    #[test]
+    fn timeout_answers_no_applicable_code() {
+        let s = service("sleep");
+        let mut cfg = PoolConfig::new("slow");
+        cfg.request_timeout = std::time::Duration::from_millis(200);
+        let pool = Pool::start(cfg);
+        let r = get(&s, &pool, "service=WPS&version=1.0.0&request=Execute&identifier=sleep&DataInputs=delay=5");
+        assert_eq!(r.status, 500);
+        assert!(text(&r).contains("request timeout"), "{}", text(&r));
+        assert!(text(&r).contains("'slow'"));
+    }
+
+    #[test]
+    fn defaults_crs_and_occurrences() {
+        let s = service("all");
+        let bbox = s.process("boundingbox").unwrap().description().clone();
+        let lit = |id: &str, v: &str| Input {
+            identifier: id.into(),
+            data: InputData::Literal(LiteralValue { value: v.into(), ..Default::default() }),
+        };
+        let ok = validate_inputs(&bbox, &[lit("bboxin", "1,2,3,4,urn:ogc:def:crs:EPSG::3035")], 1000).unwrap();
+        assert!(matches!(ok.first("bboxin"), Some(Value::BoundingBox(b)) if b.upper == vec![3.0, 4.0]));
+        // no CRS: the default one
+        let ok = validate_inputs(&bbox, &[lit("bboxin", "1,2,3,4")], 1000).unwrap();
+        assert!(matches!(ok.first("bboxin"), Some(Value::BoundingBox(b)) if b.crs.as_deref() == Some("epsg:4326")));
+        let e = validate_inputs(&bbox, &[lit("bboxin", "1,2,3,4,EPSG:31467")], 1000).unwrap_err();
+        assert_eq!(e.locator.as_deref(), Some("bboxin"));
+        // a literal with a default fills in when absent
+        let mut d = s.process("sleep").unwrap().description().clone();
+        d.inputs[0].min_occurs = 0;
+        if let DataSpec::Literal(l) = &mut d.inputs[0].data {
+            l.default = Some("0.5".into());
+        }
+        let ok = validate_inputs(&d, &[], 1000).unwrap();
+        assert_eq!(ok.literal("delay"), Some("0.5"));
+        assert_eq!(crs_key("http://www.opengis.net/def/crs/EPSG/0/4326"), "epsg:4326");
+        assert_eq!(crs_key("EPSG:4326"), "epsg:4326");
+    }
 }

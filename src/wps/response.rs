@@ -421,9 +421,9 @@ pub fn execute_response(d: &ExecuteDoc) -> String {
         }
         Status::Failed(e) => {
             x.open("wps:ProcessFailed", &[])
-                .open("wps:ExceptionReport", &[]);
+                .open("ows:ExceptionReport", &[("version", "1.0.0")]);
             exception_body(&mut x, e);
-            x.close("wps:ExceptionReport").close("wps:ProcessFailed");
+            x.close("ows:ExceptionReport").close("wps:ProcessFailed");
         }
     }
     x.close("wps:Status");
@@ -544,22 +544,27 @@ fn output_entry(x: &mut Xml, o: &OutputEntry) {
                 x.leaf("wps:LiteralData", &a, v);
             }
             OutputValue::BoundingBox(b) => bbox(x, "wps:BoundingBoxData", b),
-            OutputValue::Complex { mime_type, data } => {
-                x.open("wps:ComplexData", &[("mimeType", mime_type)]);
-                match std::str::from_utf8(data) {
-                    Ok(s) if is_xml_mime(mime_type) && well_formed(s) => {
-                        x.raw(strip_xml_decl(s));
-                    }
-                    Ok(s) => {
-                        x.cdata(s);
-                    }
-                    Err(_) => {
-                        use base64::Engine;
-                        x.text(&base64::engine::general_purpose::STANDARD.encode(data));
-                    }
+            OutputValue::Complex { mime_type, data } => match std::str::from_utf8(data) {
+                Ok(s) if is_xml_mime(mime_type) && well_formed(s) => {
+                    x.open("wps:ComplexData", &[("mimeType", mime_type)])
+                        .raw(strip_xml_decl(s))
+                        .close("wps:ComplexData");
                 }
-                x.close("wps:ComplexData");
-            }
+                Ok(s) => {
+                    x.open("wps:ComplexData", &[("mimeType", mime_type)])
+                        .cdata(s)
+                        .close("wps:ComplexData");
+                }
+                Err(_) => {
+                    use base64::Engine;
+                    x.open(
+                        "wps:ComplexData",
+                        &[("mimeType", mime_type), ("encoding", "base64")],
+                    )
+                    .text(&base64::engine::general_purpose::STANDARD.encode(data))
+                    .close("wps:ComplexData");
+                }
+            },
         }
         x.close("wps:Data");
     }
@@ -598,3 +603,112 @@ fn well_formed(s: &str) -> bool {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::processes::{Format, LiteralType};
+    use crate::wps::model::{ExceptionCode, LiteralValue};
+
+    /// Validates with ../shared/bin/wps-validate (the official schemas, offline).
+    fn assert_valid(doc: &str) {
+        let v = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bin/wps-validate");
+        let f = std::env::temp_dir().join(format!(
+            "mod_wps-unit-{}-{:?}.xml",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::write(&f, doc).unwrap();
+        let out = std::process::Command::new(&v).arg(&f).output().unwrap();
+        let _ = std::fs::remove_file(&f);
+        let t = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && t.trim_end().ends_with("validates"), "{t}\n{doc}");
+    }
+
+    fn process() -> ProcessDescription {
+        ProcessDescription {
+            identifier: "p".into(),
+            title: "P".into(),
+            abstract_: String::new(),
+            version: "1".into(),
+            inputs: vec![],
+            outputs: vec![
+                OutputSpec {
+                    identifier: "gml".into(),
+                    title: "GML".into(),
+                    abstract_: String::new(),
+                    data: DataSpec::Complex {
+                        formats: vec![Format::mime("application/gml+xml")],
+                        maximum_megabytes: None,
+                    },
+                },
+                OutputSpec {
+                    identifier: "bin".into(),
+                    title: "Binary".into(),
+                    abstract_: String::new(),
+                    data: DataSpec::Complex {
+                        formats: vec![Format::mime("image/png")],
+                        maximum_megabytes: None,
+                    },
+                },
+                crate::processes::literal_output("n", "N", LiteralType::Integer),
+            ],
+            store_supported: true,
+            status_supported: true,
+        }
+    }
+
+    #[test]
+    fn execute_responses_in_every_state_validate() {
+        let p = process();
+        let gml = OutputValue::Complex {
+            mime_type: "application/gml+xml".into(),
+            data: b"<?xml version=\"1.0\"?><gml:Point xmlns:gml=\"http://www.opengis.net/gml\"><gml:pos>1 2</gml:pos></gml:Point>".to_vec(),
+        };
+        let bin = OutputValue::Complex {
+            mime_type: "image/png".into(),
+            data: vec![0x89, 0x50, 0xff, 0x00],
+        };
+        let n = OutputValue::Literal("7".into());
+        let entries = [
+            OutputEntry { spec: &p.outputs[0], value: &gml, reference: None },
+            OutputEntry { spec: &p.outputs[1], value: &bin, reference: None },
+            OutputEntry { spec: &p.outputs[2], value: &n, reference: Some("http://h/outputs/n.txt") },
+        ];
+        let inputs = [Input {
+            identifier: "x".into(),
+            data: InputData::Literal(LiteralValue { value: "1".into(), ..Default::default() }),
+        }];
+        let err = WpsError::new(ExceptionCode::NoApplicableCode, None, "it broke");
+        for status in [
+            Status::Accepted("queued"),
+            Status::Started { percent: 40, message: "working" },
+            Status::Succeeded("done"),
+            Status::Failed(&err),
+        ] {
+            let doc = ExecuteDoc {
+                lang: "en-US",
+                service_instance: "http://h/wps?service=WPS&request=GetCapabilities",
+                status_location: Some("http://h/wps/outputs/1.xml"),
+                process: &p,
+                creation_time: "2026-01-01T00:00:00Z",
+                status,
+                lineage: Some(Lineage { inputs: &inputs, outputs: &[] }),
+                outputs: &entries,
+            };
+            let x = execute_response(&doc);
+            assert_valid(&x);
+            assert!(x.contains("<gml:pos>1 2</gml:pos>"), "XML output embedded as XML");
+            assert!(x.contains("encoding=\"base64\">iVD/AA==<"), "{x}");
+            assert!(x.contains("<wps:Reference href=\"http://h/outputs/n.txt\""));
+        }
+    }
+
+    #[test]
+    fn exception_report_validates() {
+        let e = WpsError::invalid("a&b", "bad <value>");
+        let x = exception_report(&e, "en-US");
+        assert!(x.contains("locator=\"a&amp;b\""));
+        assert_valid(&x);
+    }
+}

@@ -1,7 +1,7 @@
 //! A small XML writer over a String: every text and attribute value goes through quick-xml's
 //! escaping, so callers cannot produce malformed markup by accident.
 
-use quick_xml::escape::escape;
+use quick_xml::escape::{escape, partial_escape};
 
 pub const NS_WPS: &str = "http://www.opengis.net/wps/1.0.0";
 pub const NS_OWS: &str = "http://www.opengis.net/ows/1.1";
@@ -75,7 +75,7 @@ impl Xml {
     }
 
     pub fn text(&mut self, text: &str) -> &mut Self {
-        self.buf.push_str(&escape(text));
+        self.buf.push_str(&partial_escape(text));
         self
     }
 
