@@ -101,6 +101,20 @@ fn try_get(port: u16, path: &str) -> Result<(u16, String), String> {
     Ok((status, text))
 }
 
+/// Waits until the parent has logged that it runs (the port listens a little earlier, from the
+/// first of the two startup passes); returns the error log.
+fn wait_running(a: &Apache) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = a.error_log();
+        if log.contains("resuming normal operations") {
+            return log;
+        }
+        assert!(Instant::now() < deadline, "server did not report running:\n{log}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 
 /// Runs `n` concurrent GETs of `path`, each on its own thread and connection.
@@ -476,7 +490,7 @@ fn config_warnings_are_logged_once() {
         "{}:7: section [logging] is not used by mod_wps and is ignored",
         cfg.display()
     );
-    let log = a.error_log();
+    let log = wait_running(&a);
     assert_eq!(log.matches(&key).count(), 1, "{log}");
     assert_eq!(log.matches(&section).count(), 1, "{log}");
     assert!(
