@@ -370,6 +370,7 @@ fn graceful_restarts_under_load() {
             cfg.display()
         ),
     );
+    wait_running(&a);
     let stop = AtomicBool::new(false);
     /// Stops the clients even when the restart loop panics (else the scope never ends).
     struct StopOnDrop<'a>(&'a AtomicBool);
@@ -442,6 +443,7 @@ fn graceful_picks_up_service_config_changes() {
         Mpm::Event,
         &format!("WPSScriptAlias /wps {}\n", cfg.display()),
     );
+    wait_running(&a);
     let t = a.get(GET_CAPS).text();
     assert!(t.contains("<ows:Title>First</ows:Title>"), "{t}");
     assert!(t.contains("<ows:Identifier>say_hello</ows:Identifier>"), "{t}");

@@ -1,0 +1,278 @@
+//! `apache2 -t` with mod_wps directives: every configuration mistake is a syntax error that
+//! names the httpd.conf line (and, for service config files, the file and its line).
+
+mod common;
+use common::*;
+
+use std::path::{Path, PathBuf};
+
+/// Writes a service config file (outside the configtest's own scratch directory).
+fn cfg_file(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, body).unwrap();
+    chmod(&p, 0o644);
+    p
+}
+
+/// The httpd.conf line number at which the first line containing `needle` lands.
+fn conf_line(directives: &str, needle: &str) -> usize {
+    let conf = httpd_conf(Path::new("/x"), 1, Mpm::Event, directives);
+    conf.lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("{needle:?} not in the config"))
+        + 1
+}
+
+/// Runs `apache2 -t`, asserts it fails with "Syntax error on line N of .../httpd.conf:" where
+/// line N holds `needle`, and that the output contains every one of `expect`.
+fn assert_rejected(directives: &str, needle: &str, expect: &[&str]) -> String {
+    let (ok, out) = configtest(directives);
+    assert!(!ok, "configtest passed:\n{directives}\n{out}");
+    let line = conf_line(directives, needle);
+    assert!(
+        out.contains(&format!("Syntax error on line {line} of ")) && out.contains("httpd.conf:"),
+        "expected a syntax error on line {line} of httpd.conf:\n{out}"
+    );
+    for e in expect {
+        assert!(out.contains(e), "expected {e:?} in:\n{out}");
+    }
+    assert!(!out.contains("Syntax OK"), "{out}");
+    out
+}
+
+fn good_cfg(dir: &Path) -> PathBuf {
+    write_service_config(dir, "wps.cfg", "")
+}
+
+#[test]
+fn unknown_daemon_process_option() {
+    assert_rejected(
+        "WPSDaemonProcess p thread=2\n",
+        "WPSDaemonProcess p",
+        &["WPSDaemonProcess:", "unknown option 'thread=2'", "threads"],
+    );
+}
+
+#[test]
+fn non_numeric_thread_count() {
+    assert_rejected(
+        "WPSDaemonProcess p threads=zero\n",
+        "WPSDaemonProcess p",
+        &["WPSDaemonProcess:", "threads=zero", "whole number"],
+    );
+    assert_rejected(
+        "WPSDaemonProcess p threads=0\n",
+        "WPSDaemonProcess p",
+        &["threads=0", "whole number"],
+    );
+    assert_rejected(
+        "WPSDaemonProcess p request-timeout\n",
+        "WPSDaemonProcess p",
+        &["request-timeout", "KEY=VALUE"],
+    );
+}
+
+#[test]
+fn undefined_process_group_in_alias() {
+    let dir = scratch("ct-undef");
+    let cfg = good_cfg(&dir);
+    let d = format!("WPSScriptAlias /wps {} process-group=nope\n", cfg.display());
+    assert_rejected(&d, "WPSScriptAlias", &["WPSScriptAlias:", "'nope'", "not defined"]);
+    // declared after use is still undefined at the point of use
+    let d = format!(
+        "WPSScriptAlias /wps {} process-group=late\nWPSDaemonProcess late\n",
+        cfg.display()
+    );
+    assert_rejected(&d, "WPSScriptAlias", &["'late'", "not defined"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn missing_service_config_file() {
+    assert_rejected(
+        "WPSScriptAlias /wps /nonexistent/wps.cfg\n",
+        "WPSScriptAlias",
+        &[
+            "/nonexistent/wps.cfg",
+            "cannot read",
+            "No such file or directory",
+        ],
+    );
+}
+
+#[test]
+fn service_config_syntax_error_names_file_and_line() {
+    let dir = scratch("ct-syntax");
+    let cfg = cfg_file(
+        &dir,
+        "broken.cfg",
+        "[server]\nurl = http://localhost/wps\nthis is not ini\n",
+    );
+    assert_rejected(
+        &format!("WPSScriptAlias /wps {}\n", cfg.display()),
+        "WPSScriptAlias",
+        &[&format!("{}:3:", cfg.display()), "this is not ini"],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn service_config_bad_value_names_file_and_line() {
+    let dir = scratch("ct-value");
+    let cfg = cfg_file(
+        &dir,
+        "bad.cfg",
+        "[metadata:main]\nidentification_title = T\n\n[server]\nmaxrequestsize = lots\n",
+    );
+    assert_rejected(
+        &format!("WPSScriptAlias /wps {}\n", cfg.display()),
+        "WPSScriptAlias",
+        &[&format!("{}:5:", cfg.display()), "lots"],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn unknown_builtin_process() {
+    let dir = scratch("ct-process");
+    let cfg = cfg_file(
+        &dir,
+        "wps.cfg",
+        "[processes]\nbuiltin = say_hello, no_such_process\n",
+    );
+    assert_rejected(
+        &format!("WPSScriptAlias /wps {}\n", cfg.display()),
+        "WPSScriptAlias",
+        &[
+            &format!("{}:2:", cfg.display()),
+            "unknown process 'no_such_process'",
+            "say_hello",
+        ],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn undefined_process_group_in_location() {
+    let dir = scratch("ct-location");
+    let cfg = good_cfg(&dir);
+    let d = format!(
+        "WPSScriptAlias /wps {}\n<Location /wps>\n  WPSProcessGroup nope\n</Location>\n",
+        cfg.display()
+    );
+    assert_rejected(&d, "WPSProcessGroup", &["WPSProcessGroup:", "'nope'", "not defined"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn alias_url_must_start_with_slash() {
+    let dir = scratch("ct-slash");
+    let cfg = good_cfg(&dir);
+    assert_rejected(
+        &format!("WPSScriptAlias wps {}\n", cfg.display()),
+        "WPSScriptAlias",
+        &["WPSScriptAlias:", "'wps'", "must start with '/'"],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn duplicate_daemon_process() {
+    let d = "WPSDaemonProcess p threads=1\nWPSDaemonProcess p threads=2\n";
+    let out = assert_rejected(d, "WPSDaemonProcess p threads=2", &["'p'", "already defined"]);
+    assert!(!out.contains(&format!("line {} ", conf_line(d, "WPSDaemonProcess p threads=1"))));
+}
+
+#[test]
+fn duplicate_alias_and_bad_arguments() {
+    let dir = scratch("ct-dup-alias");
+    let cfg = good_cfg(&dir);
+    let d = format!(
+        "WPSScriptAlias /wps {c}\nWPSScriptAlias /wps/ {c}\n",
+        c = cfg.display()
+    );
+    assert_rejected(&d, "WPSScriptAlias /wps/", &["'/wps'", "already mounted"]);
+    assert_rejected(
+        &format!("WPSScriptAlias /wps {} group=x\n", cfg.display()),
+        "WPSScriptAlias",
+        &["unknown option 'group=x'"],
+    );
+    assert_rejected("WPSScriptAlias /wps\n", "WPSScriptAlias", &["URL-PATH CONFIG-FILE"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn valid_config_passes() {
+    let dir = scratch("ct-ok");
+    let cfg = good_cfg(&dir);
+    let d = format!(
+        "WPSDaemonProcess pywps threads=4 queue=10 request-timeout=30 graceful-timeout=5\n\
+         WPSDaemonProcess other\n\
+         WPSScriptAlias /wps {c} process-group=pywps\n\
+         WPSScriptAlias /wps2 {c}\n\
+         <Location /wps2>\n  WPSProcessGroup other\n</Location>\n",
+        c = cfg.display()
+    );
+    let (ok, out) = configtest(&d);
+    assert!(ok && out.contains("Syntax OK"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The stock PyWPS configuration (pywps/pywps.cfg of a deployment) is accepted as is.
+const PYWPS_CFG: &str = r#"[metadata:main]
+identification_title=PyWPS Processing Service
+identification_abstract=PyWPS is an implementation of the Web Processing Service standard from the Open Geospatial Consortium. PyWPS is written in Python.
+identification_keywords=PyWPS,WPS,OGC,processing
+identification_keywords_type=theme
+identification_fees=NONE
+identification_accessconstraints=NONE
+provider_name=PyWPS Developement Team
+provider_url=https://pywps.org/
+contact_name=Your Name
+contact_position=Developer
+contact_address=My Street
+contact_city=My City
+contact_stateorprovince=None
+contact_postalcode=000 00
+contact_country=World, Internet
+contact_phone=+xx-xxx-xxx-xxxx
+contact_fax=+xx-xxx-xxx-xxxx
+contact_email=contact@yourdomain.org
+contact_url=https://pywps.org
+contact_hours=8:00-20:00UTC
+contact_instructions=Knock on the door
+contact_role=pointOfContact
+
+[server]
+maxsingleinputsize=1mb
+maxrequestsize=3mb
+url=http://localhost:5000/wps
+outputurl=http://localhost:5000/outputs/
+outputpath=outputs
+workdir=workdir
+wd_inp_subdir=inputs
+wd_out_subdir=outputs
+maxprocesses=10
+parallelprocesses=2
+
+[processing]
+mode=default
+
+[logging]
+level=INFO
+file=logs/pywps.log
+database=sqlite:///logs/pywps-logs.sqlite3
+format=%%(asctime)s] [%%(levelname)s] file=%%(pathname)s line=%%(lineno)s module=%%(module)s function=%%(funcName)s %%(message)s
+"#;
+
+#[test]
+fn pywps_deployment_config_passes() {
+    let dir = scratch("ct-pywps");
+    let cfg = cfg_file(&dir, "pywps.cfg", PYWPS_CFG);
+    let (ok, out) = configtest(&format!(
+        "WPSDaemonProcess pywps threads=2\nWPSScriptAlias /wps {} process-group=pywps\n",
+        cfg.display()
+    ));
+    assert!(ok && out.contains("Syntax OK"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
