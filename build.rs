@@ -45,6 +45,7 @@ fn main() {
         .allowlist_function("apr_(table_set|table_get|table_setn|table_add|pstrdup|pstrmemdup|palloc|pcalloc|pool_cleanup_register|pool_cleanup_null|pool_userdata_get|pool_userdata_set)")
         .allowlist_function("wps_log_.*")
         .allowlist_type("module|command_rec|cmd_parms|request_rec|server_rec|conn_rec|process_rec")
+        .allowlist_var("ap_unixd_config")
         .allowlist_var("MODULE_MAGIC_.*|APR_HOOK_.*|OK|DECLINED|DONE|RSRC_CONF|ACCESS_CONF|OR_.*|REQUEST_CHUNKED_.*|M_(GET|POST|HEAD|OPTIONS)|APLOG_(EMERG|ALERT|CRIT|ERR|WARNING|NOTICE|INFO|DEBUG|TRACE1)|AP_SQ_.*|HTTP_.*")
         .derive_default(true)
         .layout_tests(false)

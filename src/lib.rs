@@ -5,6 +5,7 @@
 
 pub mod apache;
 pub mod config;
+pub mod jobs;
 pub mod pool;
 pub mod processes;
 pub mod service;

@@ -100,7 +100,10 @@ pub struct PoolStats {
 pub struct Pool {
     config: PoolConfig,
     sender: Mutex<Option<Sender<Task>>>,
+    receiver: Receiver<Task>,
     workers: Mutex<Vec<JoinHandle<()>>>,
+    /// Workers to retire when they next finish a task (replaced stuck workers).
+    retire: Arc<AtomicUsize>,
     pub stats: Arc<PoolStats>,
 }
 
@@ -108,68 +111,100 @@ impl Pool {
     /// Starts the worker threads. Call only in an Apache child, never in the parent.
     pub fn start(config: PoolConfig) -> Arc<Pool> {
         let (tx, rx): (Sender<Task>, Receiver<Task>) = bounded(config.queue);
-        let stats = Arc::new(PoolStats::default());
-        let workers = (0..config.threads)
-            .map(|i| {
-                let rx = rx.clone();
-                let stats = stats.clone();
-                std::thread::Builder::new()
-                    .name(format!("wps-{}-{i}", config.name))
-                    .spawn(move || {
-                        for task in rx.iter() {
-                            stats.queued.fetch_sub(1, Ordering::SeqCst);
-                            stats.busy.fetch_add(1, Ordering::SeqCst);
-                            task();
-                            stats.busy.fetch_sub(1, Ordering::SeqCst);
-                            stats.completed.fetch_add(1, Ordering::SeqCst);
-                        }
-                    })
-                    .expect("cannot start a worker thread")
-            })
-            .collect();
-        Arc::new(Pool {
+        let pool = Arc::new(Pool {
             config,
             sender: Mutex::new(Some(tx)),
-            workers: Mutex::new(workers),
-            stats,
-        })
+            receiver: rx,
+            workers: Mutex::new(Vec::new()),
+            retire: Arc::new(AtomicUsize::new(0)),
+            stats: Arc::new(PoolStats::default()),
+        });
+        for _ in 0..pool.config.threads {
+            pool.add_worker();
+        }
+        pool
+    }
+
+    /// Starts one more worker thread. Used to replace a worker that is stuck in a job that
+    /// was written off: the stuck one retires when (if ever) its job returns.
+    pub fn replace_stuck_worker(&self) {
+        self.retire.fetch_add(1, Ordering::SeqCst);
+        self.add_worker();
+    }
+
+    fn add_worker(&self) {
+        let rx = self.receiver.clone();
+        let stats = self.stats.clone();
+        let retire = self.retire.clone();
+        let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        let n = workers.len();
+        let handle = std::thread::Builder::new()
+            .name(format!("wps-{}-{n}", self.config.name))
+            .spawn(move || {
+                for task in rx.iter() {
+                    stats.queued.fetch_sub(1, Ordering::SeqCst);
+                    stats.busy.fetch_add(1, Ordering::SeqCst);
+                    task();
+                    stats.busy.fetch_sub(1, Ordering::SeqCst);
+                    stats.completed.fetch_add(1, Ordering::SeqCst);
+                    let retiring = retire
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |r| r.checked_sub(1))
+                        .is_ok();
+                    if retiring {
+                        break;
+                    }
+                }
+            })
+            .expect("cannot start a worker thread");
+        workers.retain(|w| !w.is_finished());
+        workers.push(handle);
     }
 
     pub fn config(&self) -> &PoolConfig {
         &self.config
     }
 
-    /// Runs `job` on a worker thread and waits for its result. The job gets a cancellation
-    /// token that is cancelled when the request timeout passes; the worker then finishes the
-    /// job (cooperatively) and serves the next one.
-    pub fn run<T, F>(&self, job: F) -> Result<T, PoolError>
+    /// True when a worker is free and nothing waits in the queue.
+    pub fn has_idle_worker(&self) -> bool {
+        self.stats.busy.load(Ordering::SeqCst) + self.stats.queued.load(Ordering::SeqCst)
+            < self.config.threads
+    }
+
+    /// Queues `task` for a worker without waiting for it.
+    pub fn spawn(&self, task: impl FnOnce() + Send + 'static) -> Result<(), PoolError> {
+        let guard = self.sender.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = guard.as_ref().ok_or(PoolError::ShutDown)?;
+        self.stats.queued.fetch_add(1, Ordering::SeqCst);
+        tx.try_send(Box::new(task)).map_err(|e| {
+            self.stats.queued.fetch_sub(1, Ordering::SeqCst);
+            match e {
+                TrySendError::Full(_) => PoolError::Busy,
+                TrySendError::Disconnected(_) => PoolError::ShutDown,
+            }
+        })
+    }
+
+    /// Runs `job` on a worker thread and waits for its result. When the request timeout
+    /// passes, `token` is cancelled; the worker then finishes the job (cooperatively) and
+    /// serves the next one.
+    pub fn run<T, F>(&self, token: Arc<CancelToken>, job: F) -> Result<T, PoolError>
     where
         T: Send + 'static,
-        F: FnOnce(Arc<CancelToken>) -> T + Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
     {
-        let token = Arc::new(CancelToken::default());
         let (rtx, rrx) = bounded::<Result<T, String>>(1);
-        let t2 = token.clone();
         let stats = self.stats.clone();
-        let task: Task = Box::new(move || {
-            let r = catch_unwind(AssertUnwindSafe(|| job(t2))).map_err(|p| {
+        let queued_token = token.clone();
+        self.spawn(move || {
+            if queued_token.is_cancelled() {
+                return; // the request gave up while the job waited in the queue
+            }
+            let r = catch_unwind(AssertUnwindSafe(job)).map_err(|p| {
                 stats.panicked.fetch_add(1, Ordering::SeqCst);
                 panic_message(&*p)
             });
             let _ = rtx.send(r);
-        });
-        {
-            let guard = self.sender.lock().unwrap_or_else(|e| e.into_inner());
-            let tx = guard.as_ref().ok_or(PoolError::ShutDown)?;
-            self.stats.queued.fetch_add(1, Ordering::SeqCst);
-            if let Err(e) = tx.try_send(task) {
-                self.stats.queued.fetch_sub(1, Ordering::SeqCst);
-                return Err(match e {
-                    TrySendError::Full(_) => PoolError::Busy,
-                    TrySendError::Disconnected(_) => PoolError::ShutDown,
-                });
-            }
-        }
+        })?;
         match rrx.recv_timeout(self.config.request_timeout) {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(msg)) => Err(PoolError::Panicked(msg)),
@@ -185,10 +220,7 @@ impl Pool {
     /// Stops accepting jobs and waits up to the graceful timeout for the workers to finish
     /// what they hold. Returns the number of workers still busy at the deadline.
     pub fn shutdown(&self) -> usize {
-        self.sender
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        self.sender.lock().unwrap_or_else(|e| e.into_inner()).take();
         let deadline = Instant::now() + self.config.graceful_timeout;
         let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
         while Instant::now() < deadline && workers.iter().any(|w| !w.is_finished()) {
@@ -202,14 +234,34 @@ impl Pool {
     }
 }
 
-/// The message of a panic payload.
+thread_local! {
+    static PANIC_AT: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Replaces the default panic hook (which prints to stderr, i.e. untimestamped into Apache's
+/// error log) with one that only remembers where the panic happened; the code that catches
+/// the panic logs it properly with `panic_message`.
+pub fn install_quiet_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()));
+        PANIC_AT.with(|p| *p.borrow_mut() = at);
+    }));
+}
+
+/// The message of a panic payload (with its location when the quiet hook recorded it).
 pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
+    let msg = if let Some(s) = p.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = p.downcast_ref::<String>() {
         s.clone()
     } else {
         "unknown panic".to_owned()
+    };
+    match PANIC_AT.with(|p| p.borrow_mut().take()) {
+        Some(at) => format!("{msg} (at {at})"),
+        None => msg,
     }
 }
 
@@ -217,6 +269,43 @@ pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
+
+    fn tok() -> Arc<CancelToken> {
+        Arc::new(CancelToken::default())
+    }
+
+    #[test]
+    fn stuck_worker_is_replaced_and_retires_later() {
+        let pool = Pool::start(cfg(1, 4, 5000));
+        let (gate_tx, gate_rx) = bounded::<()>(0);
+        pool.spawn(move || {
+            let _ = gate_rx.recv();
+        })
+        .unwrap();
+        while pool.stats.busy.load(Ordering::SeqCst) == 0 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert!(!pool.has_idle_worker());
+        pool.replace_stuck_worker();
+        // the replacement serves while the stuck worker still holds its job
+        assert_eq!(pool.run(tok(), || 9), Ok(9));
+        gate_tx.send(()).unwrap();
+        // the stuck worker retires: one worker thread is left
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while pool
+            .workers
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|w| !w.is_finished())
+            .count()
+            != 1
+        {
+            assert!(Instant::now() < deadline, "no worker retired");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(pool.run(tok(), || 10), Ok(10));
+    }
 
     fn cfg(threads: usize, queue: usize, timeout_ms: u64) -> PoolConfig {
         PoolConfig {
@@ -245,10 +334,10 @@ mod tests {
     fn runs_on_worker_threads_and_returns_results() {
         let pool = Pool::start(cfg(2, 10, 5000));
         let name = pool
-            .run(|_| std::thread::current().name().unwrap().to_owned())
+            .run(tok(), || std::thread::current().name().unwrap().to_owned())
             .unwrap();
         assert!(name.starts_with("wps-t-"));
-        assert_eq!(pool.run(|_| 6 * 7).unwrap(), 42);
+        assert_eq!(pool.run(tok(), || 6 * 7).unwrap(), 42);
         assert_eq!(pool.shutdown(), 0);
     }
 
@@ -261,7 +350,7 @@ mod tests {
             .map(|i| {
                 let (pool, running, peak) = (pool.clone(), running.clone(), peak.clone());
                 std::thread::spawn(move || {
-                    pool.run(move |_| {
+                    pool.run(tok(), move || {
                         let n = running.fetch_add(1, Ordering::SeqCst) + 1;
                         peak.fetch_max(n, Ordering::SeqCst);
                         std::thread::sleep(Duration::from_millis(5));
@@ -271,7 +360,10 @@ mod tests {
                 })
             })
             .collect();
-        let mut got: Vec<_> = handles.into_iter().map(|h| h.join().unwrap().unwrap()).collect();
+        let mut got: Vec<_> = handles
+            .into_iter()
+            .map(|h| h.join().unwrap().unwrap())
+            .collect();
         got.sort();
         assert_eq!(got, (0..64).collect::<Vec<_>>());
         assert!(peak.load(Ordering::SeqCst) <= 2);
@@ -282,17 +374,17 @@ mod tests {
         let pool = Pool::start(cfg(1, 1, 10_000));
         let (gate_tx, gate_rx) = bounded::<()>(0);
         let p2 = pool.clone();
-        let blocker = std::thread::spawn(move || p2.run(move |_| gate_rx.recv().ok()));
+        let blocker = std::thread::spawn(move || p2.run(tok(), move || gate_rx.recv().ok()));
         // wait until the worker holds the blocking job
         while pool.stats.busy.load(Ordering::SeqCst) == 0 {
             std::thread::sleep(Duration::from_millis(2));
         }
         let p3 = pool.clone();
-        let queued = std::thread::spawn(move || p3.run(|_| 1));
+        let queued = std::thread::spawn(move || p3.run(tok(), || 1));
         while pool.stats.queued.load(Ordering::SeqCst) == 0 {
             std::thread::sleep(Duration::from_millis(2));
         }
-        assert_eq!(pool.run(|_| 2), Err(PoolError::Busy));
+        assert_eq!(pool.run(tok(), || 2), Err(PoolError::Busy));
         gate_tx.send(()).unwrap();
         assert!(blocker.join().unwrap().is_ok());
         assert_eq!(queued.join().unwrap(), Ok(1));
@@ -301,24 +393,26 @@ mod tests {
     #[test]
     fn timeout_cancels_and_worker_is_reused() {
         let pool = Pool::start(cfg(1, 4, 100));
-        let r = pool.run(|tok: Arc<CancelToken>| {
-            while !tok.is_cancelled() {
+        let t = tok();
+        let t2 = t.clone();
+        let r = pool.run(t, move || {
+            while !t2.is_cancelled() {
                 std::thread::sleep(Duration::from_millis(5));
             }
             "stopped"
         });
         assert_eq!(r, Err(PoolError::Timeout(Duration::from_millis(100))));
         // the single worker is free again
-        assert_eq!(pool.run(|_| 5), Ok(5));
+        assert_eq!(pool.run(tok(), || 5), Ok(5));
     }
 
     #[test]
     fn panic_is_caught_and_worker_survives() {
         let pool = Pool::start(cfg(1, 4, 5000));
-        let r: Result<(), _> = pool.run(|_| panic!("boom {}", 7));
+        let r: Result<(), _> = pool.run(tok(), || panic!("boom {}", 7));
         assert_eq!(r, Err(PoolError::Panicked("boom 7".into())));
-        assert_eq!(pool.run(|_| 3), Ok(3));
+        assert_eq!(pool.run(tok(), || 3), Ok(3));
         pool.shutdown();
-        assert_eq!(pool.run(|_| 3), Err(PoolError::ShutDown));
+        assert_eq!(pool.run(tok(), || 3), Err(PoolError::ShutDown));
     }
 }

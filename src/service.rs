@@ -2,18 +2,18 @@
 //! (method, query, body) with HTTP-level responses. No Apache types here.
 
 use crate::config::service::{ConfigError, ProcessSelection, ServiceConfig};
-use crate::pool::{Pool, PoolError};
+use crate::jobs::runner::{content_type_for, unix_now, Outcome, Runner};
+use crate::jobs::store::{valid_id, JobSpec, JobStore};
 use crate::processes::{
-    self, Context, DataSpec, Inputs, OutputSpec, OutputValue, Process, ProcessDescription,
-    ProcessError, Value,
+    self, DataSpec, Inputs, OutputSpec, OutputValue, Process, ProcessDescription, Value,
 };
 use crate::wps::model::{
-    ComplexValue, Execute, ExceptionCode, Input, InputData, OutputRequest, Request,
-    ResponseForm, WpsError, WpsResult,
+    ComplexValue, ExceptionCode, Execute, Input, InputData, OutputRequest, Request, ResponseForm,
+    WpsError, WpsResult,
 };
-use crate::wps::response::{self, ExecuteDoc, Lineage, OutputEntry, Status};
+use crate::wps::response;
 use crate::wps::{kvp, xml_request};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Severity of a message the engine wants in the server's error log.
@@ -70,7 +70,10 @@ pub const XML_CONTENT_TYPE: &str = "text/xml; charset=utf-8";
 
 /// An `ows:ExceptionReport` response for `err` (used by the front end too, e.g. for panics).
 pub fn error_response(err: &WpsError, lang: &str) -> HttpResponse {
-    let mut r = HttpResponse::xml(err.code.http_status(), response::exception_report(err, lang));
+    let mut r = HttpResponse::xml(
+        err.code.http_status(),
+        response::exception_report(err, lang),
+    );
     if err.code == ExceptionCode::ServerBusy {
         r.headers.push(("Retry-After".into(), "5".into()));
     }
@@ -80,6 +83,25 @@ pub fn error_response(err: &WpsError, lang: &str) -> HttpResponse {
 pub struct Service {
     pub config: ServiceConfig,
     processes: Vec<Arc<dyn Process>>,
+    /// The durable job store under `workdir` (status documents and outputs under `outputpath`).
+    pub store: JobStore,
+}
+
+/// The default `workdir` of a service config file that sets none.
+pub fn default_workdir(config_path: &Path) -> PathBuf {
+    let name: String = config_path
+        .to_string_lossy()
+        .trim_start_matches('/')
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    Path::new("/var/lib/mod_wps").join(name)
 }
 
 impl Service {
@@ -97,14 +119,34 @@ impl Service {
             .collect();
         config.check_processes(&known)?;
         let ids: Vec<String> = match &config.processes {
-            ProcessSelection::All => processes::BUILTIN_IDS.iter().map(|s| s.to_string()).collect(),
+            ProcessSelection::All => processes::BUILTIN_IDS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             ProcessSelection::List(l) => l.clone(),
         };
-        let processes = ids
-            .iter()
-            .filter_map(|id| processes::builtin(id))
-            .collect();
-        Ok(Service { config, processes })
+        let processes = ids.iter().filter_map(|id| processes::builtin(id)).collect();
+        let workdir = config
+            .server
+            .workdir
+            .clone()
+            .unwrap_or_else(|| default_workdir(&config.path));
+        let outputs = config
+            .server
+            .outputpath
+            .clone()
+            .unwrap_or_else(|| workdir.join("outputs"));
+        let store = JobStore::new(
+            workdir,
+            outputs,
+            config.server.parallelprocesses,
+            config.server.maxprocesses,
+        );
+        Ok(Service {
+            config,
+            processes,
+            store,
+        })
     }
 
     pub fn max_request_size(&self) -> u64 {
@@ -116,7 +158,9 @@ impl Service {
     }
 
     pub fn process(&self, id: &str) -> Option<&Arc<dyn Process>> {
-        self.processes.iter().find(|p| p.description().identifier == id)
+        self.processes
+            .iter()
+            .find(|p| p.description().identifier == id)
     }
 
     pub fn process_ids(&self) -> Vec<&str> {
@@ -130,14 +174,66 @@ impl Service {
         self.config.server.url.as_deref().unwrap_or(req.base_url)
     }
 
-    /// Answers one request. Execute work runs on `pool`.
-    pub fn handle(&self, req: &HttpRequest, pool: &Pool) -> HttpResponse {
+    /// The base URL of status documents and stored outputs (ends with '/').
+    fn output_url(&self, req: &HttpRequest) -> String {
+        match &self.config.server.outputurl {
+            Some(u) if u.ends_with('/') => u.clone(),
+            Some(u) => format!("{u}/"),
+            None => format!("{}/outputs/", req.base_url.trim_end_matches('/')),
+        }
+    }
+
+    /// Serves a status document or stored output: `rel` is the path below the output URL.
+    /// Only `<job-id>.xml` and `<job-id>/<output>.<ext>` exist; anything else is 404.
+    pub fn serve_output(&self, rel: &str, head: bool) -> HttpResponse {
+        let not_found = || HttpResponse {
+            status: 404,
+            content_type: "text/plain; charset=utf-8".into(),
+            headers: Vec::new(),
+            body: b"Not Found\n".to_vec(),
+            log: Vec::new(),
+        };
+        let file = match rel.split_once('/') {
+            None => match rel.strip_suffix(".xml") {
+                Some(id) if valid_id(id) => self.store.status_path(id),
+                _ => return not_found(),
+            },
+            Some((id, name)) => {
+                let ok_name = !name.starts_with('.')
+                    && name.len() <= 200
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+                if !valid_id(id) || !ok_name {
+                    return not_found();
+                }
+                self.store.outputs().join(id).join(name)
+            }
+        };
+        let ext = file
+            .extension()
+            .map(|e| e.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match std::fs::read(&file) {
+            Ok(body) => HttpResponse {
+                status: 200,
+                content_type: content_type_for(&ext).into(),
+                headers: vec![("Cache-Control".into(), "no-cache".into())],
+                body: if head { Vec::new() } else { body },
+                log: Vec::new(),
+            },
+            Err(_) => not_found(),
+        }
+    }
+
+    /// Answers one request. Execute work runs through `runner` (this service's, in this child).
+    pub fn handle(&self, req: &HttpRequest, runner: &Runner) -> HttpResponse {
         let mut log = Vec::new();
         let lang_default = self.default_language().to_owned();
         let mut lang = lang_default.clone();
         let result = self.parse(req).and_then(|r| {
             lang = self.negotiate_language(r.language())?;
-            self.dispatch(req, r, &lang, pool, &mut log)
+            self.dispatch(req, r, &lang, runner)
         });
         let mut resp = match result {
             Ok(r) => r,
@@ -171,7 +267,9 @@ impl Service {
                         self.max_request_size()
                     ),
                 )),
-                Body::Bytes(b) if b.iter().all(u8::is_ascii_whitespace) && !req.query.is_empty() => {
+                Body::Bytes(b)
+                    if b.iter().all(u8::is_ascii_whitespace) && !req.query.is_empty() =>
+                {
                     kvp::parse(req.query)
                 }
                 Body::Bytes(b) => xml_request::parse(b),
@@ -211,8 +309,7 @@ impl Service {
         req: &HttpRequest,
         r: Request,
         lang: &str,
-        pool: &Pool,
-        log: &mut Vec<(LogLevel, String)>,
+        runner: &Runner,
     ) -> WpsResult<HttpResponse> {
         match r {
             Request::GetCapabilities(_) => {
@@ -248,7 +345,7 @@ impl Service {
                     response::process_descriptions(lang, &descs),
                 ))
             }
-            Request::Execute(e) => self.execute(req, e, lang, pool, log),
+            Request::Execute(e) => self.execute(req, e, lang, runner),
         }
     }
 
@@ -257,8 +354,7 @@ impl Service {
         req: &HttpRequest,
         e: Execute,
         lang: &str,
-        pool: &Pool,
-        log: &mut Vec<(LogLevel, String)>,
+        runner: &Runner,
     ) -> WpsResult<HttpResponse> {
         let process = self
             .process(&e.identifier)
@@ -268,161 +364,112 @@ impl Service {
             .clone();
         let desc = process.description();
         let inputs = validate_inputs(desc, &e.inputs, self.config.server.maxsingleinputsize)?;
-        let selected = select_outputs(desc, &e.response)?;
-        if let ResponseForm::Document(d) = &e.response {
-            if d.status && !d.store_execute_response {
-                return Err(WpsError::invalid(
-                    "storeExecuteResponse",
-                    "status=true requires storeExecuteResponse=true",
-                ));
-            }
-            if d.store_execute_response && !desc.store_supported {
-                return Err(WpsError::new(
-                    ExceptionCode::StorageNotSupported,
-                    Some("storeExecuteResponse"),
-                    format!(
-                        "Process '{}' does not support storeExecuteResponse (asynchronous execution is not available yet)",
-                        desc.identifier
-                    ),
-                ));
-            }
-        }
-        if let Some(o) = selected.iter().find(|o| o.as_reference) {
-            return Err(WpsError::new(
-                ExceptionCode::OptionNotSupported,
-                Some(&o.identifier),
-                "asReference=true is not supported yet: outputs are returned inline",
-            ));
-        }
-
-        let id = desc.identifier.clone();
-        let ctx_log = id.clone();
-        let runner = process.clone();
-        let result = pool.run(move |token| {
-            let ctx = Context::new(token, Arc::new(|_, _| {}));
-            runner.execute(&inputs, &ctx)
-        });
-        let outputs = match result {
-            Ok(Ok(o)) => o,
-            Ok(Err(ProcessError::Failed(m))) => {
-                return Err(WpsError::no_applicable(format!("Process '{id}' failed: {m}")))
-            }
-            Ok(Err(ProcessError::Cancelled)) => {
-                return Err(WpsError::no_applicable(format!(
-                    "Process '{id}' was cancelled"
-                )))
-            }
-            Err(PoolError::Busy) => {
-                return Err(WpsError::new(
-                    ExceptionCode::ServerBusy,
-                    None,
-                    format!(
-                        "All workers of process group '{}' are busy and its queue is full; retry later",
-                        pool.config().name
-                    ),
-                ))
-            }
-            Err(PoolError::ShutDown) => {
-                return Err(WpsError::new(
-                    ExceptionCode::ServerBusy,
-                    None,
-                    "The server is restarting; retry later",
-                ))
-            }
-            Err(PoolError::Timeout(t)) => {
-                return Err(WpsError::no_applicable(format!(
-                    "Process '{id}' did not finish within the request timeout of {} s of process group '{}'; it was cancelled",
-                    t.as_secs(),
-                    pool.config().name
-                )))
-            }
-            Err(PoolError::Panicked(m)) => {
-                log.push((
-                    LogLevel::Error,
-                    format!("process '{ctx_log}' panicked: {m}"),
-                ));
-                return Err(WpsError::no_applicable(format!(
-                    "Process '{id}' crashed with an internal error; the details are in the server's error log"
-                )));
-            }
+        select_outputs(desc, &e.response)?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let spec = |response| JobSpec {
+            key: JobSpec::new_key(&id),
+            id: id.clone(),
+            process: desc.identifier.clone(),
+            inputs: e.inputs.clone(),
+            response,
+            lang: lang.to_owned(),
+            service_instance: format!("{}?service=WPS&request=GetCapabilities", self.url(req)),
+            output_url: self.output_url(req),
+            submitted: unix_now(),
+            attempts: 0,
+            owner: 0,
         };
-
         match &e.response {
+            ResponseForm::Document(d) => {
+                if d.status && !d.store_execute_response {
+                    return Err(WpsError::invalid(
+                        "storeExecuteResponse",
+                        "status=true requires storeExecuteResponse=true",
+                    ));
+                }
+                if d.store_execute_response {
+                    if !desc.store_supported {
+                        return Err(WpsError::new(
+                            ExceptionCode::StorageNotSupported,
+                            Some("storeExecuteResponse"),
+                            format!(
+                                "Process '{}' does not support storeExecuteResponse",
+                                desc.identifier
+                            ),
+                        ));
+                    }
+                    if d.status && !desc.status_supported {
+                        return Err(WpsError::invalid(
+                            "status",
+                            format!("Process '{}' does not report status", desc.identifier),
+                        ));
+                    }
+                    let doc = runner.submit(&spec(d.clone()))?;
+                    return Ok(HttpResponse::xml(200, doc));
+                }
+                let outputs = runner.execute_sync(process.clone(), inputs)?;
+                let doc = runner.final_document(&spec(d.clone()), &Outcome::Done(outputs), false);
+                Ok(HttpResponse::xml(200, doc))
+            }
             ResponseForm::Raw(o) => {
+                let outputs = runner.execute_sync(process.clone(), inputs)?;
                 let value = outputs.get(&o.identifier).ok_or_else(|| {
-                    WpsError::no_applicable(format!("Process '{id}' produced no output '{}'", o.identifier))
+                    WpsError::no_applicable(format!(
+                        "Process '{}' produced no output '{}'",
+                        desc.identifier, o.identifier
+                    ))
                 })?;
                 Ok(raw_output(value, o))
-            }
-            ResponseForm::Document(d) => {
-                let mut entries = Vec::new();
-                for o in &selected {
-                    let spec = desc.output(&o.identifier).expect("selected outputs exist");
-                    let value = outputs.get(&o.identifier).ok_or_else(|| {
-                        WpsError::no_applicable(format!(
-                            "Process '{id}' produced no output '{}'",
-                            o.identifier
-                        ))
-                    })?;
-                    entries.push(OutputEntry {
-                        spec,
-                        value,
-                        reference: None,
-                    });
-                }
-                let url = self.url(req);
-                let instance = format!("{url}?service=WPS&request=GetCapabilities");
-                let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-                let msg = format!("Process {id} finished successfully");
-                let doc = ExecuteDoc {
-                    lang,
-                    service_instance: &instance,
-                    status_location: None,
-                    process: desc,
-                    creation_time: &now,
-                    status: Status::Succeeded(&msg),
-                    lineage: d.lineage.then_some(Lineage {
-                        inputs: &e.inputs,
-                        outputs: &d.outputs,
-                    }),
-                    outputs: &entries,
-                };
-                Ok(HttpResponse::xml(200, response::execute_response(&doc)))
             }
         }
     }
 }
 
+/// A bounding-box value as a standalone `ows:BoundingBox` document.
+pub fn bbox_document(value: &OutputValue) -> String {
+    let OutputValue::BoundingBox(b) = value else {
+        return String::new();
+    };
+    let mut x = crate::wps::xml::Xml::new();
+    let dims = b.dimensions.unwrap_or(b.lower.len() as u32).to_string();
+    let mut attrs = vec![("xmlns:ows", crate::wps::xml::NS_OWS)];
+    if let Some(c) = &b.crs {
+        attrs.push(("crs", c));
+    }
+    attrs.push(("dimensions", &dims));
+    let join = |v: &[f64]| v.iter().map(f64::to_string).collect::<Vec<_>>().join(" ");
+    x.open("ows:BoundingBox", &attrs)
+        .leaf("ows:LowerCorner", &[], &join(&b.lower))
+        .leaf("ows:UpperCorner", &[], &join(&b.upper))
+        .close("ows:BoundingBox");
+    x.finish()
+}
+
 /// RawDataOutput: the bare value with its media type.
 fn raw_output(value: &OutputValue, req: &OutputRequest) -> HttpResponse {
     let (ct, body) = match value {
-        OutputValue::Literal(s) => ("text/plain; charset=utf-8".to_owned(), s.clone().into_bytes()),
+        OutputValue::Literal(s) => (
+            "text/plain; charset=utf-8".to_owned(),
+            s.clone().into_bytes(),
+        ),
         OutputValue::Complex { mime_type, data } => (
             req.mime_type.clone().unwrap_or_else(|| mime_type.clone()),
             data.clone(),
         ),
-        OutputValue::BoundingBox(b) => {
-            let mut x = crate::wps::xml::Xml::new();
-            let dims = b.dimensions.unwrap_or(b.lower.len() as u32).to_string();
-            let mut attrs = vec![("xmlns:ows", crate::wps::xml::NS_OWS)];
-            if let Some(c) = &b.crs {
-                attrs.push(("crs", c));
-            }
-            attrs.push(("dimensions", &dims));
-            let join = |v: &[f64]| v.iter().map(f64::to_string).collect::<Vec<_>>().join(" ");
-            x.open("ows:BoundingBox", &attrs)
-                .leaf("ows:LowerCorner", &[], &join(&b.lower))
-                .leaf("ows:UpperCorner", &[], &join(&b.upper))
-                .close("ows:BoundingBox");
-            (XML_CONTENT_TYPE.to_owned(), x.finish().into_bytes())
-        }
+        OutputValue::BoundingBox(_) => (
+            XML_CONTENT_TYPE.to_owned(),
+            bbox_document(value).into_bytes(),
+        ),
     };
     HttpResponse {
         status: 200,
         content_type: ct,
         headers: vec![(
             "Content-Disposition".into(),
-            format!("inline; filename=\"{}\"", req.identifier.replace(['"', '\\'], "_")),
+            format!(
+                "inline; filename=\"{}\"",
+                req.identifier.replace(['"', '\\'], "_")
+            ),
         )],
         body,
         log: Vec::new(),
@@ -466,7 +513,11 @@ fn check_output_format(spec: &OutputSpec, o: &OutputRequest) -> WpsResult<()> {
                 format!(
                     "Output '{}' is not available as {m}; supported: {}",
                     o.identifier,
-                    formats.iter().map(|f| f.mime_type.as_str()).collect::<Vec<_>>().join(", ")
+                    formats
+                        .iter()
+                        .map(|f| f.mime_type.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             ));
         }
@@ -529,7 +580,9 @@ pub fn validate_inputs(
             ));
         }
         let value = match (&spec.data, &i.data) {
-            (DataSpec::Literal(l), InputData::Literal(v)) => Value::Literal(l.check(&v.value).map_err(bad)?),
+            (DataSpec::Literal(l), InputData::Literal(v)) => {
+                Value::Literal(l.check(&v.value).map_err(bad)?)
+            }
             (DataSpec::Literal(_), _) => return Err(bad("a literal value is expected".into())),
             (DataSpec::BoundingBox { crss, dimensions }, d) => {
                 let mut b = match d {
@@ -538,8 +591,13 @@ pub fn validate_inputs(
                     _ => return Err(bad("a bounding box is expected".into())),
                 };
                 let dims = b.dimensions.unwrap_or(b.lower.len() as u32);
-                if b.lower.len() != b.upper.len() || b.lower.len() as u32 != dims || dims != *dimensions {
-                    return Err(bad(format!("a {dimensions}-dimensional bounding box is expected")));
+                if b.lower.len() != b.upper.len()
+                    || b.lower.len() as u32 != dims
+                    || dims != *dimensions
+                {
+                    return Err(bad(format!(
+                        "a {dimensions}-dimensional bounding box is expected"
+                    )));
                 }
                 if b.lower.iter().zip(&b.upper).any(|(l, u)| l > u) {
                     return Err(bad("the lower corner is above the upper corner".into()));
@@ -620,24 +678,31 @@ pub fn validate_inputs(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pool::PoolConfig;
+    use crate::pool::{Pool, PoolConfig};
     use crate::wps::model::LiteralValue;
 
     fn service(extra: &str) -> Service {
-        let text = format!("[server]\nmaxsingleinputsize = 1kb\nmaxrequestsize = 2kb\nlanguage = en-US, fr-FR\n[processes]\nbuiltin = {extra}\n");
+        let dir = std::env::temp_dir().join(format!("mod_wps-svc-{}", uuid::Uuid::new_v4()));
+        let text = format!("[server]\nworkdir = {}\nmaxsingleinputsize = 1kb\nmaxrequestsize = 2kb\nlanguage = en-US, fr-FR\n[processes]\nbuiltin = {extra}\n", dir.display());
         let cfg = ServiceConfig::parse(&text, Path::new("/etc/wps/t.cfg")).unwrap();
-        Service::from_config(cfg).unwrap()
+        let s = Service::from_config(cfg).unwrap();
+        s.store.prepare(None).unwrap();
+        s
     }
 
-    fn get(s: &Service, pool: &Pool, q: &str) -> HttpResponse {
-        s.handle(
+    fn runner(s: Service, cfg: PoolConfig) -> Arc<Runner> {
+        Runner::start(Arc::new(s), Pool::start(cfg), true, Arc::new(|_, _| {}))
+    }
+
+    fn get(r: &Runner, q: &str) -> HttpResponse {
+        r.service.handle(
             &HttpRequest {
                 method: "GET",
                 query: q,
                 body: Body::Bytes(vec![]),
                 base_url: "http://h/wps",
             },
-            pool,
+            r,
         )
     }
 
@@ -647,8 +712,11 @@ mod tests {
 
     #[test]
     fn unknown_builtin_is_a_config_error() {
-        let cfg = ServiceConfig::parse("[processes]\nbuiltin = say_hello, nope\n", Path::new("/x.cfg"))
-            .unwrap();
+        let cfg = ServiceConfig::parse(
+            "[processes]\nbuiltin = say_hello, nope\n",
+            Path::new("/x.cfg"),
+        )
+        .unwrap();
         let e = Service::from_config(cfg).err().unwrap();
         assert_eq!(e.line, Some(2));
         assert!(e.message.contains("nope"));
@@ -656,41 +724,59 @@ mod tests {
 
     #[test]
     fn answers_operations_and_errors() {
-        let s = service("say_hello, sleep, selftest_panic");
-        let pool = Pool::start(PoolConfig::new("t"));
-        let r = get(&s, &pool, "service=WPS&request=GetCapabilities&language=fr-FR");
+        let rn = runner(
+            service("say_hello, sleep, selftest_panic"),
+            PoolConfig::new("t"),
+        );
+        let r = get(&rn, "service=WPS&request=GetCapabilities&language=fr-FR");
         assert_eq!(r.status, 200);
         assert!(text(&r).contains("xml:lang=\"fr-FR\""));
         assert!(text(&r).contains("<ows:Get xlink:href=\"http://h/wps?\"/>"));
-        let r = get(&s, &pool, "service=WPS&version=1.0.0&request=Execute&identifier=say_hello&DataInputs=name=x");
+        let r = get(
+            &rn,
+            "service=WPS&version=1.0.0&request=Execute&identifier=say_hello&DataInputs=name=x",
+        );
         assert!(text(&r).contains(">Hello x<"), "{}", text(&r));
         // an oversized input value
         let long = "x".repeat(2000);
-        let r = get(&s, &pool, &format!("service=WPS&version=1.0.0&request=Execute&identifier=say_hello&DataInputs=name={long}"));
+        let r = get(&rn, &format!("service=WPS&version=1.0.0&request=Execute&identifier=say_hello&DataInputs=name={long}"));
         assert_eq!(r.status, 413);
         assert!(text(&r).contains("FileSizeExceeded"));
         // a panicking process: 500 + a log line, and the pool keeps working
-        let r = get(&s, &pool, "service=WPS&version=1.0.0&request=Execute&identifier=selftest_panic");
+        let r = get(
+            &rn,
+            "service=WPS&version=1.0.0&request=Execute&identifier=selftest_panic",
+        );
         assert_eq!(r.status, 500);
         assert!(text(&r).contains("NoApplicableCode"));
-        assert!(r.log.iter().any(|(l, m)| *l == LogLevel::Error && m.contains("panicked")));
-        let r = get(&s, &pool, "service=WPS&version=1.0.0&request=Execute&identifier=sleep&DataInputs=delay=0");
+        assert!(text(&r).contains("crashed"), "{}", text(&r));
+        let r = get(
+            &rn,
+            "service=WPS&version=1.0.0&request=Execute&identifier=sleep&DataInputs=delay=0",
+        );
         assert!(text(&r).contains("done sleeping"));
         // body too large
-        let r = s.handle(
-            &HttpRequest { method: "POST", query: "", body: Body::TooLarge, base_url: "http://h/wps" },
-            &pool,
+        let r = rn.service.handle(
+            &HttpRequest {
+                method: "POST",
+                query: "",
+                body: Body::TooLarge,
+                base_url: "http://h/wps",
+            },
+            &rn,
         );
         assert_eq!(r.status, 413);
     }
 
     #[test]
     fn timeout_answers_no_applicable_code() {
-        let s = service("sleep");
         let mut cfg = PoolConfig::new("slow");
         cfg.request_timeout = std::time::Duration::from_millis(200);
-        let pool = Pool::start(cfg);
-        let r = get(&s, &pool, "service=WPS&version=1.0.0&request=Execute&identifier=sleep&DataInputs=delay=5");
+        let rn = runner(service("sleep"), cfg);
+        let r = get(
+            &rn,
+            "service=WPS&version=1.0.0&request=Execute&identifier=sleep&DataInputs=delay=5",
+        );
         assert_eq!(r.status, 500);
         assert!(text(&r).contains("request timeout"), "{}", text(&r));
         assert!(text(&r).contains("'slow'"));
@@ -702,13 +788,25 @@ mod tests {
         let bbox = s.process("boundingbox").unwrap().description().clone();
         let lit = |id: &str, v: &str| Input {
             identifier: id.into(),
-            data: InputData::Literal(LiteralValue { value: v.into(), ..Default::default() }),
+            data: InputData::Literal(LiteralValue {
+                value: v.into(),
+                ..Default::default()
+            }),
         };
-        let ok = validate_inputs(&bbox, &[lit("bboxin", "1,2,3,4,urn:ogc:def:crs:EPSG::3035")], 1000).unwrap();
-        assert!(matches!(ok.first("bboxin"), Some(Value::BoundingBox(b)) if b.upper == vec![3.0, 4.0]));
+        let ok = validate_inputs(
+            &bbox,
+            &[lit("bboxin", "1,2,3,4,urn:ogc:def:crs:EPSG::3035")],
+            1000,
+        )
+        .unwrap();
+        assert!(
+            matches!(ok.first("bboxin"), Some(Value::BoundingBox(b)) if b.upper == vec![3.0, 4.0])
+        );
         // no CRS: the default one
         let ok = validate_inputs(&bbox, &[lit("bboxin", "1,2,3,4")], 1000).unwrap();
-        assert!(matches!(ok.first("bboxin"), Some(Value::BoundingBox(b)) if b.crs.as_deref() == Some("epsg:4326")));
+        assert!(
+            matches!(ok.first("bboxin"), Some(Value::BoundingBox(b)) if b.crs.as_deref() == Some("epsg:4326"))
+        );
         let e = validate_inputs(&bbox, &[lit("bboxin", "1,2,3,4,EPSG:31467")], 1000).unwrap_err();
         assert_eq!(e.locator.as_deref(), Some("bboxin"));
         // a literal with a default fills in when absent
@@ -719,7 +817,10 @@ mod tests {
         }
         let ok = validate_inputs(&d, &[], 1000).unwrap();
         assert_eq!(ok.literal("delay"), Some("0.5"));
-        assert_eq!(crs_key("http://www.opengis.net/def/crs/EPSG/0/4326"), "epsg:4326");
+        assert_eq!(
+            crs_key("http://www.opengis.net/def/crs/EPSG/0/4326"),
+            "epsg:4326"
+        );
         assert_eq!(crs_key("EPSG:4326"), "epsg:4326");
     }
 }

@@ -77,7 +77,11 @@ fn undefined_process_group_in_alias() {
     let dir = scratch("ct-undef");
     let cfg = good_cfg(&dir);
     let d = format!("WPSScriptAlias /wps {} process-group=nope\n", cfg.display());
-    assert_rejected(&d, "WPSScriptAlias", &["WPSScriptAlias:", "'nope'", "not defined"]);
+    assert_rejected(
+        &d,
+        "WPSScriptAlias",
+        &["WPSScriptAlias:", "'nope'", "not defined"],
+    );
     // declared after use is still undefined at the point of use
     let d = format!(
         "WPSScriptAlias /wps {} process-group=late\nWPSDaemonProcess late\n",
@@ -160,7 +164,11 @@ fn undefined_process_group_in_location() {
         "WPSScriptAlias /wps {}\n<Location /wps>\n  WPSProcessGroup nope\n</Location>\n",
         cfg.display()
     );
-    assert_rejected(&d, "WPSProcessGroup", &["WPSProcessGroup:", "'nope'", "not defined"]);
+    assert_rejected(
+        &d,
+        "WPSProcessGroup",
+        &["WPSProcessGroup:", "'nope'", "not defined"],
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -179,8 +187,15 @@ fn alias_url_must_start_with_slash() {
 #[test]
 fn duplicate_daemon_process() {
     let d = "WPSDaemonProcess p threads=1\nWPSDaemonProcess p threads=2\n";
-    let out = assert_rejected(d, "WPSDaemonProcess p threads=2", &["'p'", "already defined"]);
-    assert!(!out.contains(&format!("line {} ", conf_line(d, "WPSDaemonProcess p threads=1"))));
+    let out = assert_rejected(
+        d,
+        "WPSDaemonProcess p threads=2",
+        &["'p'", "already defined"],
+    );
+    assert!(!out.contains(&format!(
+        "line {} ",
+        conf_line(d, "WPSDaemonProcess p threads=1")
+    )));
 }
 
 #[test]
@@ -197,7 +212,11 @@ fn duplicate_alias_and_bad_arguments() {
         "WPSScriptAlias",
         &["unknown option 'group=x'"],
     );
-    assert_rejected("WPSScriptAlias /wps\n", "WPSScriptAlias", &["URL-PATH CONFIG-FILE"]);
+    assert_rejected(
+        "WPSScriptAlias /wps\n",
+        "WPSScriptAlias",
+        &["URL-PATH CONFIG-FILE"],
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -12,7 +12,10 @@ fn owslib_lists_describes_and_executes() {
     let a = Apache::start_in(
         dir,
         Mpm::Event,
-        &format!("WPSDaemonProcess pywps threads=2\nWPSScriptAlias /wps {}\n", cfg.display()),
+        &format!(
+            "WPSDaemonProcess pywps threads=2\nWPSScriptAlias /wps {}\n",
+            cfg.display()
+        ),
     );
     let script = manifest_dir().join("tests/owslib_client.py");
     // Debian's python3-owslib lives in the system interpreter's dist-packages.

@@ -16,7 +16,9 @@ const ONE_CHILD: &str = "StartServers 1\nServerLimit 1\nMinSpareThreads 1\nMaxSp
                          ThreadsPerChild 25\nMaxRequestWorkers 25\n";
 
 fn exec_sleep(delay: &str) -> String {
-    format!("/wps?service=WPS&version=1.0.0&request=Execute&identifier=sleep&DataInputs=delay={delay}")
+    format!(
+        "/wps?service=WPS&version=1.0.0&request=Execute&identifier=sleep&DataInputs=delay={delay}"
+    )
 }
 
 fn exec_hello(name: &str) -> String {
@@ -49,7 +51,10 @@ fn children(parent: i32) -> Vec<i32> {
         let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
             continue;
         };
-        let ppid = rest.split_whitespace().nth(1).and_then(|s| s.parse::<i32>().ok());
+        let ppid = rest
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse::<i32>().ok());
         if ppid == Some(parent) {
             v.push(pid);
         }
@@ -79,7 +84,11 @@ fn single_child(a: &Apache) -> i32 {
 /// Error-log lines at warn level or above (Apache's complaints about the configuration).
 fn complaints(log: &str) -> Vec<&str> {
     log.lines()
-        .filter(|l| [":warn]", ":error]", ":crit]", ":alert]", ":emerg]"].iter().any(|k| l.contains(k)))
+        .filter(|l| {
+            [":warn]", ":error]", ":crit]", ":alert]", ":emerg]"]
+                .iter()
+                .any(|k| l.contains(k))
+        })
         .collect()
 }
 
@@ -89,9 +98,11 @@ fn try_get(port: u16, path: &str) -> Result<(u16, String), String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).map_err(|e| format!("write: {e}"))?;
+    s.write_all(req.as_bytes())
+        .map_err(|e| format!("write: {e}"))?;
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).map_err(|e| format!("read: {e} after {} bytes", raw.len()))?;
+    s.read_to_end(&mut raw)
+        .map_err(|e| format!("read: {e} after {} bytes", raw.len()))?;
     let text = String::from_utf8_lossy(&raw).into_owned();
     let status = text
         .strip_prefix("HTTP/1.1 ")
@@ -110,7 +121,10 @@ fn wait_running(a: &Apache) -> String {
         if log.contains("resuming normal operations") {
             return log;
         }
-        assert!(Instant::now() < deadline, "server did not report running:\n{log}");
+        assert!(
+            Instant::now() < deadline,
+            "server did not report running:\n{log}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -158,7 +172,10 @@ fn burst_of_64_executes_on_two_threads_event() {
     assert_valid(&rs[0].body);
     // 64 jobs of ~0.1 s on at most 2 threads per child (<= 4 children): at least 0.8 s
     // (unbounded, they would all finish after ~0.1 s)
-    assert!(took >= Duration::from_millis(600), "too fast for 2 threads per child: {took:?}");
+    assert!(
+        took >= Duration::from_millis(600),
+        "too fast for 2 threads per child: {took:?}"
+    );
     let log = a.error_log();
     assert!(!log.contains("panic"), "{log}");
 }
@@ -197,7 +214,8 @@ fn burst_of_64_executes_prefork() {
 #[test]
 fn full_queue_answers_server_busy() {
     let dir = scratch("busy");
-    let cfg = write_service_config(&dir, "wps.cfg", "");
+    // no server-wide limit: the pool's own queue is what fills up here
+    let cfg = write_service_config_with(&dir, "wps.cfg", "parallelprocesses = -1", "");
     let a = Apache::start_in(
         dir,
         Mpm::Event,
@@ -209,7 +227,10 @@ fn full_queue_answers_server_busy() {
     );
     let child = single_child(&a);
     let c = complaints(&a.error_log()).join("\n");
-    assert!(c.is_empty(), "Apache complained about the MPM settings:\n{c}");
+    assert!(
+        c.is_empty(),
+        "Apache complained about the MPM settings:\n{c}"
+    );
 
     std::thread::scope(|s| {
         let t0 = Instant::now();
@@ -221,19 +242,31 @@ fn full_queue_answers_server_busy() {
         let t = Instant::now();
         let r = a.get(&exec_sleep("1"));
         r.assert_exception(503, "ServerBusy", None);
-        assert!(t.elapsed() < Duration::from_secs(2), "busy answer took {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "busy answer took {:?}",
+            t.elapsed()
+        );
         let retry = r.header("Retry-After").expect("Retry-After header");
-        assert!(retry.parse::<u32>().is_ok_and(|n| n > 0), "Retry-After: {retry}");
-        assert!(r.text().contains("process group &apos;tiny&apos;"), "{}", r.text());
+        assert!(
+            retry.parse::<u32>().is_ok_and(|n| n > 0),
+            "Retry-After: {retry}"
+        );
+        assert!(r.text().contains("process group 'tiny'"), "{}", r.text());
         // any Execute is refused while the pool is full, but other operations are served
-        a.get(&exec_hello("x")).assert_exception(503, "ServerBusy", None);
+        a.get(&exec_hello("x"))
+            .assert_exception(503, "ServerBusy", None);
         let caps = a.get(GET_CAPS);
         assert_eq!(caps.status, 200, "{}", caps.text());
 
         for h in [running, queued] {
             let r = h.join().unwrap();
             assert_eq!(r.status, 200, "{}", r.text());
-            assert!(r.text().contains(">done sleeping</wps:LiteralData>"), "{}", r.text());
+            assert!(
+                r.text().contains(">done sleeping</wps:LiteralData>"),
+                "{}",
+                r.text()
+            );
         }
         // the queued job ran after the first one: ~10 s in all
         assert!(t0.elapsed() >= Duration::from_secs(9), "{:?}", t0.elapsed());
@@ -267,7 +300,7 @@ fn request_timeout_cancels_the_job_and_frees_the_worker() {
         r.assert_exception(500, "NoApplicableCode", None);
         let text = r.text();
         assert!(text.contains("request timeout of 1 s"), "{text}");
-        assert!(text.contains("process group &apos;slow&apos;"), "{text}");
+        assert!(text.contains("process group 'slow'"), "{text}");
         assert!(
             took >= Duration::from_millis(900) && took < Duration::from_secs(4),
             "round {round}: timeout answer after {took:?}"
@@ -277,11 +310,18 @@ fn request_timeout_cancels_the_job_and_frees_the_worker() {
         let r = a.get(&exec_hello("after"));
         assert_eq!(r.status, 200, "round {round}: {}", r.text());
         assert!(r.text().contains(">Hello after</wps:LiteralData>"));
-        assert!(t.elapsed() < Duration::from_millis(900), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_millis(900),
+            "{:?}",
+            t.elapsed()
+        );
     }
     assert_eq!(single_child(&a), child, "the Apache child changed");
     let log = a.error_log();
-    assert!(log.contains("request timeout of 1 s"), "timeout not logged:\n{log}");
+    assert!(
+        log.contains("request timeout of 1 s"),
+        "timeout not logged:\n{log}"
+    );
 }
 
 /// A panicking process is answered with an ExceptionReport; the child keeps serving.
@@ -304,12 +344,18 @@ fn panicking_process_is_contained() {
     );
     let child = single_child(&a);
     let caps = a.get(GET_CAPS);
-    assert!(caps.text().contains("<ows:Identifier>selftest_panic</ows:Identifier>"));
+    assert!(caps
+        .text()
+        .contains("<ows:Identifier>selftest_panic</ows:Identifier>"));
     for i in 0..6 {
         let r = a.get("/wps?service=WPS&version=1.0.0&request=Execute&identifier=selftest_panic");
         r.assert_exception(500, "NoApplicableCode", None);
         assert!(r.text().contains("crashed"), "{}", r.text());
-        assert!(!r.text().contains("asked to panic"), "panic details leaked: {}", r.text());
+        assert!(
+            !r.text().contains("asked to panic"),
+            "panic details leaked: {}",
+            r.text()
+        );
 
         let r = a.get(GET_CAPS);
         assert_eq!(r.status, 200, "after panic {i}: {}", r.text());
@@ -328,7 +374,10 @@ fn panicking_process_is_contained() {
         6,
         "{log}"
     );
-    assert!(!log.contains("exit signal") && !log.contains("Segmentation fault"), "{log}");
+    assert!(
+        !log.contains("exit signal") && !log.contains("Segmentation fault"),
+        "{log}"
+    );
 }
 
 /// `WPSProcessGroup` in <Location> overrides the alias's process-group.
@@ -350,7 +399,7 @@ fn location_process_group_overrides_alias() {
     );
     let r = a.get(&exec_sleep("2"));
     r.assert_exception(500, "NoApplicableCode", None);
-    assert!(r.text().contains("process group &apos;a&apos;"), "{}", r.text());
+    assert!(r.text().contains("process group 'a'"), "{}", r.text());
     // the alias outside the <Location> runs on 'b' (no timeout: 1.5 s > a's 1 s)
     let r = a.get(&exec_sleep("0.3").replacen("/wps", "/other", 1));
     assert_eq!(r.status, 200, "{}", r.text());
@@ -359,12 +408,21 @@ fn location_process_group_overrides_alias() {
 
 /// Ten graceful restarts under steady traffic: every request is answered with 200.
 #[test]
-fn graceful_restarts_under_load() {
+fn graceful_restarts_under_load_event() {
+    graceful_restarts_under_load(Mpm::Event);
+}
+
+#[test]
+fn graceful_restarts_under_load_prefork() {
+    graceful_restarts_under_load(Mpm::Prefork);
+}
+
+fn graceful_restarts_under_load(mpm: Mpm) {
     let dir = scratch("graceful");
     let cfg = write_service_config(&dir, "wps.cfg", "");
     let a = Apache::start_in(
         dir,
-        Mpm::Event,
+        mpm,
         &format!(
             "WPSDaemonProcess pywps threads=2\nWPSScriptAlias /wps {} process-group=pywps\n",
             cfg.display()
@@ -381,20 +439,24 @@ fn graceful_restarts_under_load() {
     }
     let (oks, failures) = std::thread::scope(|s| {
         let guard = StopOnDrop(&stop);
-        let clients: Vec<_> = (0..2)
+        // two clients alternate GetCapabilities and say_hello; a third keeps a 0.5 s sleep
+        // job in flight, so restarts hit running jobs (the old child must finish them)
+        let clients: Vec<_> = (0..3)
             .map(|k| {
                 let (a, stop) = (&a, &stop);
                 s.spawn(move || {
                     let (mut oks, mut failures) = (0usize, Vec::new());
                     let mut i = 0usize;
                     while !stop.load(Ordering::SeqCst) {
-                        let path = if (i + k) % 2 == 0 {
+                        let path = if k == 2 {
+                            exec_sleep("0.1")
+                        } else if (i + k).is_multiple_of(2) {
                             GET_CAPS.to_string()
                         } else {
                             exec_hello(&format!("g{i}"))
                         };
                         match try_get(a.port, &path) {
-                            Ok((200, _)) => oks += 1,
+                            Ok((200, body)) if k < 2 || body.contains("done sleeping") => oks += 1,
                             Ok((st, body)) => failures.push(format!("{path}: {st}\n{body}")),
                             Err(e) => failures.push(format!("{path}: {e}")),
                         }
@@ -417,14 +479,29 @@ fn graceful_restarts_under_load() {
             (o + o2, f)
         })
     });
-    assert!(failures.is_empty(), "{} of {} requests failed:\n{}", failures.len(), oks + failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} requests failed:\n{}",
+        failures.len(),
+        oks + failures.len(),
+        failures.join("\n")
+    );
     assert!(oks >= 20, "only {oks} requests during the restarts");
     let r = a.get(&exec_hello("end"));
     assert_eq!(r.status, 200, "{}", r.text());
     assert_valid(&a.get(GET_CAPS).body);
     let log = a.error_log();
-    assert_eq!(log.matches("resuming normal operations").count(), 11, "{log}");
-    for bad in ["panic", "Segmentation fault", "exit signal", "mod_wps child_init failed"] {
+    assert_eq!(
+        log.matches("resuming normal operations").count(),
+        11,
+        "{log}"
+    );
+    for bad in [
+        "panic",
+        "Segmentation fault",
+        "exit signal",
+        "mod_wps child_init failed",
+    ] {
         assert!(!log.contains(bad), "{bad:?} in the error log:\n{log}");
     }
 }
@@ -446,9 +523,13 @@ fn graceful_picks_up_service_config_changes() {
     wait_running(&a);
     let t = a.get(GET_CAPS).text();
     assert!(t.contains("<ows:Title>First</ows:Title>"), "{t}");
-    assert!(t.contains("<ows:Identifier>say_hello</ows:Identifier>"), "{t}");
+    assert!(
+        t.contains("<ows:Identifier>say_hello</ows:Identifier>"),
+        "{t}"
+    );
     assert!(!t.contains("<ows:Identifier>sleep</ows:Identifier>"), "{t}");
-    a.get(&exec_sleep("0")).assert_exception(400, "InvalidParameterValue", Some("identifier"));
+    a.get(&exec_sleep("0"))
+        .assert_exception(400, "InvalidParameterValue", Some("identifier"));
 
     write_cfg(
         &dir,
@@ -460,12 +541,19 @@ fn graceful_picks_up_service_config_changes() {
     let t = r.text();
     assert!(t.contains("<ows:Title>Second</ows:Title>"), "{t}");
     assert!(t.contains("<ows:Identifier>sleep</ows:Identifier>"), "{t}");
-    assert!(t.contains("<ows:Identifier>ultimate_question</ows:Identifier>"), "{t}");
-    assert!(!t.contains("<ows:Identifier>say_hello</ows:Identifier>"), "{t}");
+    assert!(
+        t.contains("<ows:Identifier>ultimate_question</ows:Identifier>"),
+        "{t}"
+    );
+    assert!(
+        !t.contains("<ows:Identifier>say_hello</ows:Identifier>"),
+        "{t}"
+    );
     assert_valid(&r.body);
     let r = a.get(&exec_sleep("0"));
     assert_eq!(r.status, 200, "{}", r.text());
-    a.get(&exec_hello("x")).assert_exception(400, "InvalidParameterValue", Some("identifier"));
+    a.get(&exec_hello("x"))
+        .assert_exception(400, "InvalidParameterValue", Some("identifier"));
 }
 
 /// Warnings about unsupported settings are logged once per configuration read, not twice at
@@ -496,7 +584,8 @@ fn config_warnings_are_logged_once() {
     assert_eq!(log.matches(&key).count(), 1, "{log}");
     assert_eq!(log.matches(&section).count(), 1, "{log}");
     assert!(
-        log.lines().any(|l| l.contains(&key) && l.contains(":warn]")),
+        log.lines()
+            .any(|l| l.contains(&key) && l.contains(":warn]")),
         "not at warn level: {log}"
     );
     assert_eq!(a.get(GET_CAPS).status, 200);

@@ -37,8 +37,17 @@ fn normal_session(a: &Apache) {
     assert_eq!(r.status, 200);
     assert_eq!(r.header("Content-Type"), Some("text/xml; charset=utf-8"));
     let t = r.text();
-    for id in ["say_hello", "ultimate_question", "sleep", "boundingbox", "testjson"] {
-        assert!(t.contains(&format!("<ows:Identifier>{id}</ows:Identifier>")), "{id}");
+    for id in [
+        "say_hello",
+        "ultimate_question",
+        "sleep",
+        "boundingbox",
+        "testjson",
+    ] {
+        assert!(
+            t.contains(&format!("<ows:Identifier>{id}</ows:Identifier>")),
+            "{id}"
+        );
     }
     assert!(!t.contains("selftest_panic"));
     assert!(t.contains("<ows:Title>Test WPS</ows:Title>"));
@@ -51,7 +60,9 @@ fn normal_session(a: &Apache) {
     assert_eq!(r.text().matches("<ProcessDescription ").count(), 5);
     assert!(r.text().contains("<ows:AnyValue/>"));
     assert_valid(&r.body);
-    let r = a.get("/wps?service=WPS&version=1.0.0&request=DescribeProcess&identifier=say_hello,boundingbox");
+    let r = a.get(
+        "/wps?service=WPS&version=1.0.0&request=DescribeProcess&identifier=say_hello,boundingbox",
+    );
     assert_eq!(r.text().matches("<ProcessDescription ").count(), 2);
     assert!(r.text().contains("<CRS>epsg:3035</CRS>"));
     assert_valid(&r.body);
@@ -64,14 +75,19 @@ fn normal_session(a: &Apache) {
     assert_eq!(r.status, 200, "{}", r.text());
     let t = r.text();
     assert!(t.contains("<wps:ProcessSucceeded>"), "{t}");
-    assert!(t.contains(">Hello Jörg &lt;&amp;&gt;</wps:LiteralData>"), "{t}");
+    assert!(
+        t.contains(">Hello Jörg &lt;&amp;&gt;</wps:LiteralData>"),
+        "{t}"
+    );
     assert!(t.contains("<wps:DataInputs>"), "lineage missing: {t}");
     assert_valid(&r.body);
 
     // Execute by XML POST
     let r = a.post("/wps", EXEC_HELLO_XML.as_bytes());
     assert_eq!(r.status, 200, "{}", r.text());
-    assert!(r.text().contains(">Hello World &amp; you</wps:LiteralData>"));
+    assert!(r
+        .text()
+        .contains(">Hello World &amp; you</wps:LiteralData>"));
     assert!(r.text().contains("<wps:OutputDefinitions>"));
     assert_valid(&r.body);
 
@@ -85,12 +101,20 @@ fn normal_session(a: &Apache) {
     let r = a.get("/wps?service=WPS&version=1.0.0&request=Execute&identifier=boundingbox&DataInputs=bboxin=46,102,47,103,epsg:4326,2");
     assert_eq!(r.status, 200, "{}", r.text());
     let t = r.text();
-    assert!(t.contains("<ows:LowerCorner>46 102</ows:LowerCorner>"), "{t}");
-    assert!(t.contains("<ows:UpperCorner>47 103</ows:UpperCorner>"), "{t}");
+    assert!(
+        t.contains("<ows:LowerCorner>46 102</ows:LowerCorner>"),
+        "{t}"
+    );
+    assert!(
+        t.contains("<ows:UpperCorner>47 103</ows:UpperCorner>"),
+        "{t}"
+    );
     assert_valid(&r.body);
 
     // complex JSON output, inline and raw
-    let r = a.get("/wps?service=WPS&version=1.0.0&request=Execute&identifier=testjson&DataInputs=name=Ada");
+    let r = a.get(
+        "/wps?service=WPS&version=1.0.0&request=Execute&identifier=testjson&DataInputs=name=Ada",
+    );
     assert_eq!(r.status, 200);
     assert!(r.text().contains("mimeType=\"application/json\""));
     assert_valid(&r.body);
@@ -100,8 +124,14 @@ fn normal_session(a: &Apache) {
     assert_eq!(v["greeting"], "Hello Ada");
 
     // sleep with progress points completes synchronously
-    let r = a.get("/wps?service=WPS&version=1.0.0&request=Execute&identifier=sleep&DataInputs=delay=0.01");
-    assert!(r.text().contains(">done sleeping</wps:LiteralData>"), "{}", r.text());
+    let r = a.get(
+        "/wps?service=WPS&version=1.0.0&request=Execute&identifier=sleep&DataInputs=delay=0.01",
+    );
+    assert!(
+        r.text().contains(">done sleeping</wps:LiteralData>"),
+        "{}",
+        r.text()
+    );
     assert_valid(&r.body);
 }
 
@@ -127,7 +157,12 @@ fn kvp_is_case_insensitive_and_accepts_lowercase_service() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.text().contains("<ows:Identifier>delay</ows:Identifier>"));
     // HEAD gets the headers only
-    let r = a.request("HEAD", "/wps?service=WPS&request=GetCapabilities", None, &[]);
+    let r = a.request(
+        "HEAD",
+        "/wps?service=WPS&request=GetCapabilities",
+        None,
+        &[],
+    );
     assert_eq!(r.status, 200);
     assert!(r.body.is_empty());
 }
@@ -167,7 +202,7 @@ fn exception_cases() {
         ("/wps?service=WPS&version=1.0.0&request=Execute&identifier=say_hello&DataInputs=name=a&RawDataOutput=nothing", 400, "InvalidParameterValue", Some("nothing")),
         ("/wps?service=WPS&version=1.0.0&request=Execute&identifier=testjson&DataInputs=name=a&RawDataOutput=out@mimeType=image/png", 400, "InvalidParameterValue", Some("out")),
         ("/wps?service=WPS&version=1.0.0&request=Execute&identifier=say_hello&DataInputs=name=a&status=true", 400, "InvalidParameterValue", Some("storeExecuteResponse")),
-        ("/wps?service=WPS&version=1.0.0&request=Execute&identifier=say_hello&DataInputs=name=a&ResponseDocument=response@asReference=true", 501, "OptionNotSupported", Some("response")),
+        ("/wps?service=WPS&version=1.0.0&request=Execute&identifier=say_hello&DataInputs=name=a&ResponseDocument=response@asReference=true@mimeType=text/plain;nothing", 400, "InvalidParameterValue", Some("nothing")),
     ];
     for (q, status, code, loc) in cases {
         let r = a.get(q);
@@ -180,12 +215,16 @@ fn exception_cases() {
 fn bad_posts_get_clean_exception_reports() {
     let a = server("bad-post", Mpm::Event);
     // empty body: an answer, not a hang
-    a.post("/wps", b"").assert_exception(400, "MissingParameterValue", Some("request"));
+    a.post("/wps", b"")
+        .assert_exception(400, "MissingParameterValue", Some("request"));
     // malformed XML
     a.post("/wps", b"<wps:Execute service=\"WPS\"")
         .assert_exception(400, "InvalidParameterValue", Some("request"));
-    a.post("/wps", b"this is not xml at all")
-        .assert_exception(400, "InvalidParameterValue", Some("request"));
+    a.post("/wps", b"this is not xml at all").assert_exception(
+        400,
+        "InvalidParameterValue",
+        Some("request"),
+    );
     // external entity: refused, file content never shows up
     let xxe = br#"<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>
 <wps:GetCapabilities xmlns:wps="http://www.opengis.net/wps/1.0.0" service="WPS">&e;</wps:GetCapabilities>"#;
@@ -240,5 +279,7 @@ fn xml_post_operations_validate() {
     let r = a.post("/wps", bbox);
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.text().contains("crs=\"EPSG:3035\""), "{}", r.text());
-    assert!(r.text().contains("<ows:UpperCorner>30 40</ows:UpperCorner>"));
+    assert!(r
+        .text()
+        .contains("<ows:UpperCorner>30 40</ows:UpperCorner>"));
 }

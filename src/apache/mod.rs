@@ -21,7 +21,8 @@ mod ffi {
     include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
 }
 
-use crate::pool::{panic_message, Pool, PoolConfig};
+use crate::jobs::runner::Runner;
+use crate::pool::{install_quiet_panic_hook, panic_message, Pool, PoolConfig};
 use crate::service::{error_response, Body, HttpRequest, HttpResponse, LogLevel, Service};
 use crate::wps::model::WpsError;
 use ffi::*;
@@ -52,17 +53,26 @@ struct Alias {
 struct Generation {
     pools: Vec<PoolConfig>,
     aliases: Vec<Alias>,
+    /// Pools named by `WPSProcessGroup` (they run synchronous requests of every alias).
+    location_groups: Vec<String>,
     main_server: usize,
+}
+
+impl Alias {
+    fn group(&self) -> &str {
+        self.group.as_deref().unwrap_or(DEFAULT_POOL)
+    }
 }
 
 impl Generation {
     /// The alias serving `uri` on `server`: vhost aliases before global ones, longest first.
-    fn alias_for(&self, server: usize, uri: &str) -> Option<&Alias> {
+    fn alias_for(&self, server: usize, uri: &str) -> Option<(usize, &Alias)> {
         self.aliases
             .iter()
-            .filter(|a| a.server == server || a.server == self.main_server)
-            .filter(|a| path_matches(&a.url, uri))
-            .max_by_key(|a| (a.server == server, a.url.len()))
+            .enumerate()
+            .filter(|(_, a)| a.server == server || a.server == self.main_server)
+            .filter(|(_, a)| path_matches(&a.url, uri))
+            .max_by_key(|(_, a)| (a.server == server, a.url.len()))
     }
 }
 
@@ -81,6 +91,8 @@ static CHILD: Mutex<Option<Arc<ChildState>>> = Mutex::new(None);
 struct ChildState {
     generation: Arc<Generation>,
     pools: HashMap<String, Arc<Pool>>,
+    /// Per alias (same index as `generation.aliases`): its runners by pool name.
+    runners: Vec<HashMap<String, Arc<Runner>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -101,15 +113,18 @@ fn log_server(s: *const server_rec, level: u32, msg: &str) {
     unsafe { wps_log_server(s, level as c_int, c.as_ptr()) }
 }
 
-fn log_request(r: *const request_rec, level: LogLevel, msg: &str) {
-    let lvl = match level {
+fn apr_level(level: LogLevel) -> u32 {
+    match level {
         LogLevel::Error => APLOG_ERR,
         LogLevel::Warning => APLOG_WARNING,
         LogLevel::Info => APLOG_INFO,
         LogLevel::Debug => APLOG_DEBUG,
-    };
+    }
+}
+
+fn log_request(r: *const request_rec, level: LogLevel, msg: &str) {
     let c = CString::new(msg.replace('\0', "\\0")).unwrap_or_default();
-    unsafe { wps_log_request(r, lvl as c_int, c.as_ptr()) }
+    unsafe { wps_log_request(r, apr_level(level) as c_int, c.as_ptr()) }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -200,11 +215,7 @@ unsafe extern "C" fn cmd_script_alias(
                     check_group(g, v)?;
                     group = Some(v.to_string());
                 }
-                _ => {
-                    return Err(format!(
-                        "unknown option '{o}' (known: process-group=NAME)"
-                    ))
-                }
+                _ => return Err(format!("unknown option '{o}' (known: process-group=NAME)")),
             }
         }
         let path_c = CString::new(*file).map_err(|_| "CONFIG-FILE contains NUL")?;
@@ -216,7 +227,9 @@ unsafe extern "C" fn cmd_script_alias(
         let url = url.trim_end_matches('/');
         let url = if url.is_empty() { "/" } else { url };
         if g.aliases.iter().any(|x| x.server == server && x.url == url) {
-            return Err(format!("URL-PATH '{url}' is already mounted in this server"));
+            return Err(format!(
+                "URL-PATH '{url}' is already mounted in this server"
+            ));
         }
         let service = Service::load(Path::new(&abs)).map_err(|e| e.to_string())?;
         g.aliases.push(Alias {
@@ -242,6 +255,9 @@ unsafe extern "C" fn cmd_process_group(
             return Err("expects exactly one process group name".into());
         };
         check_group(g, name)?;
+        if !g.location_groups.iter().any(|x| x == name) {
+            g.location_groups.push(name.to_string());
+        }
         let dc = mconfig as *mut DirConfig;
         if !dc.is_null() {
             (*dc).group = pstr(pool, name);
@@ -252,7 +268,12 @@ unsafe extern "C" fn cmd_process_group(
 
 const fn command(
     name: &'static CStr,
-    f: unsafe extern "C" fn(*mut cmd_parms, *mut c_void, c_int, *const *mut c_char) -> *const c_char,
+    f: unsafe extern "C" fn(
+        *mut cmd_parms,
+        *mut c_void,
+        c_int,
+        *const *mut c_char,
+    ) -> *const c_char,
     req_override: u32,
     errmsg: &'static CStr,
 ) -> command_rec {
@@ -345,6 +366,22 @@ unsafe extern "C" fn post_config(
     let r = catch_unwind(AssertUnwindSafe(|| {
         let mut g = lock(&PENDING).take().unwrap_or_default();
         g.main_server = s as usize;
+        // Job store directories, owned by the user Apache's children run as.
+        let owner =
+            (libc::geteuid() == 0).then(|| (ap_unixd_config.user_id, ap_unixd_config.group_id));
+        for a in &g.aliases {
+            if let Err(e) = a.service.store.prepare(owner) {
+                log_server(
+                    s,
+                    APLOG_ERR,
+                    &format!(
+                        "WPS service {}: cannot prepare its workdir/outputpath ({e}); set [server] workdir to a writable directory",
+                        a.service.config.path.display()
+                    ),
+                );
+                return Err(());
+            }
+        }
         // The first of the two startup passes only checks the configuration: log once.
         let first_pass =
             ap_state_query(AP_SQ_MAIN_STATE as c_int) == AP_SQ_MS_CREATE_PRE_CONFIG as c_int;
@@ -367,9 +404,11 @@ unsafe extern "C" fn post_config(
             }
         }
         *lock(&ACTIVE) = Some(Arc::new(g));
+        Ok(())
     }));
     match r {
-        Ok(()) => OK as c_int,
+        Ok(Ok(())) => OK as c_int,
+        Ok(Err(())) => 500,
         Err(p) => {
             log_server(
                 s,
@@ -384,8 +423,21 @@ unsafe extern "C" fn post_config(
 unsafe extern "C" fn shutdown_child(_data: *mut c_void) -> apr_status_t {
     let _ = catch_unwind(|| {
         if let Some(state) = lock(&CHILD).take() {
+            for r in state.runners.iter().flat_map(|m| m.values()) {
+                r.shutdown();
+            }
             for pool in state.pools.values() {
-                pool.shutdown();
+                let left = pool.shutdown();
+                if left > 0 {
+                    log_server(
+                        state.generation.main_server as *const server_rec,
+                        APLOG_WARNING,
+                        &format!(
+                            "{left} job(s) of process group '{}' still running after graceful-timeout; they are left to the next children",
+                            pool.config().name
+                        ),
+                    );
+                }
             }
         }
     });
@@ -397,22 +449,46 @@ unsafe extern "C" fn child_init(pchild: *mut apr_pool_t, s: *mut server_rec) {
         let Some(generation) = lock(&ACTIVE).clone() else {
             return;
         };
+        install_quiet_panic_hook();
         let mut pools = HashMap::new();
         for cfg in &generation.pools {
             pools.insert(cfg.name.clone(), Pool::start(cfg.clone()));
         }
-        let used_default = generation
-            .aliases
-            .iter()
-            .any(|a| a.group.is_none())
-            || !pools.contains_key(DEFAULT_POOL);
-        if used_default && !pools.contains_key(DEFAULT_POOL) {
+        let needs_default = generation.aliases.iter().any(|a| a.group.is_none())
+            || generation.location_groups.iter().any(|g| g == DEFAULT_POOL);
+        if needs_default && !pools.contains_key(DEFAULT_POOL) {
             pools.insert(
                 DEFAULT_POOL.to_string(),
                 Pool::start(PoolConfig::new(DEFAULT_POOL)),
             );
         }
-        *lock(&CHILD) = Some(Arc::new(ChildState { generation, pools }));
+        let server = generation.main_server;
+        let logger: crate::jobs::runner::Logger = Arc::new(move |level, msg: &str| {
+            log_server(server as *const server_rec, apr_level(level), msg)
+        });
+        let runners = generation
+            .aliases
+            .iter()
+            .map(|a| {
+                let mut m = HashMap::new();
+                let groups = std::iter::once(a.group())
+                    .chain(generation.location_groups.iter().map(String::as_str));
+                for g in groups {
+                    if let (false, Some(pool)) = (m.contains_key(g), pools.get(g)) {
+                        let claims = g == a.group();
+                        let r =
+                            Runner::start(a.service.clone(), pool.clone(), claims, logger.clone());
+                        m.insert(g.to_string(), r);
+                    }
+                }
+                m
+            })
+            .collect();
+        *lock(&CHILD) = Some(Arc::new(ChildState {
+            generation,
+            pools,
+            runners,
+        }));
         apr_pool_cleanup_register(
             pchild,
             null(),
@@ -435,7 +511,9 @@ unsafe fn cstr_eq(p: *const c_char, s: &CStr) -> bool {
 
 unsafe fn uri_of<'a>(r: *const request_rec) -> Option<&'a str> {
     let u = (*r).uri;
-    (!u.is_null()).then(|| CStr::from_ptr(u).to_str().ok()).flatten()
+    (!u.is_null())
+        .then(|| CStr::from_ptr(u).to_str().ok())
+        .flatten()
 }
 
 unsafe extern "C" fn translate_name(r: *mut request_rec) -> c_int {
@@ -448,9 +526,10 @@ unsafe extern "C" fn translate_name(r: *mut request_rec) -> c_int {
             return DECLINED;
         };
         match g.alias_for((*r).server as usize, uri) {
-            Some(a) => {
+            Some((_, a)) => {
                 (*r).handler = HANDLER.as_ptr();
-                (*r).filename = pstr((*r).pool, &a.service.config.path.to_string_lossy()) as *mut c_char;
+                (*r).filename =
+                    pstr((*r).pool, &a.service.config.path.to_string_lossy()) as *mut c_char;
                 OK as c_int
             }
             None => DECLINED,
@@ -536,21 +615,26 @@ unsafe fn handle(r: *mut request_rec) -> c_int {
         log_request(r, LogLevel::Error, "mod_wps: no worker pools in this child");
         return 500;
     };
-    let Some(alias) = state.generation.alias_for((*r).server as usize, uri) else {
+    let Some((index, alias)) = state.generation.alias_for((*r).server as usize, uri) else {
         return DECLINED;
     };
-    if uri.trim_end_matches('/') != alias.url.trim_end_matches('/') {
-        return 404;
-    }
     let service = &alias.service;
+    let head = (*r).header_only != 0;
+    let rest = uri[alias.url.trim_end_matches('/').len()..].trim_start_matches('/');
+    if !rest.is_empty() {
+        return match rest.strip_prefix("outputs/") {
+            Some(rel) => send(r, &service.serve_output(rel, head), head),
+            None => 404,
+        };
+    }
     let dc = *((*r).per_dir_config as *mut *mut c_void)
         .add((*addr_of!(wps_module)).module_index as usize) as *const DirConfig;
     let group = if !dc.is_null() && !(*dc).group.is_null() {
         CStr::from_ptr((*dc).group).to_string_lossy().into_owned()
     } else {
-        alias.group.clone().unwrap_or_else(|| DEFAULT_POOL.into())
+        alias.group().to_owned()
     };
-    let Some(pool) = state.pools.get(&group) else {
+    let Some(runner) = state.runners[index].get(&group) else {
         log_request(
             r,
             LogLevel::Error,
@@ -582,8 +666,7 @@ unsafe fn handle(r: *mut request_rec) -> c_int {
         body,
         base_url: &base,
     };
-    let head = (*r).header_only != 0;
-    let resp = match catch_unwind(AssertUnwindSafe(|| service.handle(&req, pool))) {
+    let resp = match catch_unwind(AssertUnwindSafe(|| service.handle(&req, runner))) {
         Ok(resp) => resp,
         Err(p) => {
             log_request(
@@ -625,7 +708,12 @@ unsafe extern "C" fn register_hooks(_p: *mut apr_pool_t) {
     ap_hook_post_config(Some(post_config), null(), null(), middle);
     ap_hook_child_init(Some(child_init), null(), null(), middle);
     ap_hook_translate_name(Some(translate_name), null(), null(), middle);
-    ap_hook_map_to_storage(Some(map_to_storage), null(), null(), APR_HOOK_FIRST as c_int);
+    ap_hook_map_to_storage(
+        Some(map_to_storage),
+        null(),
+        null(),
+        APR_HOOK_FIRST as c_int,
+    );
     ap_hook_handler(Some(handler), null(), null(), middle);
 }
 

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::ini::{Ini, IniError};
 
@@ -127,7 +128,7 @@ const METADATA_KEYS: &str = "identification_title identification_abstract \
     contact_role";
 
 const SERVER_KEYS: &str = "url outputurl outputpath workdir maxsingleinputsize maxrequestsize \
-    parallelprocesses maxprocesses language";
+    parallelprocesses maxprocesses language processtimeout retention";
 
 /// `[server]` settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -141,6 +142,10 @@ pub struct Server {
     pub parallelprocesses: u32,
     pub maxprocesses: u32,
     pub languages: Vec<String>,
+    /// `processtimeout`: the time limit of every job (default 1 hour).
+    pub processtimeout: Duration,
+    /// `retention`: finished jobs and their outputs older than this are removed (default: kept).
+    pub retention: Option<Duration>,
 }
 
 impl Default for Server {
@@ -155,6 +160,8 @@ impl Default for Server {
             parallelprocesses: 2,
             maxprocesses: 30,
             languages: vec!["en-US".to_string()],
+            processtimeout: Duration::from_secs(3600),
+            retention: None,
         }
     }
 }
@@ -175,20 +182,20 @@ pub struct ServiceConfig {
     pub processes: ProcessSelection,
     /// Line of the `[processes] builtin` key, if present.
     pub processes_line: Option<usize>,
+    /// `[processes] ID.timeout = DURATION`: per-process time limits, with their lines.
+    pub process_timeouts: Vec<(String, Duration, usize)>,
     /// Human-readable warnings for keys/sections that are accepted but not honoured.
     pub warnings: Vec<String>,
 }
 
-/// `[server]` keys that are parsed and checked but have no effect yet, with the reason.
-fn not_enforced_yet(key: &str) -> Option<&'static str> {
-    match key {
-        "outputurl" | "outputpath" | "workdir" => Some(
-            "mod_wps returns outputs inline; stored outputs and asynchronous jobs are not implemented yet",
-        ),
-        "parallelprocesses" | "maxprocesses" => Some(
-            "concurrency is bounded per Apache child by WPSDaemonProcess threads= and queue=",
-        ),
-        _ => None,
+impl ServiceConfig {
+    /// The time limit of jobs of process `id`.
+    pub fn timeout_for(&self, id: &str) -> Duration {
+        self.process_timeouts
+            .iter()
+            .find(|(p, _, _)| p == id)
+            .map(|(_, d, _)| *d)
+            .unwrap_or(self.server.processtimeout)
     }
 }
 
@@ -266,11 +273,24 @@ impl ServiceConfig {
                 }
             };
             let known: Vec<&str> = known.split_whitespace().collect();
-            for e in section
-                .entries
-                .iter()
-                .filter(|e| !known.contains(&e.key.as_str()))
-            {
+            if sec == "processes" {
+                for e in section
+                    .entries
+                    .iter()
+                    .filter(|e| e.key.ends_with(".timeout"))
+                {
+                    let (v, line) = get(sec, &e.key)?.unwrap_or_default();
+                    let id = e.key.trim_end_matches(".timeout").to_string();
+                    let d = parse_duration(&v).map_err(|m| {
+                        ConfigError::at(path, line, format!("[processes] {}: {m}", e.key))
+                    })?;
+                    cfg.process_timeouts.push((id, d, line));
+                }
+            }
+            for e in section.entries.iter().filter(|e| {
+                !known.contains(&e.key.as_str())
+                    && !(sec == "processes" && e.key.ends_with(".timeout"))
+            }) {
                 cfg.warnings.push(format!(
                     "{p}:{}: [{sec}] key '{}' is not supported by mod_wps and is ignored",
                     e.line, e.key
@@ -281,11 +301,6 @@ impl ServiceConfig {
                     continue;
                 };
                 let bad = |m: String| ConfigError::at(path, line, format!("[{sec}] {key}: {m}"));
-                if let Some(why) = not_enforced_yet(key) {
-                    cfg.warnings.push(format!(
-                        "{p}:{line}: [{sec}] key '{key}' is checked but not enforced yet: {why}"
-                    ));
-                }
                 let s = &mut cfg.server;
                 match key {
                     "identification_keywords" => cfg.metadata.keywords = split_list(&v),
@@ -324,6 +339,8 @@ impl ServiceConfig {
                     "maxrequestsize" => s.maxrequestsize = parse_size(&v).map_err(bad)?,
                     "parallelprocesses" => s.parallelprocesses = parse_count(&v).map_err(bad)?,
                     "maxprocesses" => s.maxprocesses = parse_count(&v).map_err(bad)?,
+                    "processtimeout" => s.processtimeout = parse_duration(&v).map_err(bad)?,
+                    "retention" => s.retention = Some(parse_duration(&v).map_err(bad)?),
                     "language" => {
                         let langs = split_list(&v);
                         if let Some(l) = langs.iter().find(|l| !is_language_tag(l)) {
@@ -342,6 +359,17 @@ impl ServiceConfig {
 
     /// Validates the `[processes] builtin` list against the identifiers of the built-in processes.
     pub fn check_processes(&self, known: &[&str]) -> Result<(), ConfigError> {
+        if let Some((id, _, line)) = self
+            .process_timeouts
+            .iter()
+            .find(|(id, _, _)| !known.contains(&id.as_str()))
+        {
+            return Err(ConfigError::at(
+                &self.path,
+                *line,
+                format!("[processes] {id}.timeout: unknown process '{id}'"),
+            ));
+        }
         let ProcessSelection::List(ids) = &self.processes else {
             return Ok(());
         };
@@ -356,6 +384,30 @@ impl ServiceConfig {
                 ),
             }),
         }
+    }
+}
+
+/// Parses a duration: "90" or "90s" (seconds), "10m", "2h", "7d"; must be more than zero.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = (&t[..split], t[split..].trim());
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => {
+            return Err(format!(
+                "invalid duration '{s}' (use e.g. 90s, 10m, 2h, 7d)"
+            ))
+        }
+    };
+    match num.parse::<u64>() {
+        Ok(n) if n > 0 && n <= 100 * 365 * 86_400 / mult => Ok(Duration::from_secs(n * mult)),
+        _ => Err(format!(
+            "invalid duration '{s}' (use e.g. 90s, 10m, 2h, 7d)"
+        )),
     }
 }
 
@@ -495,14 +547,8 @@ format=%%(asctime)s] [%%(levelname)s] file=%%(pathname)s line=%%(lineno)s module
         assert_eq!(s.languages, ["en-US"]);
         assert_eq!(c.processes, ProcessSelection::All);
         assert_eq!(c.processes_line, None);
-        let (later, ignored): (Vec<_>, Vec<_>) = c
-            .warnings
-            .iter()
-            .partition(|w| w.contains("not enforced yet"));
-        assert_eq!(later.len(), 5, "{later:?}");
-        assert!(later[0].contains("/etc/wps/wps.cfg:"));
         assert_eq!(
-            ignored,
+            c.warnings,
             [
                 "/etc/wps/wps.cfg:32: [server] key 'wd_inp_subdir' is not supported by mod_wps and is ignored",
                 "/etc/wps/wps.cfg:33: [server] key 'wd_out_subdir' is not supported by mod_wps and is ignored",
@@ -510,6 +556,29 @@ format=%%(asctime)s] [%%(levelname)s] file=%%(pathname)s line=%%(lineno)s module
                 "/etc/wps/wps.cfg:40: section [logging] is not used by mod_wps and is ignored",
             ]
         );
+    }
+
+    #[test]
+    fn time_limits_and_retention() {
+        let c = parse(
+            "[server]\nprocesstimeout = 10m\nretention = 7d\n[processes]\nsleep.timeout = 2s\n",
+        )
+        .unwrap();
+        assert_eq!(c.server.processtimeout, Duration::from_secs(600));
+        assert_eq!(c.server.retention, Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(c.timeout_for("sleep"), Duration::from_secs(2));
+        assert_eq!(c.timeout_for("say_hello"), Duration::from_secs(600));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert_eq!(err("[server]\nprocesstimeout = soon\n").0, Some(2));
+        assert_eq!(err("[processes]\n\nsleep.timeout = 0\n").0, Some(3));
+        let c = parse("[processes]\nnope.timeout = 5\n").unwrap();
+        let e = c.check_processes(&["sleep"]).unwrap_err();
+        assert_eq!(e.line, Some(2));
+        assert!(e.message.contains("'nope'"));
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
+        assert!(parse_duration("-1").is_err());
+        assert!(parse_duration("1y").is_err());
     }
 
     #[test]
@@ -608,11 +677,7 @@ format=%%(asctime)s] [%%(levelname)s] file=%%(pathname)s line=%%(lineno)s module
         );
         assert_eq!(c.metadata.abstract_, "first line\nsecond line\nthird 100%");
         assert_eq!(c.metadata.keywords, ["a", "b", "c"]);
-        assert!(
-            c.warnings.iter().all(|w| w.contains("not enforced yet")),
-            "{:?}",
-            c.warnings
-        );
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
         // DEFAULT values apply to honoured keys of present sections
         let c = parse("[DEFAULT]\nmaxprocesses = 7\n[server]\n").unwrap();
         assert_eq!(c.server.maxprocesses, 7);

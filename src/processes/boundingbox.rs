@@ -31,8 +31,8 @@ impl BoundingBoxProcess {
                     dimensions: 2,
                 },
             }],
-            store_supported: false,
-            status_supported: false,
+            store_supported: true,
+            status_supported: true,
         })
     }
 }

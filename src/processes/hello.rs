@@ -17,8 +17,8 @@ impl SayHello {
                 "Output response",
                 LiteralType::String,
             )],
-            store_supported: false,
-            status_supported: false,
+            store_supported: true,
+            status_supported: true,
         })
     }
 }

@@ -142,7 +142,10 @@ pub enum DataSpec {
         maximum_megabytes: Option<u64>,
     },
     /// Supported CRSs; the first is the default.
-    BoundingBox { crss: Vec<String>, dimensions: u32 },
+    BoundingBox {
+        crss: Vec<String>,
+        dimensions: u32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -304,6 +307,10 @@ impl Context {
 pub trait Process: Send + Sync {
     fn description(&self) -> &ProcessDescription;
     fn execute(&self, inputs: &Inputs, ctx: &Context) -> Result<Outputs, ProcessError>;
+    /// Whether a job interrupted by the death of its Apache child may simply run again.
+    fn rerunnable(&self) -> bool {
+        true
+    }
 }
 
 /// Identifiers of the built-in processes that `builtin = all` enables.

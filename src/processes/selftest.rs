@@ -14,7 +14,11 @@ impl SelftestPanic {
             abstract_: "Diagnostic: always panics".into(),
             version: "1.0".into(),
             inputs: vec![],
-            outputs: vec![literal_output("never", "Never produced", LiteralType::String)],
+            outputs: vec![literal_output(
+                "never",
+                "Never produced",
+                LiteralType::String,
+            )],
             store_supported: false,
             status_supported: false,
         })

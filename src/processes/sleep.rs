@@ -12,8 +12,8 @@ impl Sleep {
         Sleep(ProcessDescription {
             identifier: "sleep".into(),
             title: "Sleep Process".into(),
-            abstract_: "The process will sleep for a given delay or 10 seconds if not a valid value"
-                .into(),
+            abstract_:
+                "The process will sleep for a given delay or 10 seconds if not a valid value".into(),
             version: "1.0".into(),
             inputs: vec![delay],
             outputs: vec![literal_output(
@@ -21,8 +21,8 @@ impl Sleep {
                 "Sleep Output",
                 LiteralType::String,
             )],
-            store_supported: false,
-            status_supported: false,
+            store_supported: true,
+            status_supported: true,
         })
     }
 }
@@ -78,9 +78,6 @@ mod tests {
         token.cancel();
         let ctx = Context::new(token, Arc::new(|_, _| {}));
         let i = Inputs(vec![("delay".into(), Value::Literal("100".into()))]);
-        assert_eq!(
-            Sleep::new().execute(&i, &ctx),
-            Err(ProcessError::Cancelled)
-        );
+        assert_eq!(Sleep::new().execute(&i, &ctx), Err(ProcessError::Cancelled));
     }
 }

@@ -21,8 +21,8 @@ impl TestJson {
                     maximum_megabytes: None,
                 },
             }],
-            store_supported: false,
-            status_supported: false,
+            store_supported: true,
+            status_supported: true,
         })
     }
 }
@@ -38,7 +38,8 @@ impl Process for TestJson {
             "greeting": format!("Hello {name}"),
             "length": name.chars().count(),
         });
-        let data = serde_json::to_vec_pretty(&doc).map_err(|e| ProcessError::Failed(e.to_string()))?;
+        let data =
+            serde_json::to_vec_pretty(&doc).map_err(|e| ProcessError::Failed(e.to_string()))?;
         Ok(Outputs(vec![(
             "out".into(),
             OutputValue::Complex {

@@ -17,8 +17,8 @@ impl UltimateQuestion {
                 "Answer to Ultimate Question",
                 LiteralType::String,
             )],
-            store_supported: false,
-            status_supported: false,
+            store_supported: true,
+            status_supported: true,
         })
     }
 }

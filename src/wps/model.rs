@@ -1,6 +1,7 @@
 //! The parsed form of a WPS request and the protocol error type.
 //! Both request parsers (KVP and XML) produce these types; the engine consumes them.
 
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// OGC exception codes (WPS 1.0.0 / OWS 1.1) with the HTTP status each maps to.
@@ -120,7 +121,7 @@ pub struct DescribeProcess {
     pub language: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Execute {
     pub identifier: String,
     pub inputs: Vec<Input>,
@@ -128,13 +129,13 @@ pub struct Execute {
     pub language: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Input {
     pub identifier: String,
     pub data: InputData,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum InputData {
     Literal(LiteralValue),
     BoundingBox(BoundingBox),
@@ -142,14 +143,14 @@ pub enum InputData {
     Reference(Reference),
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct LiteralValue {
     pub value: String,
     pub data_type: Option<String>,
     pub uom: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct BoundingBox {
     pub lower: Vec<f64>,
     pub upper: Vec<f64>,
@@ -157,7 +158,7 @@ pub struct BoundingBox {
     pub dimensions: Option<u32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ComplexValue {
     pub mime_type: Option<String>,
     pub encoding: Option<String>,
@@ -168,7 +169,7 @@ pub struct ComplexValue {
     pub is_xml: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Reference {
     pub href: String,
     pub method: Option<String>,
@@ -180,7 +181,7 @@ pub struct Reference {
     pub body_reference: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ResponseForm {
     Document(ResponseDocument),
     Raw(OutputRequest),
@@ -192,7 +193,7 @@ impl Default for ResponseForm {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ResponseDocument {
     pub store_execute_response: bool,
     pub lineage: bool,
@@ -201,7 +202,7 @@ pub struct ResponseDocument {
     pub outputs: Vec<OutputRequest>,
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct OutputRequest {
     pub identifier: String,
     pub as_reference: bool,

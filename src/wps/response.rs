@@ -482,7 +482,8 @@ fn bbox(x: &mut Xml, el: &str, b: &BoundingBox) {
 }
 
 fn lineage_input(x: &mut Xml, i: &Input) {
-    x.open("wps:Input", &[]).leaf("ows:Identifier", &[], &i.identifier);
+    x.open("wps:Input", &[])
+        .leaf("ows:Identifier", &[], &i.identifier);
     match &i.data {
         InputData::Literal(l) => {
             let mut a = vec![];
@@ -603,7 +604,6 @@ fn well_formed(s: &str) -> bool {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -622,7 +622,10 @@ mod tests {
         let out = std::process::Command::new(&v).arg(&f).output().unwrap();
         let _ = std::fs::remove_file(&f);
         let t = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success() && t.trim_end().ends_with("validates"), "{t}\n{doc}");
+        assert!(
+            out.status.success() && t.trim_end().ends_with("validates"),
+            "{t}\n{doc}"
+        );
     }
 
     fn process() -> ProcessDescription {
@@ -671,18 +674,36 @@ mod tests {
         };
         let n = OutputValue::Literal("7".into());
         let entries = [
-            OutputEntry { spec: &p.outputs[0], value: &gml, reference: None },
-            OutputEntry { spec: &p.outputs[1], value: &bin, reference: None },
-            OutputEntry { spec: &p.outputs[2], value: &n, reference: Some("http://h/outputs/n.txt") },
+            OutputEntry {
+                spec: &p.outputs[0],
+                value: &gml,
+                reference: None,
+            },
+            OutputEntry {
+                spec: &p.outputs[1],
+                value: &bin,
+                reference: None,
+            },
+            OutputEntry {
+                spec: &p.outputs[2],
+                value: &n,
+                reference: Some("http://h/outputs/n.txt"),
+            },
         ];
         let inputs = [Input {
             identifier: "x".into(),
-            data: InputData::Literal(LiteralValue { value: "1".into(), ..Default::default() }),
+            data: InputData::Literal(LiteralValue {
+                value: "1".into(),
+                ..Default::default()
+            }),
         }];
         let err = WpsError::new(ExceptionCode::NoApplicableCode, None, "it broke");
         for status in [
             Status::Accepted("queued"),
-            Status::Started { percent: 40, message: "working" },
+            Status::Started {
+                percent: 40,
+                message: "working",
+            },
             Status::Succeeded("done"),
             Status::Failed(&err),
         ] {
@@ -693,12 +714,18 @@ mod tests {
                 process: &p,
                 creation_time: "2026-01-01T00:00:00Z",
                 status,
-                lineage: Some(Lineage { inputs: &inputs, outputs: &[] }),
+                lineage: Some(Lineage {
+                    inputs: &inputs,
+                    outputs: &[],
+                }),
                 outputs: &entries,
             };
             let x = execute_response(&doc);
             assert_valid(&x);
-            assert!(x.contains("<gml:pos>1 2</gml:pos>"), "XML output embedded as XML");
+            assert!(
+                x.contains("<gml:pos>1 2</gml:pos>"),
+                "XML output embedded as XML"
+            );
             assert!(x.contains("encoding=\"base64\">iVD/AA==<"), "{x}");
             assert!(x.contains("<wps:Reference href=\"http://h/outputs/n.txt\""));
         }

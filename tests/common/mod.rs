@@ -17,15 +17,16 @@ pub enum Mpm {
     Prefork,
 }
 
-/// The freshly built module: `MOD_WPS_SO`, or `libmod_wps.so` beside the test binary's
-/// target directory (cargo builds the cdylib for integration tests).
+/// The freshly built module: `MOD_WPS_SO`, or the `libmod_wps.so` cargo built for this test
+/// run beside the test binary in `target/*/deps/` (the copy in `target/*/` is only refreshed
+/// by `cargo build`, not by `cargo test`).
 pub fn module_path() -> PathBuf {
     if let Ok(p) = std::env::var("MOD_WPS_SO") {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let so = dir.join("libmod_wps.so");
+    let deps = exe.parent().unwrap();
+    let so = deps.join("libmod_wps.so");
     assert!(so.exists(), "{} not built", so.display());
     so
 }
@@ -66,15 +67,21 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A minimal service config with all built-in processes (plus extra lines).
+/// A minimal service config with all built-in processes (plus extra lines at the end).
 pub fn write_service_config(dir: &Path, name: &str, extra: &str) -> PathBuf {
+    write_service_config_with(dir, name, "", extra)
+}
+
+/// Like `write_service_config`, with extra `[server]` lines.
+pub fn write_service_config_with(dir: &Path, name: &str, server: &str, extra: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(
         &p,
         format!(
             "[metadata:main]\nidentification_title = Test WPS\nprovider_name = mod_wps tests\n\n\
-             [server]\nlanguage = en-US, de-DE\nmaxrequestsize = 64kb\n\n\
-             [processes]\nbuiltin = all\n{extra}"
+             [server]\nlanguage = en-US, de-DE\nmaxrequestsize = 64kb\nworkdir = {work}\n{server}\n\n\
+             [processes]\nbuiltin = all\n{extra}",
+            work = dir.join("work").display()
         ),
     )
     .unwrap();
@@ -158,7 +165,12 @@ impl Apache {
             mpm,
         };
         let out = a.ctl("start");
-        assert!(out.status.success(), "apache2 -k start failed: {:?}\n{}", out, a.error_log());
+        assert!(
+            out.status.success(),
+            "apache2 -k start failed: {:?}\n{}",
+            out,
+            a.error_log()
+        );
         a.wait_ready();
         a
     }
@@ -173,15 +185,20 @@ impl Apache {
             .expect("apache2 not installed (Debian package apache2)")
     }
 
+    /// Waits until the server runs: its pid file is written, it logged that it resumed
+    /// normal operations (after the config-check pass), and it accepts connections.
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if self.pid().is_some()
+                && self.error_log().contains("resuming normal operations")
+                && TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+            {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("apache did not start listening:\n{}", self.error_log());
+        panic!("apache did not start:\n{}", self.error_log());
     }
 
     pub fn pid(&self) -> Option<i32> {
@@ -202,12 +219,20 @@ impl Apache {
 
     /// `apachectl graceful`, then waits until the new generation reports that it runs.
     pub fn graceful(&self) {
-        let before = self.error_log().matches("resuming normal operations").count();
+        let before = self
+            .error_log()
+            .matches("resuming normal operations")
+            .count();
         let out = self.ctl("graceful");
         assert!(out.status.success(), "graceful failed: {:?}", out);
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if self.error_log().matches("resuming normal operations").count() > before {
+            if self
+                .error_log()
+                .matches("resuming normal operations")
+                .count()
+                > before
+            {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -255,7 +280,11 @@ impl Drop for Apache {
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
         } else {
-            eprintln!("--- error log of {} ---\n{}", self.dir.display(), self.error_log());
+            eprintln!(
+                "--- error log of {} ---\n{}",
+                self.dir.display(),
+                self.error_log()
+            );
         }
     }
 }
@@ -282,7 +311,10 @@ impl Resp {
     pub fn assert_exception(&self, status: u16, code: &str, locator: Option<&str>) {
         let t = self.text();
         assert_eq!(self.status, status, "status for {code}: {t}");
-        assert!(t.contains("<ows:ExceptionReport"), "not an ExceptionReport: {t}");
+        assert!(
+            t.contains("<ows:ExceptionReport"),
+            "not an ExceptionReport: {t}"
+        );
         assert!(
             t.contains(&format!("exceptionCode=\"{code}\"")),
             "expected {code}: {t}"
@@ -314,7 +346,8 @@ pub fn http(
 ) -> Resp {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
