@@ -35,6 +35,30 @@ box = BoundingBoxDataInput([46, 102, 47, 103], crs="EPSG:4326", dimensions=2)
 ex = wps.execute("boundingbox", [("bboxin", box)], mode=SYNC)
 assert ex.status == "ProcessSucceeded", (ex.status, [e.text for e in ex.errors])
 
+# asynchronous execution, OWSLib's default: poll the status document until done
+ex = wps.execute("sleep", [("delay", "0.1")], output=[("sleep_output", False)])
+assert ex.status in ("ProcessAccepted", "ProcessStarted"), ex.status
+assert ex.statusLocation.startswith(url.rsplit("/", 1)[0]), ex.statusLocation
+seen = set()
+for _ in range(100):
+    ex.checkStatus(sleepSecs=0.1)
+    seen.add(ex.status)
+    if ex.isComplete():
+        break
+assert ex.isSucceded(), (ex.status, [e.text for e in ex.errors])
+assert ex.processOutputs[0].data == ["done sleeping"], ex.processOutputs[0].data
+
+# a stored output, fetched by reference
+ex = wps.execute("testjson", [("name", "ref")], output=[("out", True)], mode=SYNC)
+assert ex.isSucceded(), ex.status
+ref = ex.processOutputs[0].reference
+assert ref and "/outputs/" in ref, ref
+import json
+import urllib.request
+with urllib.request.urlopen(ref) as resp:
+    assert resp.headers["Content-Type"] == "application/json", resp.headers["Content-Type"]
+    assert json.load(resp)["greeting"] == "Hello ref"
+
 # errors come back as OWSLib ServiceExceptions carrying the ExceptionReport
 try:
     wps.execute("say_hello", [], mode=SYNC)
