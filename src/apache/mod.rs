@@ -368,7 +368,7 @@ unsafe extern "C" fn post_config(
         g.main_server = s as usize;
         // Job store directories, owned by the user Apache's children run as.
         let owner =
-            (libc::geteuid() == 0).then(|| (ap_unixd_config.user_id, ap_unixd_config.group_id));
+            (libc::geteuid() == 0).then_some((ap_unixd_config.user_id, ap_unixd_config.group_id));
         for a in &g.aliases {
             if let Err(e) = a.service.store.prepare(owner) {
                 log_server(

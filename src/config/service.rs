@@ -288,8 +288,8 @@ impl ServiceConfig {
                 }
             }
             for e in section.entries.iter().filter(|e| {
-                !known.contains(&e.key.as_str())
-                    && !(sec == "processes" && e.key.ends_with(".timeout"))
+                let per_process = sec == "processes" && e.key.ends_with(".timeout");
+                !(known.contains(&e.key.as_str()) || per_process)
             }) {
                 cfg.warnings.push(format!(
                     "{p}:{}: [{sec}] key '{}' is not supported by mod_wps and is ignored",

@@ -146,6 +146,9 @@ pub fn content_type_for(ext: &str) -> &'static str {
     }
 }
 
+/// An output with the URL it was stored at (when asked `asReference`).
+type StoredEntry<'a> = (&'a OutputSpec, &'a OutputValue, Option<String>);
+
 /// Stores the outputs asked for `asReference` and returns the ExecuteResponse entries.
 fn entries<'a>(
     store: &JobStore,
@@ -154,7 +157,7 @@ fn entries<'a>(
     specs: &'a [OutputSpec],
     requested: &[OutputRequest],
     outputs: &'a crate::processes::Outputs,
-) -> Result<Vec<(&'a OutputSpec, &'a OutputValue, Option<String>)>, WpsError> {
+) -> Result<Vec<StoredEntry<'a>>, WpsError> {
     let mut v = Vec::new();
     for r in requested {
         let spec = specs
