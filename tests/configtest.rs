@@ -238,51 +238,7 @@ fn valid_config_passes() {
 }
 
 /// The stock PyWPS configuration (pywps/pywps.cfg of a deployment) is accepted as is.
-const PYWPS_CFG: &str = r#"[metadata:main]
-identification_title=PyWPS Processing Service
-identification_abstract=PyWPS is an implementation of the Web Processing Service standard from the Open Geospatial Consortium. PyWPS is written in Python.
-identification_keywords=PyWPS,WPS,OGC,processing
-identification_keywords_type=theme
-identification_fees=NONE
-identification_accessconstraints=NONE
-provider_name=PyWPS Developement Team
-provider_url=https://pywps.org/
-contact_name=Your Name
-contact_position=Developer
-contact_address=My Street
-contact_city=My City
-contact_stateorprovince=None
-contact_postalcode=000 00
-contact_country=World, Internet
-contact_phone=+xx-xxx-xxx-xxxx
-contact_fax=+xx-xxx-xxx-xxxx
-contact_email=contact@yourdomain.org
-contact_url=https://pywps.org
-contact_hours=8:00-20:00UTC
-contact_instructions=Knock on the door
-contact_role=pointOfContact
-
-[server]
-maxsingleinputsize=1mb
-maxrequestsize=3mb
-url=http://localhost:5000/wps
-outputurl=http://localhost:5000/outputs/
-outputpath=outputs
-workdir=workdir
-wd_inp_subdir=inputs
-wd_out_subdir=outputs
-maxprocesses=10
-parallelprocesses=2
-
-[processing]
-mode=default
-
-[logging]
-level=INFO
-file=logs/pywps.log
-database=sqlite:///logs/pywps-logs.sqlite3
-format=%%(asctime)s] [%%(levelname)s] file=%%(pathname)s line=%%(lineno)s module=%%(module)s function=%%(funcName)s %%(message)s
-"#;
+const PYWPS_CFG: &str = include_str!("data/pywps.cfg");
 
 #[test]
 fn pywps_deployment_config_passes() {

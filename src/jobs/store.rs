@@ -401,39 +401,41 @@ impl JobStore {
     }
 
     /// Removes finished jobs (and their status documents and outputs) older than `age`.
+    /// Outputs of synchronous requests (no job record) expire the same way; queued and
+    /// running jobs are never touched.
     pub fn remove_older_than(&self, age: Duration) -> io::Result<usize> {
         let cutoff = SystemTime::now() - age;
+        let old = |e: &fs::DirEntry| {
+            e.metadata()
+                .and_then(|m| m.modified())
+                .map(|t| t < cutoff)
+                .unwrap_or(false)
+        };
         let mut n = 0;
         for e in fs::read_dir(self.dir("done"))?.filter_map(Result::ok) {
             let name = e.file_name().to_string_lossy().into_owned();
-            let Some(id) = name.strip_suffix(".json") else {
-                continue;
-            };
-            let old = e
-                .metadata()
-                .and_then(|m| m.modified())
-                .map(|t| t < cutoff)
-                .unwrap_or(false);
-            if old && valid_id(id) {
-                let _ = fs::remove_file(self.status_path(id));
-                let _ = fs::remove_dir_all(self.outputs.join(id));
-                fs::remove_file(e.path())?;
-                n += 1;
+            match name.strip_suffix(".json") {
+                Some(id) if valid_id(id) && old(&e) => {
+                    let _ = fs::remove_file(self.status_path(id));
+                    let _ = fs::remove_dir_all(self.outputs.join(id));
+                    fs::remove_file(e.path())?;
+                    n += 1;
+                }
+                _ => {}
             }
         }
-        // Status documents and outputs of synchronous requests have no job record.
+        let mut active: std::collections::HashSet<String> =
+            self.running().into_iter().map(|s| s.id).collect();
+        for q in self.queue_files()? {
+            if let Ok(s) = read_spec(&q) {
+                active.insert(s.id);
+            }
+        }
         for e in fs::read_dir(&self.outputs)?.filter_map(Result::ok) {
             let name = e.file_name().to_string_lossy().into_owned();
             let id = name.strip_suffix(".xml").unwrap_or(&name);
-            if !valid_id(id) || self.dir("running").join(format!("{id}.json")).exists() {
-                continue;
-            }
-            let old = e
-                .metadata()
-                .and_then(|m| m.modified())
-                .map(|t| t < cutoff)
-                .unwrap_or(false);
-            if old && !self.dir("done").join(format!("{id}.json")).exists() {
+            let finished = self.dir("done").join(format!("{id}.json")).exists();
+            if valid_id(id) && !active.contains(id) && !finished && old(&e) {
                 let _ = fs::remove_dir_all(e.path()).or_else(|_| fs::remove_file(e.path()));
             }
         }
@@ -552,11 +554,20 @@ mod tests {
         s.enqueue(&a).unwrap();
         let (j, l) = s.claim_next().unwrap().unwrap();
         s.finish(&j, l).unwrap();
+        // a job still waiting in the queue keeps its status document, however old
+        let waiting = spec(7);
+        s.write_status(&waiting.id, "<accepted/>").unwrap();
+        s.enqueue(&waiting).unwrap();
+        // a synchronous request's stored output (no job record) expires too
+        let sync_id = uuid::Uuid::new_v4().to_string();
+        s.write_output(&sync_id, "o.txt", b"x").unwrap();
         assert_eq!(s.remove_older_than(Duration::from_secs(3600)).unwrap(), 0);
         std::thread::sleep(Duration::from_millis(20));
         assert_eq!(s.remove_older_than(Duration::from_millis(10)).unwrap(), 1);
         assert!(!s.status_path(&a.id).exists());
         assert!(!s.outputs().join(&a.id).exists());
+        assert!(s.status_path(&waiting.id).exists());
+        assert!(!s.outputs().join(&sync_id).exists());
         let _ = fs::remove_dir_all(d);
     }
 
