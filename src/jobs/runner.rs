@@ -3,7 +3,7 @@
 //! dispatcher thread that claims queued jobs, enforces time limits, re-queues jobs whose
 //! Apache child died, and removes expired jobs.
 
-use super::store::{EnqueueError, JobLock, JobSpec, JobStore, Slot};
+use super::store::{EnqueueError, JobLock, JobSpec, JobStore, QueueCursor, Slot};
 use crate::pool::{panic_message, Pool, PoolError};
 use crate::processes::{
     CancelToken, Context, Inputs, OutputSpec, OutputValue, Process, ProcessError,
@@ -607,16 +607,18 @@ impl Runner {
             let mut cancelled = t.cancelled_at.lock().unwrap_or_else(|e| e.into_inner());
             match *cancelled {
                 None if now >= t.deadline => {
-                    t.cancel.cancel();
                     *cancelled = Some(now);
                     let e = WpsError::no_applicable(format!(
                         "Process '{}' exceeded its time limit of {} s and was stopped",
                         t.process,
                         t.limit.as_secs()
                     ));
+                    // Finalise before cancelling: a cancelled worker returns at once and
+                    // would otherwise win the race with a bare "was cancelled".
                     if self.finalize(&t, &Outcome::Failed(e.clone())) {
                         (self.log)(LogLevel::Warning, &e.text);
                     }
+                    t.cancel.cancel();
                 }
                 Some(at)
                     if now >= at + WRITE_OFF_GRACE && !t.replaced.swap(true, Ordering::SeqCst) =>
@@ -688,6 +690,7 @@ impl Runner {
     fn dispatch_loop(self: Arc<Self>) {
         let mut last_scan = Instant::now() - ORPHAN_SCAN;
         let mut last_cleanup = Instant::now() - Duration::from_secs(3600);
+        let mut cursor = QueueCursor::default();
         loop {
             let r = catch_unwind(AssertUnwindSafe(|| {
                 self.watchdog();
@@ -716,7 +719,7 @@ impl Runner {
                     let Ok(Some(slot)) = self.store().try_slot() else {
                         break;
                     };
-                    match self.store().claim_next() {
+                    match self.store().claim_next(&mut cursor) {
                         Ok(Some((spec, lock))) => self.start_job(spec, slot, lock),
                         Ok(None) => break,
                         Err(e) => {

@@ -92,6 +92,11 @@ pub struct JobLock {
     path: PathBuf,
 }
 
+/// A dispatcher's view of the queue: one directory listing, consumed in order, so a busy queue
+/// is not re-listed for every claim. Entries claimed elsewhere meanwhile are skipped.
+#[derive(Debug, Default)]
+pub struct QueueCursor(std::collections::VecDeque<PathBuf>);
+
 #[derive(Debug, Clone)]
 pub struct JobStore {
     root: PathBuf,
@@ -180,6 +185,13 @@ impl JobStore {
                     .map_err(|e| io::Error::new(e.kind(), format!("chown {}: {e}", d.display())))?;
             }
         }
+        // a fresh queue-length hint, owned by the children's user
+        let lock = self.root.join("queue.lock");
+        let (mut f, _) = self.queue_lock()?;
+        Self::store_count(&mut f, self.queued() as u64)?;
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::chown(&lock, Some(uid), Some(gid))?;
+        }
         Ok(())
     }
 
@@ -194,21 +206,70 @@ impl JobStore {
             .unwrap_or(0)
     }
 
-    /// Writes a new job to the queue (durably: fsync'ed) unless `maxprocesses` are waiting.
+    /// Writes a new job to the queue durably (file and directory fsync'ed) unless
+    /// `maxprocesses` are waiting. The slow part, writing and syncing the file, happens
+    /// before the queue lock is taken; under it are only the count and the rename.
     pub fn enqueue(&self, spec: &JobSpec) -> Result<(), EnqueueError> {
-        let guard = File::create(self.root.join("queue.lock")).map_err(EnqueueError::Io)?;
-        guard.lock().map_err(EnqueueError::Io)?;
-        if self.queued() as u64 >= u64::from(self.max_queued) {
-            return Err(EnqueueError::Full(self.max_queued));
-        }
+        let queue = self.dir("queue");
         let data = serde_json::to_vec(spec).expect("a job spec serialises");
-        write_atomic(
-            &self.dir("queue"),
-            &format!("{}.json", spec.key),
-            &data,
-            true,
-        )
-        .map_err(EnqueueError::Io)
+        let tmp = queue.join(format!(".{}.tmp", spec.key));
+        let write = || -> io::Result<()> {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&data)?;
+            f.sync_all()
+        };
+        write().map_err(EnqueueError::Io)?;
+        let placed = (|| {
+            let (mut guard, mut count) = self.queue_lock().map_err(EnqueueError::Io)?;
+            if count >= u64::from(self.max_queued) {
+                // the count is a hint (a child may die between a claim and its update): recount
+                count = self.queued() as u64;
+                if count >= u64::from(self.max_queued) {
+                    Self::store_count(&mut guard, count).map_err(EnqueueError::Io)?;
+                    return Err(EnqueueError::Full(self.max_queued));
+                }
+            }
+            fs::rename(&tmp, queue.join(format!("{}.json", spec.key))).map_err(EnqueueError::Io)?;
+            Self::store_count(&mut guard, count + 1).map_err(EnqueueError::Io)
+        })();
+        if placed.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        placed?;
+        File::open(&queue)
+            .and_then(|d| d.sync_all())
+            .map_err(EnqueueError::Io)
+    }
+
+    /// Takes the queue lock; returns it with the queue length recorded in it (a hint kept
+    /// up to date by enqueue, claim and requeue; recounted when missing).
+    fn queue_lock(&self) -> io::Result<(File, u64)> {
+        let mut f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(self.root.join("queue.lock"))?;
+        f.lock()?;
+        let mut text = String::new();
+        io::Read::read_to_string(&mut f, &mut text)?;
+        let count = match text.trim().parse() {
+            Ok(n) => n,
+            Err(_) => self.queued() as u64,
+        };
+        Ok((f, count))
+    }
+
+    fn store_count(f: &mut File, count: u64) -> io::Result<()> {
+        use std::io::{Seek, SeekFrom};
+        f.set_len(0)?;
+        f.seek(SeekFrom::Start(0))?;
+        write!(f, "{count}")
+    }
+
+    fn adjust_queued(&self, delta: i64) -> io::Result<()> {
+        let (mut f, count) = self.queue_lock()?;
+        Self::store_count(&mut f, count.saturating_add_signed(delta))
     }
 
     /// Tries to take a free `parallelprocesses` slot without waiting.
@@ -263,39 +324,55 @@ impl JobStore {
 
     /// Claims the oldest queued job for this process: takes its lock, moves it to running/
     /// and records the owner. The caller must hold a slot.
-    pub fn claim_next(&self) -> io::Result<Option<(JobSpec, JobLock)>> {
-        for path in self.queue_files()? {
-            let spec = match read_spec(&path) {
-                Ok(s) if valid_id(&s.id) => s,
-                Ok(_) | Err(_) => {
-                    // A damaged queue entry: keep it out of the way, never lose it silently.
-                    let _ = fs::rename(&path, path.with_extension("bad"));
-                    continue;
+    pub fn claim_next(&self, cursor: &mut QueueCursor) -> io::Result<Option<(JobSpec, JobLock)>> {
+        let mut refilled = false;
+        loop {
+            let Some(path) = cursor.0.pop_front() else {
+                if refilled {
+                    return Ok(None);
                 }
-            };
-            let lock_path = self.dir("running").join(format!("{}.lock", spec.id));
-            let Some(file) = try_lock(&lock_path)? else {
+                cursor.0 = self.queue_files()?.into();
+                refilled = true;
                 continue;
             };
-            let running = self.dir("running").join(format!("{}.json", spec.id));
-            match fs::rename(&path, &running) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue, // claimed elsewhere
-                Err(e) => return Err(e),
+            if let Some(claimed) = self.claim(&path)? {
+                return Ok(Some(claimed));
             }
-            let mut spec = spec;
-            spec.owner = std::process::id();
-            spec.attempts += 1;
-            self.write_running(&spec)?;
-            return Ok(Some((
-                spec,
-                JobLock {
-                    file,
-                    path: lock_path,
-                },
-            )));
         }
-        Ok(None)
+    }
+
+    fn claim(&self, path: &Path) -> io::Result<Option<(JobSpec, JobLock)>> {
+        let spec = match read_spec(path) {
+            Ok(s) if valid_id(&s.id) => s,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None), // claimed elsewhere
+            Ok(_) | Err(_) => {
+                // A damaged queue entry: keep it out of the way, never lose it silently.
+                let _ = fs::rename(path, path.with_extension("bad"));
+                return Ok(None);
+            }
+        };
+        let lock_path = self.dir("running").join(format!("{}.lock", spec.id));
+        let Some(file) = try_lock(&lock_path)? else {
+            return Ok(None);
+        };
+        let running = self.dir("running").join(format!("{}.json", spec.id));
+        match fs::rename(path, &running) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        self.adjust_queued(-1)?;
+        let mut spec = spec;
+        spec.owner = std::process::id();
+        spec.attempts += 1;
+        self.write_running(&spec)?;
+        Ok(Some((
+            spec,
+            JobLock {
+                file,
+                path: lock_path,
+            },
+        )))
     }
 
     fn write_running(&self, spec: &JobSpec) -> io::Result<()> {
@@ -479,7 +556,7 @@ mod tests {
         s.enqueue(&a).unwrap();
         s.enqueue(&b).unwrap();
         assert!(matches!(s.enqueue(&c), Err(EnqueueError::Full(2))));
-        let (first, lock) = s.claim_next().unwrap().unwrap();
+        let (first, lock) = s.claim_next(&mut QueueCursor::default()).unwrap().unwrap();
         assert_eq!(first.id, b.id, "oldest key first");
         assert_eq!(first.owner, std::process::id());
         assert_eq!(first.attempts, 1);
@@ -489,9 +566,31 @@ mod tests {
         s.finish(&first, lock).unwrap();
         assert!(s.running().is_empty());
         assert!(d.join("work/done").join(format!("{}.json", b.id)).exists());
-        let (second, _l) = s.claim_next().unwrap().unwrap();
+        let (second, _l) = s.claim_next(&mut QueueCursor::default()).unwrap().unwrap();
         assert_eq!(second.id, a.id);
-        assert!(s.claim_next().unwrap().is_none());
+        assert!(s.claim_next(&mut QueueCursor::default()).unwrap().is_none());
+        let _ = fs::remove_dir_all(d);
+    }
+
+    #[test]
+    fn a_cursor_skips_jobs_claimed_elsewhere_and_sees_new_ones() {
+        let (s, d) = store(4, 10);
+        let (a, b) = (spec(1), spec(2));
+        s.enqueue(&a).unwrap();
+        s.enqueue(&b).unwrap();
+        let mut mine = QueueCursor::default();
+        let mut other = QueueCursor::default();
+        let (first, _l1) = s.claim_next(&mut mine).unwrap().unwrap();
+        assert_eq!(first.id, a.id);
+        // another child takes b, which my cursor still lists
+        let (second, _l2) = s.claim_next(&mut other).unwrap().unwrap();
+        assert_eq!(second.id, b.id);
+        assert!(s.claim_next(&mut mine).unwrap().is_none());
+        let c = spec(3);
+        s.enqueue(&c).unwrap();
+        assert_eq!(s.claim_next(&mut mine).unwrap().unwrap().0.id, c.id);
+        // the queue-length hint followed all of it
+        assert_eq!(s.queue_lock().unwrap().1, 0);
         let _ = fs::remove_dir_all(d);
     }
 
@@ -520,7 +619,7 @@ mod tests {
         let (s, d) = store(1, 10);
         let a = spec(5);
         s.enqueue(&a).unwrap();
-        let (claimed, lock) = s.claim_next().unwrap().unwrap();
+        let (claimed, lock) = s.claim_next(&mut QueueCursor::default()).unwrap().unwrap();
         // the owner "dies": its lock file description is closed without finishing
         drop(lock);
         let orphans = s.take_orphans().unwrap();
@@ -531,7 +630,7 @@ mod tests {
         assert!(s.running().is_empty());
         let later = spec(9);
         s.enqueue(&later).unwrap();
-        let (again, _l) = s.claim_next().unwrap().unwrap();
+        let (again, _l) = s.claim_next(&mut QueueCursor::default()).unwrap().unwrap();
         assert_eq!(again.id, a.id, "a re-queued job keeps its place");
         assert_eq!(again.attempts, 2);
         let _ = fs::remove_dir_all(d);
@@ -552,7 +651,7 @@ mod tests {
             .collect();
         assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
         s.enqueue(&a).unwrap();
-        let (j, l) = s.claim_next().unwrap().unwrap();
+        let (j, l) = s.claim_next(&mut QueueCursor::default()).unwrap().unwrap();
         s.finish(&j, l).unwrap();
         // a job still waiting in the queue keeps its status document, however old
         let waiting = spec(7);

@@ -1,0 +1,1072 @@
+//! Asynchronous execution and the durable job store against a real Apache: the status
+//! document's lifecycle, `parallelprocesses` across children (async and sync), graceful
+//! restarts, killed children (orphans), stop/start, time limits, panics, outputs by
+//! reference, the output URL space, the queue limit and retention.
+
+mod common;
+use common::*;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+const EXEC: &str = "/wps?service=WPS&version=1.0.0&request=Execute";
+
+/// Starts a server whose service config has these extra `[server]` and `[processes]` lines,
+/// mounted at /wps (after `directives`).
+fn start(name: &str, server: &str, processes: &str, directives: &str) -> Apache {
+    let dir = scratch(name);
+    let cfg = write_service_config_with(&dir, "wps.cfg", server, processes);
+    Apache::start_in(
+        dir,
+        Mpm::Event,
+        &format!("{directives}WPSScriptAlias /wps {}\n", cfg.display()),
+    )
+}
+
+fn sleep_async(delay: &str) -> String {
+    format!(
+        "{EXEC}&identifier=sleep&DataInputs=delay={delay}&storeExecuteResponse=true&status=true"
+    )
+}
+
+fn hello_async(name: &str) -> String {
+    format!("{EXEC}&identifier=say_hello&DataInputs=name={name}&storeExecuteResponse=true")
+}
+
+/// The `statusLocation` attribute of an ExecuteResponse.
+fn status_location(doc: &str) -> String {
+    let start = doc
+        .find("statusLocation=\"")
+        .unwrap_or_else(|| panic!("no statusLocation: {doc}"))
+        + "statusLocation=\"".len();
+    let end = doc[start..].find('"').unwrap() + start;
+    doc[start..end].to_owned()
+}
+
+/// The path of an absolute URL of this server (scheme and authority removed).
+fn url_path(url: &str) -> String {
+    let rest = url
+        .strip_prefix("http://")
+        .unwrap_or_else(|| panic!("not an http URL: {url}"));
+    let slash = rest.find('/').unwrap_or(rest.len());
+    rest[slash..].to_owned()
+}
+
+/// An accepted job: its id and the path of its status document.
+#[derive(Debug, Clone)]
+struct Job {
+    id: String,
+    path: String,
+}
+
+impl Job {
+    fn from_accepted(a: &Apache, doc: &str) -> Job {
+        let url = status_location(doc);
+        let prefix = format!("http://127.0.0.1:{}/wps/outputs/", a.port);
+        assert!(url.starts_with(&prefix), "statusLocation {url}");
+        let id = url[prefix.len()..]
+            .strip_suffix(".xml")
+            .unwrap_or_else(|| panic!("statusLocation {url}"))
+            .to_owned();
+        assert_eq!(id.len(), 36, "job id {id}");
+        Job {
+            id,
+            path: url_path(&url),
+        }
+    }
+}
+
+/// Submits an asynchronous Execute (GET) and checks the ProcessAccepted answer.
+fn submit(a: &Apache, path: &str) -> Job {
+    let r = a.get(path);
+    let t = r.text();
+    assert_eq!(r.status, 200, "{path}: {t}");
+    assert!(t.contains("<wps:ProcessAccepted>"), "{t}");
+    Job::from_accepted(a, &t)
+}
+
+/// The state element of a status document.
+fn state(doc: &str) -> &'static str {
+    for s in [
+        "ProcessAccepted",
+        "ProcessStarted",
+        "ProcessSucceeded",
+        "ProcessFailed",
+        "ProcessPaused",
+    ] {
+        if doc.contains(&format!("<wps:{s}")) {
+            return s;
+        }
+    }
+    panic!("no process state in {doc}")
+}
+
+/// A status document as served: 200, text/xml, nothing before `<?xml`.
+fn fetch_status(a: &Apache, job: &Job) -> Resp {
+    let r = a.get(&job.path);
+    let t = r.text();
+    assert_eq!(r.status, 200, "{}: {t}", job.path);
+    assert!(
+        r.header("Content-Type")
+            .unwrap_or_default()
+            .starts_with("text/xml"),
+        "content type {:?}",
+        r.header("Content-Type")
+    );
+    assert!(t.starts_with("<?xml"), "not an XML document start: {t:?}");
+    r
+}
+
+/// Polls a job's status document every 50 ms until it is final (Succeeded or Failed);
+/// returns the final response and every distinct document seen on the way.
+fn wait_final(a: &Apache, job: &Job, within: Duration) -> (Resp, Vec<Resp>) {
+    let deadline = Instant::now() + within;
+    let mut seen: Vec<Resp> = Vec::new();
+    loop {
+        let r = fetch_status(a, job);
+        let st = state(&r.text());
+        if !seen.iter().any(|s| s.body == r.body) {
+            seen.push(r.clone());
+        }
+        if st == "ProcessSucceeded" || st == "ProcessFailed" {
+            return (r, seen);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "job {} still {st} after {within:?}:\n{}",
+            job.id,
+            a.error_log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn assert_succeeded(r: &Resp, expect: &str) {
+    let t = r.text();
+    assert!(t.contains("<wps:ProcessSucceeded>"), "{t}");
+    assert!(t.contains(expect), "{expect:?} not in {t}");
+    assert_valid(&r.body);
+}
+
+/// The time of an error-log line (`[Wed Nov 25 04:30:15.129557 2026] ...`) in seconds
+/// since the start of the month (enough to order the lines of one test).
+fn log_time(line: &str) -> Option<f64> {
+    let stamp = line.strip_prefix('[')?.split(']').next()?;
+    let parts: Vec<&str> = stamp.split_whitespace().collect();
+    let day: f64 = parts.get(2)?.parse().ok()?;
+    let mut hms = parts.get(3)?.split(':');
+    let h: f64 = hms.next()?.parse().ok()?;
+    let m: f64 = hms.next()?.parse().ok()?;
+    let s: f64 = hms.next()?.parse().ok()?;
+    Some(day * 86_400.0 + h * 3600.0 + m * 60.0 + s)
+}
+
+/// (time, +1 for "started", -1 for "finished", job id) of every job start and end logged.
+fn job_events(log: &str) -> Vec<(f64, i32, String)> {
+    let mut v = Vec::new();
+    for l in log.lines() {
+        let Some(pos) = l.find("job ") else { continue };
+        let delta = if l.contains(") started in slot ") {
+            1
+        } else if l.contains(") finished in slot ") {
+            -1
+        } else {
+            continue;
+        };
+        let id: String = l[pos + 4..].chars().take(36).collect();
+        let t = log_time(l).unwrap_or_else(|| panic!("no timestamp: {l}"));
+        v.push((t, delta, id));
+    }
+    // at equal times, an end before a start
+    v.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap().then(a.1.cmp(&b.1)));
+    v
+}
+
+/// The largest number of jobs running at the same time, from the error log.
+fn max_concurrency(log: &str) -> i32 {
+    let (mut now, mut max) = (0, 0);
+    for (_, d, _) in job_events(log) {
+        now += d;
+        max = max.max(now);
+    }
+    max
+}
+
+/// The time of the first log line containing all of `needles`.
+fn logged_at(log: &str, needles: &[&str]) -> f64 {
+    log.lines()
+        .find(|l| needles.iter().all(|n| l.contains(n)))
+        .and_then(log_time)
+        .unwrap_or_else(|| panic!("no log line with {needles:?}:\n{log}"))
+}
+
+/// Error-log lines that must never appear.
+fn assert_clean_log(log: &str) {
+    for bad in [
+        "panic",
+        "Segmentation fault",
+        "exit signal",
+        "child_init failed",
+        "dispatcher error",
+        "cannot write its status document",
+    ] {
+        assert!(!log.contains(bad), "{bad:?} in the error log:\n{log}");
+    }
+}
+
+fn workdir(a: &Apache) -> PathBuf {
+    a.dir.join("work")
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// One async sleep through Accepted -> Started (with percentCompleted) -> Succeeded; every
+/// document validates, is served as text/xml and starts with the XML declaration; lineage is
+/// reflected; the same through an XML POST; status without storage is refused.
+#[test]
+fn async_lifecycle_validates() {
+    let a = start("lifecycle", "", "", "");
+    let r = a.get(&format!("{}&lineage=true", sleep_async("0.3")));
+    let t = r.text();
+    assert_eq!(r.status, 200, "{t}");
+    assert!(t.starts_with("<?xml"), "{t:?}");
+    assert!(t.contains("<wps:ProcessAccepted>"), "{t}");
+    assert_valid(&r.body);
+    let job = Job::from_accepted(&a, &t);
+    // the accepted document is on disk before the answer
+    assert!(workdir(&a)
+        .join("outputs")
+        .join(format!("{}.xml", job.id))
+        .exists());
+
+    let t0 = Instant::now();
+    let (fin, seen) = wait_final(&a, &job, Duration::from_secs(15));
+    let took = t0.elapsed();
+    for doc in &seen {
+        assert_valid(&doc.body);
+    }
+    let states: Vec<&str> = seen.iter().map(|r| state(&r.text())).collect();
+    assert!(
+        seen.iter().any(|r| {
+            let t = r.text();
+            t.contains("<wps:ProcessStarted percentCompleted=\"")
+        }),
+        "never saw ProcessStarted with percentCompleted: {states:?}"
+    );
+    // progress is reported in order
+    let percents: Vec<u32> = seen
+        .iter()
+        .filter_map(|r| {
+            let t = r.text();
+            let p = t.find("percentCompleted=\"")? + "percentCompleted=\"".len();
+            t[p..].split('"').next()?.parse().ok()
+        })
+        .collect();
+    assert!(
+        percents.windows(2).all(|w| w[0] <= w[1]),
+        "progress went backwards: {percents:?}"
+    );
+    assert!(percents.iter().any(|p| *p >= 20), "{percents:?}");
+    assert_succeeded(&fin, ">done sleeping</wps:LiteralData>");
+    let ft = fin.text();
+    assert!(
+        ft.contains(&format!("statusLocation=\"http://127.0.0.1:{}", a.port)),
+        "{ft}"
+    );
+    // lineage=true: the inputs are repeated (OutputDefinitions only lists requested outputs,
+    // and this request names none)
+    assert!(ft.contains("<wps:DataInputs>"), "{ft}");
+    assert!(
+        ft.contains("<ows:Identifier>delay</ows:Identifier>"),
+        "{ft}"
+    );
+    // 5 x 0.3 s
+    assert!(took >= Duration::from_millis(1000), "{took:?}");
+    assert!(workdir(&a)
+        .join("done")
+        .join(format!("{}.json", job.id))
+        .exists());
+
+    // without lineage there is none
+    let j2 = submit(&a, &sleep_async("0"));
+    let (fin, _) = wait_final(&a, &j2, Duration::from_secs(10));
+    assert_succeeded(&fin, "done sleeping");
+    assert!(!fin.text().contains("<wps:DataInputs>"), "{}", fin.text());
+
+    // the same through an XML POST
+    let body = r#"<?xml version="1.0" encoding="UTF-8"?>
+<wps:Execute service="WPS" version="1.0.0" xmlns:wps="http://www.opengis.net/wps/1.0.0"
+    xmlns:ows="http://www.opengis.net/ows/1.1">
+  <ows:Identifier>sleep</ows:Identifier>
+  <wps:DataInputs>
+    <wps:Input>
+      <ows:Identifier>delay</ows:Identifier>
+      <wps:Data><wps:LiteralData>0.1</wps:LiteralData></wps:Data>
+    </wps:Input>
+  </wps:DataInputs>
+  <wps:ResponseForm>
+    <wps:ResponseDocument storeExecuteResponse="true" status="true" lineage="true">
+      <wps:Output><ows:Identifier>sleep_output</ows:Identifier></wps:Output>
+    </wps:ResponseDocument>
+  </wps:ResponseForm>
+</wps:Execute>"#;
+    let r = a.post("/wps", body.as_bytes());
+    let t = r.text();
+    assert_eq!(r.status, 200, "{t}");
+    assert!(t.contains("<wps:ProcessAccepted>"), "{t}");
+    assert_valid(&r.body);
+    let j3 = Job::from_accepted(&a, &t);
+    let (fin, seen) = wait_final(&a, &j3, Duration::from_secs(10));
+    for doc in &seen {
+        assert_valid(&doc.body);
+    }
+    assert_succeeded(&fin, ">done sleeping</wps:LiteralData>");
+    assert!(fin.text().contains("<wps:OutputDefinitions>"));
+
+    // status=true without storeExecuteResponse=true
+    a.get(&format!(
+        "{EXEC}&identifier=sleep&DataInputs=delay=0&status=true"
+    ))
+    .assert_exception(400, "InvalidParameterValue", Some("storeExecuteResponse"));
+
+    let log = a.error_log();
+    for j in [&job, &j2, &j3] {
+        assert!(
+            log.contains(&format!("job {} (sleep) accepted", j.id)),
+            "{log}"
+        );
+        assert!(
+            log.contains(&format!("job {} (sleep) finished in slot", j.id)),
+            "{log}"
+        );
+    }
+    assert_clean_log(&log);
+}
+
+/// 20 async sleeps on parallelprocesses=2: all succeed, and the error log's start/finish
+/// lines never show more than two jobs running at once (across all Apache children).
+#[test]
+fn twenty_jobs_never_more_than_two_running() {
+    let a = start("twenty", "parallelprocesses = 2\nmaxprocesses = 50", "", "");
+    let jobs: Vec<Job> = (0..20).map(|_| submit(&a, &sleep_async("0.1"))).collect();
+    let t0 = Instant::now();
+    let mut finals = Vec::new();
+    for j in &jobs {
+        let left = Duration::from_secs(40).saturating_sub(t0.elapsed());
+        let (fin, _) = wait_final(&a, j, left.max(Duration::from_millis(100)));
+        finals.push(fin);
+    }
+    let took = t0.elapsed();
+    for f in &finals {
+        assert_succeeded(f, ">done sleeping</wps:LiteralData>");
+    }
+    let log = a.error_log();
+    let events = job_events(&log);
+    assert_eq!(
+        events.iter().filter(|e| e.1 == 1).count(),
+        20,
+        "starts:\n{log}"
+    );
+    assert_eq!(
+        events.iter().filter(|e| e.1 == -1).count(),
+        20,
+        "ends:\n{log}"
+    );
+    let ids: HashSet<&str> = events.iter().map(|e| e.2.as_str()).collect();
+    for j in &jobs {
+        assert!(ids.contains(j.id.as_str()), "job {} not logged", j.id);
+    }
+    let max = max_concurrency(&log);
+    assert!(max <= 2, "{max} jobs ran at once:\n{log}");
+    assert_eq!(max, 2, "the two slots were never both used:\n{log}");
+    // 20 x ~0.5 s on 2 slots: at least ~5 s (unbounded: ~0.5 s)
+    assert!(took >= Duration::from_millis(3500), "too fast: {took:?}");
+    // only slots 0 and 1 exist
+    for l in log.lines().filter(|l| l.contains(" started in slot ")) {
+        assert!(
+            l.contains(" started in slot 0 ") || l.contains(" started in slot 1 "),
+            "{l}"
+        );
+    }
+    assert!(
+        std::fs::read_dir(workdir(&a).join("queue"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "queue not empty"
+    );
+    assert_clean_log(&log);
+}
+
+/// 64 concurrent synchronous sleeps with parallelprocesses=2 (pools of 4 threads in up to 4
+/// children): all answered 200, and they take as long as two at a time would.
+#[test]
+fn sync_requests_obey_parallelprocesses() {
+    let dir = scratch("sync-slots");
+    let cfg = write_service_config_with(&dir, "wps.cfg", "parallelprocesses = 2", "");
+    let a = Apache::start_in(
+        dir,
+        Mpm::Event,
+        &format!(
+            "WPSDaemonProcess p threads=4\nWPSScriptAlias /wps {} process-group=p\n",
+            cfg.display()
+        ),
+    );
+    let path = format!("{EXEC}&identifier=sleep&DataInputs=delay=0.01");
+    let n = 64;
+    let barrier = std::sync::Barrier::new(n);
+    let t0 = Instant::now();
+    let rs: Vec<Resp> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..n)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    a.get(&path)
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let took = t0.elapsed();
+    for r in &rs {
+        let t = r.text();
+        assert_eq!(r.status, 200, "{t}");
+        assert!(t.contains(">done sleeping</wps:LiteralData>"), "{t}");
+    }
+    assert_valid(&rs[0].body);
+    // 64 x >= 50 ms, two at a time: >= 1.6 s (16 threads unbounded: ~0.2 s)
+    assert!(
+        took >= Duration::from_millis(1500),
+        "too fast for 2 slots: {took:?}"
+    );
+    // sync requests leave no job records
+    assert!(std::fs::read_dir(workdir(&a).join("done"))
+        .unwrap()
+        .next()
+        .is_none());
+    assert_clean_log(&a.error_log());
+}
+
+/// Graceful restarts while async jobs run and wait: every job still succeeds.
+#[test]
+fn graceful_keeps_accepted_and_running_jobs() {
+    let a = start("graceful-jobs", "parallelprocesses = 2", "", "");
+    let jobs: Vec<Job> = (0..6).map(|_| submit(&a, &sleep_async("0.4"))).collect();
+    // wait until two run
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while max_concurrency(&a.error_log()) < 2 {
+        assert!(Instant::now() < deadline, "{}", a.error_log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    a.graceful();
+    std::thread::sleep(Duration::from_millis(700));
+    a.graceful();
+    let t0 = Instant::now();
+    for j in &jobs {
+        let left = Duration::from_secs(40).saturating_sub(t0.elapsed());
+        let (fin, _) = wait_final(&a, j, left.max(Duration::from_millis(100)));
+        assert_succeeded(&fin, ">done sleeping</wps:LiteralData>");
+    }
+    let log = a.error_log();
+    assert!(max_concurrency(&log) <= 2, "{log}");
+    assert_eq!(log.matches("resuming normal operations").count(), 3);
+    // no job was run twice or lost
+    for j in &jobs {
+        assert_eq!(
+            log.matches(&format!("job {} (sleep) finished in slot", j.id))
+                .count(),
+            1,
+            "{log}"
+        );
+    }
+    assert_clean_log(&log);
+}
+
+/// kill -9 of the Apache child running a job: another child re-queues it and it runs again.
+#[test]
+fn killed_child_job_is_requeued() {
+    let a = start("killed", "", "", "");
+    let job = submit(&a, &sleep_async("0.6"));
+    let running = workdir(&a).join("running").join(format!("{}.json", job.id));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let owner = loop {
+        let owner = std::fs::read(&running)
+            .ok()
+            .and_then(|d| serde_json::from_slice::<serde_json::Value>(&d).ok())
+            .and_then(|v| v["owner"].as_i64())
+            .filter(|o| *o > 0);
+        if let Some(o) = owner {
+            break o as i32;
+        }
+        assert!(Instant::now() < deadline, "job never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_ne!(Some(owner), a.pid(), "the owner is a child, not the parent");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(state(&fetch_status(&a, &job).text()), "ProcessStarted");
+    let rc = unsafe { libc::kill(owner, libc::SIGKILL) };
+    assert_eq!(rc, 0, "kill {owner}: {}", std::io::Error::last_os_error());
+    let t0 = Instant::now();
+    let (fin, seen) = wait_final(&a, &job, Duration::from_secs(20));
+    for d in &seen {
+        assert_valid(&d.body);
+    }
+    assert_succeeded(&fin, ">done sleeping</wps:LiteralData>");
+    // the second run takes 3 s again
+    assert!(
+        t0.elapsed() >= Duration::from_millis(2500),
+        "{:?}",
+        t0.elapsed()
+    );
+    let log = a.error_log();
+    assert!(
+        log.contains(&format!(
+            "job {} (sleep): the Apache child {owner} running it is gone; re-queued",
+            job.id
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("job {} (sleep) started in slot", job.id))
+            && log.contains("(attempt 2)"),
+        "{log}"
+    );
+    let done: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(workdir(&a).join("done").join(format!("{}.json", job.id))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(done["attempts"], 2, "{done}");
+    assert_ne!(done["owner"].as_i64(), Some(owner as i64));
+    assert!(!running.exists());
+}
+
+/// `apache2 -k stop` with queued jobs, then a new server on the same config: the queued jobs
+/// (and the one interrupted, if any) run to completion.
+#[test]
+fn stop_start_resumes_queued_jobs() {
+    let dir = scratch("stop-start");
+    let cfg = write_service_config_with(&dir, "wps.cfg", "parallelprocesses = 1", "");
+    let directives = format!("WPSScriptAlias /wps {}\n", cfg.display());
+    let mut a = Apache::start_in(dir.clone(), Mpm::Event, &directives);
+    let jobs: Vec<Job> = (0..3).map(|_| submit(&a, &sleep_async("0.4"))).collect();
+    a.stop();
+    let old_port = a.port;
+    // the same directory (and job store) for the next server; `a` must not remove it
+    std::mem::forget(a);
+    let queued_or_running = ["queue", "running"]
+        .iter()
+        .map(|d| {
+            std::fs::read_dir(dir.join("work").join(d))
+                .unwrap()
+                .filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .file_name()
+                        .to_string_lossy()
+                        .ends_with(".json")
+                })
+                .count()
+        })
+        .sum::<usize>();
+    assert!(
+        queued_or_running >= 2,
+        "expected jobs left over after the stop: {queued_or_running}"
+    );
+    let b = Apache::start_in(dir, Mpm::Event, &directives);
+    assert_ne!(b.port, old_port);
+    for j in &jobs {
+        let (fin, _) = wait_final(&b, j, Duration::from_secs(30));
+        assert_succeeded(&fin, ">done sleeping</wps:LiteralData>");
+        // the status location still names the server that accepted it
+        assert!(fin
+            .text()
+            .contains(&format!("statusLocation=\"http://127.0.0.1:{old_port}/")));
+    }
+    let log = b.error_log();
+    assert!(max_concurrency(&log) <= 1, "{log}");
+    for j in &jobs {
+        assert_eq!(
+            log.matches(&format!("job {} (sleep) finished in slot", j.id))
+                .count(),
+            1,
+            "{log}"
+        );
+    }
+}
+
+/// `sleep.timeout = 2s`: a 10 s sleep fails after ~2 s with a time-limit message, and the
+/// only slot is free for the next job at once.
+#[test]
+fn time_limit_fails_job_and_frees_slot() {
+    let a = start(
+        "time-limit",
+        "parallelprocesses = 1",
+        "sleep.timeout = 2s\n",
+        "",
+    );
+    let t0 = Instant::now();
+    let ja = submit(&a, &sleep_async("2"));
+    let jb = submit(&a, &hello_async("after"));
+    let (fa, _) = wait_final(&a, &ja, Duration::from_secs(10));
+    let ta = t0.elapsed();
+    let t = fa.text();
+    assert!(t.contains("<wps:ProcessFailed>"), "{t}");
+    assert!(
+        t.contains("exceeded its time limit of 2 s"),
+        "no time-limit message: {t}"
+    );
+    assert_valid(&fa.body);
+    assert!(
+        ta >= Duration::from_millis(1900) && ta < Duration::from_secs(5),
+        "failed after {ta:?}"
+    );
+    let (fb, _) = wait_final(&a, &jb, Duration::from_secs(10));
+    assert_succeeded(&fb, ">Hello after</wps:LiteralData>");
+    let log = a.error_log();
+    let a_end = logged_at(&log, &[&format!("job {} (sleep) finished in slot", ja.id)]);
+    let b_start = logged_at(&log, &[&format!("job {} (say_hello) started", jb.id)]);
+    assert!(b_start >= a_end, "B started before A ended:\n{log}");
+    assert!(
+        log.contains("Process 'sleep' exceeded its time limit of 2 s"),
+        "{log}"
+    );
+    assert!(max_concurrency(&log) <= 1, "{log}");
+    // a synchronous request has the same limit
+    let t = Instant::now();
+    let r = a.get(&format!("{EXEC}&identifier=sleep&DataInputs=delay=2"));
+    r.assert_exception(500, "NoApplicableCode", None);
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(5),
+        "sync answer after {took:?}"
+    );
+    // and the slot is free again at once
+    let t = Instant::now();
+    let r = a.get(&format!("{EXEC}&identifier=say_hello&DataInputs=name=sync"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    assert_clean_log(&a.error_log());
+}
+
+/// A panicking process run asynchronously ends ProcessFailed (never stuck in Accepted or
+/// Started), without leaking the panic message, and the server keeps working.
+///
+/// The only panicking process, `selftest_panic`, declares whether it supports
+/// storeExecuteResponse; while it declares `storeSupported="false"` an asynchronous request is
+/// refused with StorageNotSupported instead (and the synchronous crash is checked).
+#[test]
+fn panicking_async_job_fails_cleanly() {
+    let dir = scratch("async-panic");
+    let cfg = dir.join("wps.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[metadata:main]\nidentification_title = Panic WPS\n\n\
+             [server]\nworkdir = {}\n\n[processes]\nbuiltin = sleep, selftest_panic\n",
+            dir.join("work").display()
+        ),
+    )
+    .unwrap();
+    chmod(&cfg, 0o644);
+    let a = Apache::start_in(
+        dir,
+        Mpm::Event,
+        &format!("WPSScriptAlias /wps {}\n", cfg.display()),
+    );
+    let d =
+        a.get("/wps?service=WPS&version=1.0.0&request=DescribeProcess&identifier=selftest_panic");
+    assert_eq!(d.status, 200, "{}", d.text());
+    let store_supported = d.text().contains("storeSupported=\"true\"");
+    let path = format!("{EXEC}&identifier=selftest_panic&storeExecuteResponse=true");
+    if store_supported {
+        let r = a.get(&path);
+        let t = r.text();
+        assert_eq!(r.status, 200, "{t}");
+        assert_valid(&r.body);
+        let job = Job::from_accepted(&a, &t);
+        let (fin, seen) = wait_final(&a, &job, Duration::from_secs(10));
+        for d in &seen {
+            assert_valid(&d.body);
+        }
+        let ft = fin.text();
+        assert!(ft.contains("<wps:ProcessFailed>"), "{ft}");
+        assert!(ft.contains("crashed"), "{ft}");
+        assert!(!ft.contains("asked to panic"), "panic details leaked: {ft}");
+        let log = a.error_log();
+        assert!(
+            log.contains(&format!("job {} (selftest_panic) finished in slot", job.id))
+                && log.contains("selftest_panic was asked to panic"),
+            "{log}"
+        );
+        assert!(workdir(&a)
+            .join("done")
+            .join(format!("{}.json", job.id))
+            .exists());
+    } else {
+        a.get(&path)
+            .assert_exception(400, "StorageNotSupported", Some("storeExecuteResponse"));
+        let r = a.get(&format!("{EXEC}&identifier=selftest_panic"));
+        r.assert_exception(500, "NoApplicableCode", None);
+        assert!(r.text().contains("crashed"), "{}", r.text());
+        assert!(!r.text().contains("asked to panic"), "{}", r.text());
+    }
+    // the server (and its slots) still run jobs
+    for _ in 0..3 {
+        let j2 = submit(&a, &sleep_async("0"));
+        let (f2, _) = wait_final(&a, &j2, Duration::from_secs(10));
+        assert_succeeded(&f2, "done sleeping");
+    }
+    let log = a.error_log();
+    assert!(
+        !log.contains("exit signal") && !log.contains("Segmentation fault"),
+        "{log}"
+    );
+    assert!(!log.contains("dispatcher error"), "{log}");
+}
+
+/// asReference outputs, sync and async: a wps:Reference whose href serves the JSON with its
+/// media type; RawDataOutput still answers the bare value.
+#[test]
+fn outputs_by_reference() {
+    let a = start("by-reference", "", "", "");
+    let check_reference = |doc: &str| -> serde_json::Value {
+        let start = doc
+            .find("<wps:Reference href=\"")
+            .unwrap_or_else(|| panic!("no wps:Reference: {doc}"))
+            + "<wps:Reference href=\"".len();
+        let href = &doc[start..start + doc[start..].find('"').unwrap()];
+        let prefix = format!("http://127.0.0.1:{}/wps/outputs/", a.port);
+        assert!(href.starts_with(&prefix), "href {href}");
+        assert!(href.ends_with("/out.json"), "href {href}");
+        assert!(
+            doc.contains("mimeType=\"application/json\""),
+            "no mimeType: {doc}"
+        );
+        assert!(!doc.contains("<wps:ComplexData"), "inline data too: {doc}");
+        let r = a.get(&url_path(href));
+        assert_eq!(r.status, 200, "{href}: {}", r.text());
+        assert_eq!(
+            r.header("Content-Type")
+                .map(|c| c.split(';').next().unwrap()),
+            Some("application/json"),
+            "{:?}",
+            r.headers
+        );
+        serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", r.text()))
+    };
+
+    // synchronous
+    let r = a.get(&format!(
+        "{EXEC}&identifier=testjson&DataInputs=name=Ref&ResponseDocument=out@asReference=true"
+    ));
+    let t = r.text();
+    assert_eq!(r.status, 200, "{t}");
+    assert!(t.contains("<wps:ProcessSucceeded>"), "{t}");
+    assert_valid(&r.body);
+    let v = check_reference(&t);
+    assert_eq!(v["name"], "Ref");
+    assert_eq!(v["greeting"], "Hello Ref");
+
+    // asynchronous (KVP)
+    let job = submit(
+        &a,
+        &format!(
+            "{EXEC}&identifier=testjson&DataInputs=name=Later&ResponseDocument=out@asReference=true\
+             &storeExecuteResponse=true&status=true"
+        ),
+    );
+    let (fin, _) = wait_final(&a, &job, Duration::from_secs(10));
+    assert_succeeded(&fin, "<wps:Reference");
+    let v = check_reference(&fin.text());
+    assert_eq!(v["greeting"], "Hello Later");
+    assert!(fin
+        .text()
+        .contains(&format!("/wps/outputs/{}/out.json\"", job.id)));
+    assert!(workdir(&a)
+        .join("outputs")
+        .join(&job.id)
+        .join("out.json")
+        .exists());
+
+    // asynchronous (XML)
+    let body = r#"<?xml version="1.0" encoding="UTF-8"?>
+<wps:Execute service="WPS" version="1.0.0" xmlns:wps="http://www.opengis.net/wps/1.0.0"
+    xmlns:ows="http://www.opengis.net/ows/1.1">
+  <ows:Identifier>testjson</ows:Identifier>
+  <wps:DataInputs>
+    <wps:Input>
+      <ows:Identifier>name</ows:Identifier>
+      <wps:Data><wps:LiteralData>Xml</wps:LiteralData></wps:Data>
+    </wps:Input>
+  </wps:DataInputs>
+  <wps:ResponseForm>
+    <wps:ResponseDocument storeExecuteResponse="true" status="true">
+      <wps:Output asReference="true"><ows:Identifier>out</ows:Identifier></wps:Output>
+    </wps:ResponseDocument>
+  </wps:ResponseForm>
+</wps:Execute>"#;
+    let r = a.post("/wps", body.as_bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+    let job = Job::from_accepted(&a, &r.text());
+    let (fin, _) = wait_final(&a, &job, Duration::from_secs(10));
+    assert_succeeded(&fin, "<wps:Reference");
+    assert_eq!(check_reference(&fin.text())["name"], "Xml");
+
+    // a literal output by reference: text/plain
+    let r = a.get(&format!(
+        "{EXEC}&identifier=say_hello&DataInputs=name=Txt&ResponseDocument=response@asReference=true"
+    ));
+    let t = r.text();
+    assert_eq!(r.status, 200, "{t}");
+    assert_valid(&r.body);
+    let start = t.find("<wps:Reference href=\"").expect(&t) + "<wps:Reference href=\"".len();
+    let href = &t[start..start + t[start..].find('"').unwrap()];
+    assert!(href.ends_with("/response.txt"), "{href}");
+    let r = a.get(&url_path(href));
+    assert_eq!(r.status, 200);
+    assert!(
+        r.header("Content-Type")
+            .unwrap_or_default()
+            .starts_with("text/plain"),
+        "{:?}",
+        r.headers
+    );
+    assert_eq!(r.text(), "Hello Txt");
+
+    // RawDataOutput still answers the bare value
+    let r = a.get(&format!(
+        "{EXEC}&identifier=testjson&DataInputs=name=Raw&RawDataOutput=out"
+    ));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.header("Content-Type")
+            .unwrap_or_default()
+            .starts_with("application/json"),
+        "{:?}",
+        r.headers
+    );
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["greeting"], "Hello Raw");
+    assert_clean_log(&a.error_log());
+}
+
+/// Nothing but status documents and stored outputs is reachable under /wps/outputs/.
+#[test]
+fn bad_output_urls_are_refused() {
+    let a = start("bad-urls", "", "", "");
+    // a real job with a stored output, to aim next to
+    let r = a.get(&format!(
+        "{EXEC}&identifier=testjson&DataInputs=name=x&ResponseDocument=out@asReference=true"
+    ));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let t = r.text();
+    let start = t.find("/wps/outputs/").expect(&t) + "/wps/outputs/".len();
+    let id = t[start..start + 36].to_owned();
+    assert_eq!(a.get(&format!("/wps/outputs/{id}/out.json")).status, 200);
+    let job = submit(&a, &sleep_async("0"));
+    wait_final(&a, &job, Duration::from_secs(10));
+
+    // files next to the outputs that must stay private
+    let work = workdir(&a);
+    std::fs::write(work.join("secret.txt"), "TOP-SECRET outside outputpath").unwrap();
+    std::fs::write(
+        work.join("outputs").join(&id).join(".hidden.txt"),
+        "TOP-SECRET hidden",
+    )
+    .unwrap();
+    std::fs::create_dir_all(work.join("outputs").join(&id).join("sub")).unwrap();
+    std::fs::write(
+        work.join("outputs").join(&id).join("sub").join("x.txt"),
+        "TOP-SECRET nested",
+    )
+    .unwrap();
+    std::fs::write(work.join("outputs").join("notes.txt"), "TOP-SECRET notes").unwrap();
+    let unknown = "0b6a4f7e-1c2d-4e5f-8a9b-0c1d2e3f4a5b";
+    let paths = [
+        "/wps/outputs/../../etc/passwd".to_string(),
+        "/wps/outputs/../../../../../../etc/passwd".to_string(),
+        "/wps/outputs/%2e%2e/%2e%2e/etc/passwd".to_string(),
+        "/wps/outputs/%2e%2e/x".to_string(),
+        "/wps/outputs/%2e%2e/secret.txt".to_string(),
+        "/wps/outputs/..%2Fsecret.txt".to_string(),
+        "/wps/outputs/..%2fsecret.txt".to_string(),
+        "/wps/outputs/%2E%2E%2Fsecret.txt".to_string(),
+        "/wps/outputs/....//secret.txt".to_string(),
+        "/wps/outputs/..\\secret.txt".to_string(),
+        "/wps/outputs/..%5csecret.txt".to_string(),
+        format!("/wps/outputs/{unknown}.xml"),
+        "/wps/outputs/not-a-uuid.xml".to_string(),
+        format!("/wps/outputs/{}.xml", job.id.to_uppercase()),
+        format!("/wps/outputs/{}.json", job.id),
+        format!("/wps/outputs/{}.xml/", job.id),
+        format!("/wps/outputs/{}.xml%00", job.id),
+        format!("/wps/outputs/{}", job.id),
+        format!("/wps/outputs/{id}/..%2Fx"),
+        format!("/wps/outputs/{id}/..%2F..%2Fsecret.txt"),
+        format!("/wps/outputs/{id}/%2e%2e/%2e%2e/secret.txt"),
+        format!("/wps/outputs/{id}/.hidden.txt"),
+        format!("/wps/outputs/{id}/sub/x.txt"),
+        format!("/wps/outputs/{id}/sub"),
+        format!("/wps/outputs/{id}/"),
+        format!("/wps/outputs/{id}"),
+        format!("/wps/outputs/{id}/out.json/"),
+        format!("/wps/outputs/{id}/out.json%00.txt"),
+        format!("/wps/outputs/{unknown}/out.json"),
+        "/wps/outputs/notes.txt".to_string(),
+        "/wps/outputs/".to_string(),
+        "/wps/outputs".to_string(),
+        "/wps/outputs/.".to_string(),
+        "/wps/outputs//".to_string(),
+        "/wps/outputs/x/../../work/secret.txt".to_string(),
+        "/wps/secret.txt".to_string(),
+        "/wps/outputs/%2fetc%2fpasswd".to_string(),
+        "/wps/outputs//etc/passwd".to_string(),
+        format!("/wps/outputs/{id}//etc/passwd"),
+    ];
+    for p in &paths {
+        let r = a.get(p);
+        let t = r.text();
+        assert!(
+            matches!(r.status, 400 | 403 | 404),
+            "{p}: status {} {t}",
+            r.status
+        );
+        assert!(
+            !t.contains("root:") && !t.contains("TOP-SECRET") && !t.contains("<wps:"),
+            "{p}: leaked {t}"
+        );
+    }
+    // the module itself answers its plain 404 for its own URL space
+    let r = a.get(&format!("/wps/outputs/{unknown}.xml"));
+    assert_eq!(r.status, 404);
+    let r = a.get("/wps/outputs/");
+    assert_eq!(r.status, 404, "no listing: {}", r.text());
+    // HEAD of a real status document has no body, of a missing one 404
+    let r = a.request("HEAD", &job.path, None, &[]);
+    assert_eq!(r.status, 200);
+    assert!(r.body.is_empty());
+    let r = a.request("HEAD", &format!("/wps/outputs/{unknown}.xml"), None, &[]);
+    assert_eq!(r.status, 404);
+    // the valid ones still work
+    assert_eq!(fetch_status(&a, &job).status, 200);
+    assert_clean_log(&a.error_log());
+}
+
+/// parallelprocesses=1, maxprocesses=2: one runs, two wait, the next is refused with 503
+/// ServerBusy and Retry-After; the accepted ones all complete and the queue opens again.
+#[test]
+fn queue_limit_answers_server_busy() {
+    let a = start(
+        "queue-limit",
+        "parallelprocesses = 1\nmaxprocesses = 2",
+        "",
+        "",
+    );
+    let first = submit(&a, &sleep_async("0.3"));
+    // wait until it runs (it left the queue)
+    let running = workdir(&a)
+        .join("running")
+        .join(format!("{}.json", first.id));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !running.exists() {
+        assert!(Instant::now() < deadline, "{}", a.error_log());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let queued: Vec<Job> = (0..2).map(|_| submit(&a, &sleep_async("0.1"))).collect();
+    let r = a.get(&sleep_async("0.1"));
+    r.assert_exception(503, "ServerBusy", None);
+    assert!(r.text().contains("maxprocesses"), "{}", r.text());
+    let retry = r.header("Retry-After").expect("Retry-After header");
+    assert!(
+        retry.parse::<u32>().is_ok_and(|n| n > 0),
+        "Retry-After: {retry}"
+    );
+    // a refused job leaves nothing behind: 3 status documents only
+    let docs = std::fs::read_dir(workdir(&a).join("outputs"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".xml")
+        })
+        .count();
+    assert_eq!(docs, 3);
+    // the XML form is refused the same way
+    let body = r#"<?xml version="1.0" encoding="UTF-8"?>
+<wps:Execute service="WPS" version="1.0.0" xmlns:wps="http://www.opengis.net/wps/1.0.0"
+    xmlns:ows="http://www.opengis.net/ows/1.1">
+  <ows:Identifier>say_hello</ows:Identifier>
+  <wps:DataInputs><wps:Input><ows:Identifier>name</ows:Identifier>
+    <wps:Data><wps:LiteralData>x</wps:LiteralData></wps:Data></wps:Input></wps:DataInputs>
+  <wps:ResponseForm><wps:ResponseDocument storeExecuteResponse="true"/></wps:ResponseForm>
+</wps:Execute>"#;
+    a.post("/wps", body.as_bytes())
+        .assert_exception(503, "ServerBusy", None);
+    // other requests are served meanwhile
+    assert_eq!(
+        a.get("/wps?service=WPS&request=GetCapabilities").status,
+        200
+    );
+    for j in std::iter::once(&first).chain(&queued) {
+        let (fin, _) = wait_final(&a, j, Duration::from_secs(20));
+        assert_succeeded(&fin, ">done sleeping</wps:LiteralData>");
+    }
+    // the queue is open again
+    let again = submit(&a, &hello_async("again"));
+    let (fin, _) = wait_final(&a, &again, Duration::from_secs(10));
+    assert_succeeded(&fin, ">Hello again</wps:LiteralData>");
+    assert_clean_log(&a.error_log());
+}
+
+/// retention = 1s: finished jobs older than that are removed (with their status document and
+/// outputs) by the next cleanup, which new children run when they start; the documents of
+/// queued and running jobs are kept, however old.
+#[test]
+fn retention_removes_finished_jobs() {
+    let a = start("retention", "retention = 1s\nparallelprocesses = 1", "", "");
+    let job = submit(
+        &a,
+        &format!(
+            "{EXEC}&identifier=testjson&DataInputs=name=old&ResponseDocument=out@asReference=true\
+             &storeExecuteResponse=true"
+        ),
+    );
+    let (fin, _) = wait_final(&a, &job, Duration::from_secs(10));
+    assert_succeeded(&fin, "<wps:Reference");
+    let out = format!("/wps/outputs/{}/out.json", job.id);
+    assert_eq!(a.get(&out).status, 200);
+    let work = workdir(&a);
+    assert!(work.join("done").join(format!("{}.json", job.id)).exists());
+    // one job runs (3 s), one waits behind it; both are older than the retention at the
+    // cleanup
+    let running = submit(&a, &sleep_async("0.6"));
+    let queued = submit(&a, &hello_async("queued"));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(state(&fetch_status(&a, &queued).text()), "ProcessAccepted");
+    // new children clean up at once
+    a.graceful();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while work.join("done").join(format!("{}.json", job.id)).exists() {
+        assert!(Instant::now() < deadline, "not removed:\n{}", a.error_log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(a.get(&job.path).status, 404);
+    assert_eq!(a.get(&out).status, 404);
+    assert!(!work.join("outputs").join(&job.id).exists());
+    assert!(a
+        .error_log()
+        .contains("removed 1 finished job(s) older than the retention"));
+    // the running and the queued job were left alone (fetch_status asserts 200 every time)
+    for j in [&running, &queued] {
+        let (fin, _) = wait_final(&a, j, Duration::from_secs(15));
+        assert!(
+            fin.text().contains("<wps:ProcessSucceeded>"),
+            "{}",
+            fin.text()
+        );
+    }
+    assert_clean_log(&a.error_log());
+}
