@@ -231,13 +231,19 @@ def main():
                 extra = f"  socket errors: {errs}" if errs else ""
                 print(f"{name:38} {conns:>5} {rps:>10.0f} {p50:>8.2f} {p99:>8.2f} {bad:>8} {ratio:>8.0f}%{extra}")
                 sys.stdout.flush()
+        # leak check: the same load again, sustained; RSS must stay flat
+        rss_mid = a.rss_kb()
+        for _ in range(2):
+            for _, url, body in cases[1:]:
+                wrk(url, 64, secs, body)
         rss_after = a.rss_kb()
         submitted, refused, accepted, done, ok = async_jobs(a, jobs)
         print(f"async: {submitted} sleep jobs (delay 0) submitted ({refused} refused), accepted in "
               f"{accepted:.2f} s, {ok} succeeded after {done:.2f} s")
-        growth = (rss_after - rss_before) / rss_before * 100 if rss_before else 0
-        print(f"RSS of the Apache children: {rss_before} kB after warm-up, {rss_after} kB after "
-              f"the sustained run ({growth:+.1f} %)")
+        growth = (rss_after - rss_mid) / rss_mid * 100 if rss_mid else 0
+        print(f"RSS of the Apache children: {rss_before} kB after warm-up, {rss_mid} kB after the "
+              f"table, {rss_after} kB after {2 * (len(cases) - 1) * secs} s more at 64 connections "
+              f"({growth:+.1f} %)")
     finally:
         a.stop()
 

@@ -283,3 +283,32 @@ fn xml_post_operations_validate() {
         .text()
         .contains("<ows:UpperCorner>30 40</ows:UpperCorner>"));
 }
+
+#[test]
+fn module_log_level_is_its_own() {
+    // the harness sets `LogLevel info wps:debug`: the module's debug lines are logged,
+    // tagged with the module name
+    let a = server("loglevel", Mpm::Event);
+    a.get("/wps?service=WPS&request=GetMeASandwich")
+        .assert_exception(501, "OperationNotSupported", Some("GetMeASandwich"));
+    let log = a.error_log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("[wps:debug]") && l.contains("GetMeASandwich")),
+        "{log}"
+    );
+    // with `LogLevel info` alone, wps debug lines are not written
+    let dir = scratch("loglevel-info");
+    let cfg = write_service_config(&dir, "wps.cfg", "");
+    let b = Apache::start_in(
+        dir,
+        Mpm::Event,
+        &format!("LogLevel info\nWPSScriptAlias /wps {}\n", cfg.display()),
+    );
+    b.get("/wps?service=WPS&request=GetMeASandwich")
+        .assert_exception(501, "OperationNotSupported", None);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let log = b.error_log();
+    assert!(!log.contains("[wps:debug]"), "{log}");
+    assert!(log.contains("[wps:info]"), "{log}");
+}
