@@ -125,16 +125,27 @@ fn write_atomic(dir: &Path, name: &str, data: &[u8], sync: bool) -> io::Result<(
     })
 }
 
+/// Takes an exclusive flock on `path` without waiting. Job lock files are removed when a job
+/// finishes, so a lock taken on a file that was unlinked (or replaced) meanwhile is worthless:
+/// it is dropped and reported as not obtained.
 fn try_lock(path: &Path) -> io::Result<Option<File>> {
+    use std::os::unix::fs::MetadataExt;
     let f = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(path)?;
     match f.try_lock() {
-        Ok(()) => Ok(Some(f)),
-        Err(TryLockError::WouldBlock) => Ok(None),
-        Err(TryLockError::Error(e)) => Err(e),
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => return Ok(None),
+        Err(TryLockError::Error(e)) => return Err(e),
+    }
+    let held = f.metadata()?;
+    match fs::metadata(path) {
+        Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => Ok(Some(f)),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
@@ -421,6 +432,8 @@ impl JobStore {
                     },
                 )),
                 Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                    // finished meanwhile: our open re-created its lock file; remove it again
+                    let _ = fs::remove_file(&lock_path);
                     drop(file);
                 }
                 Err(_) => {
