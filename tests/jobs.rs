@@ -618,7 +618,7 @@ fn time_limit_fails_job_and_frees_slot() {
     );
     assert_valid(&fa.body);
     assert!(
-        ta >= Duration::from_millis(1900) && ta < Duration::from_secs(5),
+        ta >= Duration::from_millis(1900) && ta < Duration::from_secs(15),
         "failed after {ta:?}"
     );
     let (fb, _) = wait_final(&a, &jb, Duration::from_secs(10));
@@ -638,14 +638,15 @@ fn time_limit_fails_job_and_frees_slot() {
     r.assert_exception(500, "NoApplicableCode", None);
     let took = t.elapsed();
     assert!(
-        took >= Duration::from_millis(1900) && took < Duration::from_secs(5),
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(15),
         "sync answer after {took:?}"
     );
     // and the slot is free again at once
     let t = Instant::now();
     let r = a.get(&format!("{EXEC}&identifier=say_hello&DataInputs=name=sync"));
     assert_eq!(r.status, 200, "{}", r.text());
-    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    // (a slot still held would make it wait for the whole request timeout, 60 s)
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
     assert_clean_log(&a.error_log());
 }
 
