@@ -5,6 +5,8 @@
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
     pub key: String,
+    /// The key as written (`key` is lower-cased, as configparser does).
+    pub raw_key: String,
     pub value: String,
     pub line: usize,
 }
@@ -113,7 +115,8 @@ impl Ini {
                     format!("malformed line, expected 'key = value': {value}"),
                 );
             };
-            let key = value[..pos].trim().to_lowercase();
+            let raw_key = value[..pos].trim().to_string();
+            let key = raw_key.to_lowercase();
             if key.is_empty() {
                 return err(lineno, format!("missing key name: {value}"));
             }
@@ -135,6 +138,7 @@ impl Ini {
             }
             entries.push(Entry {
                 key,
+                raw_key,
                 value: value[pos + 1..].trim().to_string(),
                 line: lineno,
             });
