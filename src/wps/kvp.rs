@@ -226,9 +226,25 @@ fn attr(attrs: &[(String, String)], name: &str) -> Option<String> {
         .map(|(_, v)| v.clone())
 }
 
+/// Largest `DataInputs` value (after %-decoding of the query), in bytes.
+pub const MAX_DATA_INPUTS_LEN: usize = 1024 * 1024;
+
 fn parse_data_inputs(s: &str) -> WpsResult<Vec<Input>> {
+    if s.len() > MAX_DATA_INPUTS_LEN {
+        return Err(WpsError::new(
+            ExceptionCode::FileSizeExceeded,
+            Some("DataInputs"),
+            format!("DataInputs is longer than {MAX_DATA_INPUTS_LEN} bytes"),
+        ));
+    }
     let mut inputs = Vec::new();
     for (head, attrs) in split_items(s, "DataInputs")? {
+        if inputs.len() >= crate::inputs::MAX_INPUTS {
+            return Err(WpsError::invalid(
+                "DataInputs",
+                format!("more than {} inputs", crate::inputs::MAX_INPUTS),
+            ));
+        }
         let (id, value) = head.split_once('=').ok_or_else(|| {
             WpsError::invalid(
                 "DataInputs",

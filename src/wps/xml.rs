@@ -12,6 +12,25 @@ pub struct Xml {
     buf: String,
 }
 
+/// Characters XML 1.0 cannot carry at all (NUL, most C0 controls, U+FFFE/U+FFFF) replaced by
+/// U+FFFD, so that values echoed from requests (e.g. an identifier with `%00`) keep the
+/// document well-formed.
+fn xml_chars(s: &str) -> std::borrow::Cow<'_, str> {
+    let bad = |c: char| {
+        matches!(c, '\0'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}')
+            || c == '\u{fffe}'
+            || c == '\u{ffff}'
+    };
+    if s.chars().any(bad) {
+        s.chars()
+            .map(|c| if bad(c) { '\u{fffd}' } else { c })
+            .collect::<String>()
+            .into()
+    } else {
+        s.into()
+    }
+}
+
 impl Default for Xml {
     fn default() -> Self {
         Self::new()
@@ -32,7 +51,7 @@ impl Xml {
             self.buf.push(' ');
             self.buf.push_str(k);
             self.buf.push_str("=\"");
-            self.buf.push_str(&escape(*v));
+            self.buf.push_str(&escape(xml_chars(v).as_ref()));
             self.buf.push('"');
         }
     }
@@ -75,14 +94,15 @@ impl Xml {
     }
 
     pub fn text(&mut self, text: &str) -> &mut Self {
-        self.buf.push_str(&partial_escape(text));
+        self.buf.push_str(&partial_escape(xml_chars(text).as_ref()));
         self
     }
 
     /// Text as CDATA sections (a `]]>` inside is split across two sections).
     pub fn cdata(&mut self, text: &str) -> &mut Self {
         self.buf.push_str("<![CDATA[");
-        self.buf.push_str(&text.replace("]]>", "]]]]><![CDATA[>"));
+        self.buf
+            .push_str(&xml_chars(text).replace("]]>", "]]]]><![CDATA[>"));
         self.buf.push_str("]]>");
         self
     }
@@ -113,5 +133,10 @@ mod tests {
         assert!(s.contains("<a k=\"&quot;&lt;&amp;&gt;\">"));
         assert!(s.contains("<b>x&lt;y &amp; z</b>"));
         assert!(s.contains("<![CDATA[1]]]]><![CDATA[>2]]>"));
+        let mut x = Xml::new();
+        x.open("a", &[("k", "a\u{0}b")])
+            .text("c\u{1}d\te")
+            .close("a");
+        assert!(x.finish().contains("<a k=\"a\u{fffd}b\">c\u{fffd}d\te</a>"));
     }
 }

@@ -318,6 +318,12 @@ fn parse_execute(root: &Elem, doc: &str, language: Option<String>) -> WpsResult<
     let mut inputs = Vec::new();
     if let Some(di) = root.child(NS_WPS, "DataInputs") {
         for input in di.children_named(NS_WPS, "Input") {
+            if inputs.len() >= crate::inputs::MAX_INPUTS {
+                return Err(WpsError::invalid(
+                    "DataInputs",
+                    format!("more than {} inputs", crate::inputs::MAX_INPUTS),
+                ));
+            }
             inputs.push(parse_input(input, doc)?);
         }
     }

@@ -1,0 +1,191 @@
+//! Complex data: decoding of `encoding="base64"` content and matching of a requested
+//! `mimeType`/`encoding`/`schema` against the formats a process supports.
+//!
+//! Matching rules (inputs and outputs alike): a request matches a supported format when
+//! - its `mimeType` equals the format's (case-insensitive, parameters after `;` ignored), or it
+//!   names none;
+//! - its `encoding` equals the format's, or the format names none and the request's is a
+//!   transport encoding every format accepts (`utf-8`, `base64`), or the request names none;
+//! - its `schema` equals the format's, or the format or the request names none.
+
+use super::model::ComplexValue;
+use crate::processes::Format;
+use base64::Engine;
+
+/// Transport encodings accepted for any format that does not name its own.
+const GENERIC_ENCODINGS: &[&str] = &["utf-8", "utf8", "base64"];
+
+pub fn is_base64(encoding: Option<&str>) -> bool {
+    encoding.is_some_and(|e| e.trim().eq_ignore_ascii_case("base64"))
+}
+
+/// Decodes base64 content leniently about whitespace (line breaks are usual in base64).
+pub fn decode_base64(s: &str) -> Result<Vec<u8>, String> {
+    let compact: String = s.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(compact.as_bytes())
+        .map_err(|e| format!("content is not valid base64: {e}"))
+}
+
+impl ComplexValue {
+    /// The bytes of the value: the content, base64 decoded when `encoding` is base64.
+    pub fn data(&self) -> Result<Vec<u8>, String> {
+        if is_base64(self.encoding.as_deref()) {
+            decode_base64(&self.content)
+        } else {
+            Ok(self.content.clone().into_bytes())
+        }
+    }
+}
+
+fn mime_eq(a: &str, b: &str) -> bool {
+    let base = |m: &str| {
+        m.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    };
+    base(a) == base(b)
+}
+
+/// Whether the requested (mime type, encoding, schema) matches format `f`.
+pub fn matches(
+    f: &Format,
+    mime: Option<&str>,
+    encoding: Option<&str>,
+    schema: Option<&str>,
+) -> bool {
+    let mime_ok = match mime {
+        None => true,
+        Some(m) => mime_eq(m, &f.mime_type),
+    };
+    let enc_ok = match (encoding.map(str::trim), f.encoding.as_deref()) {
+        (None, _) | (Some(""), _) => true,
+        (Some(e), Some(fe)) => e.eq_ignore_ascii_case(fe),
+        (Some(e), None) => GENERIC_ENCODINGS.iter().any(|g| g.eq_ignore_ascii_case(e)),
+    };
+    let schema_ok = match (schema.map(str::trim), f.schema.as_deref()) {
+        (Some(s), Some(fs)) if !s.is_empty() => s == fs.trim(),
+        _ => true,
+    };
+    mime_ok && enc_ok && schema_ok
+}
+
+/// The first supported format the request matches, or a message listing the supported ones.
+pub fn select<'a>(
+    formats: &'a [Format],
+    mime: Option<&str>,
+    encoding: Option<&str>,
+    schema: Option<&str>,
+) -> Result<&'a Format, String> {
+    formats
+        .iter()
+        .find(|f| matches(f, mime, encoding, schema))
+        .ok_or_else(|| {
+            let mut asked = Vec::new();
+            if let Some(m) = mime {
+                asked.push(format!("mimeType '{m}'"));
+            }
+            if let Some(e) = encoding {
+                asked.push(format!("encoding '{e}'"));
+            }
+            if let Some(s) = schema {
+                asked.push(format!("schema '{s}'"));
+            }
+            let supported: Vec<String> = formats
+                .iter()
+                .map(|f| {
+                    let mut s = f.mime_type.clone();
+                    if let Some(e) = &f.encoding {
+                        s.push_str(&format!(" (encoding {e})"));
+                    }
+                    if let Some(sc) = &f.schema {
+                        s.push_str(&format!(" (schema {sc})"));
+                    }
+                    s
+                })
+                .collect();
+            format!(
+                "{} is not supported; supported formats: {}",
+                asked.join(", "),
+                supported.join(", ")
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fmt(m: &str, e: Option<&str>, s: Option<&str>) -> Format {
+        Format {
+            mime_type: m.into(),
+            encoding: e.map(Into::into),
+            schema: s.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn format_matching() {
+        let gml = fmt(
+            "application/gml+xml",
+            None,
+            Some("http://schemas.opengis.net/gml/3.1.1/base/feature.xsd"),
+        );
+        assert!(matches(&gml, None, None, None));
+        assert!(matches(
+            &gml,
+            Some("Application/GML+XML; subtype=gml/3.1.1"),
+            None,
+            None
+        ));
+        assert!(!matches(&gml, Some("text/plain"), None, None));
+        assert!(matches(
+            &gml,
+            Some("application/gml+xml"),
+            Some("base64"),
+            None
+        ));
+        assert!(matches(&gml, None, Some("UTF-8"), None));
+        assert!(!matches(&gml, None, Some("gzip"), None));
+        assert!(!matches(&gml, None, None, Some("http://other.xsd")));
+        assert!(matches(&gml, None, None, gml.schema.as_deref()));
+        let png = fmt("image/png", Some("base64"), None);
+        assert!(matches(
+            &png,
+            Some("image/png"),
+            Some("BASE64"),
+            Some("any")
+        ));
+        assert!(!matches(&png, Some("image/png"), Some("utf-8"), None));
+        let fs = [fmt("application/json", None, None), png.clone()];
+        assert_eq!(select(&fs, Some("image/png"), None, None).unwrap(), &png);
+        let e = select(&fs, Some("image/gif"), None, None).unwrap_err();
+        assert!(
+            e.contains("image/gif") && e.contains("application/json"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn base64_content() {
+        let c = ComplexValue {
+            content: "aGVs\nbG8=\n".into(),
+            encoding: Some("base64".into()),
+            ..Default::default()
+        };
+        assert_eq!(c.data().unwrap(), b"hello");
+        let bad = ComplexValue {
+            content: "***".into(),
+            encoding: Some("base64".into()),
+            ..Default::default()
+        };
+        assert!(bad.data().is_err());
+        let plain = ComplexValue {
+            content: "x".into(),
+            ..Default::default()
+        };
+        assert_eq!(plain.data().unwrap(), b"x");
+    }
+}

@@ -1,0 +1,364 @@
+//! The GDAL demo processes (feature_count, centroids, buffer, area) and complex/reference
+//! inputs against a real Apache, with real values from tests/data/polygons.gml (three polygons
+//! of areas 100, 200 and 450 and centroids (5,5), (30,5), (10,30)).
+
+mod common;
+use common::*;
+use std::time::{Duration, Instant};
+
+const POLYGONS: &str = include_str!("data/polygons.gml");
+
+/// One Apache with three services: `/wps` (default policy), `/wps-open` (`allowedhosts =
+/// 127.0.0.1`), `/wps-name` (`allowedhosts = localhost`); polygons.gml is served statically at
+/// `/static/polygons.gml`, `/redir` redirects to it on 127.0.0.2 (never connected to).
+fn server(name: &str, mpm: Mpm) -> Apache {
+    let dir = scratch(name);
+    std::fs::create_dir_all(dir.join("static")).unwrap();
+    std::fs::write(dir.join("static/polygons.gml"), POLYGONS).unwrap();
+    std::fs::write(dir.join("static/big.gml"), vec![b' '; 300 * 1024]).unwrap();
+    let mut directives = format!(
+        "LoadModule alias_module {MODULES}/mod_alias.so\nWPSDaemonProcess pywps threads=4\n"
+    );
+    for (alias, server) in [
+        ("wps", ""),
+        (
+            "wps-open",
+            "allowedhosts = 127.0.0.1\nmaxsingleinputsize = 200kb",
+        ),
+        ("wps-name", "allowedhosts = localhost"),
+    ] {
+        let d = dir.join(alias);
+        std::fs::create_dir_all(&d).unwrap();
+        chmod(&d, 0o755);
+        let cfg = write_service_config_with(&d, "wps.cfg", server, "");
+        directives.push_str(&format!(
+            "WPSScriptAlias /{alias} {} process-group=pywps\n",
+            cfg.display()
+        ));
+    }
+    directives.push_str("Redirect /redir http://127.0.0.2:1/static/polygons.gml\n");
+    Apache::start_in(dir, mpm, &directives)
+}
+
+fn exec_xml(process: &str, inputs: &str, form: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<wps:Execute service="WPS" version="1.0.0" xmlns:wps="http://www.opengis.net/wps/1.0.0" xmlns:ows="http://www.opengis.net/ows/1.1" xmlns:xlink="http://www.w3.org/1999/xlink">
+  <ows:Identifier>{process}</ows:Identifier>
+  <wps:DataInputs>{inputs}</wps:DataInputs>
+  {form}
+</wps:Execute>"#
+    )
+}
+
+/// The polygons inline as XML (without the XML declaration).
+fn gml_input(id: &str) -> String {
+    let body = &POLYGONS[POLYGONS.find("?>").unwrap() + 2..];
+    format!(
+        r#"<wps:Input><ows:Identifier>{id}</ows:Identifier><wps:Data><wps:ComplexData mimeType="application/gml+xml">{body}</wps:ComplexData></wps:Data></wps:Input>"#
+    )
+}
+
+fn literal(id: &str, v: &str) -> String {
+    format!(
+        r#"<wps:Input><ows:Identifier>{id}</ows:Identifier><wps:Data><wps:LiteralData>{v}</wps:LiteralData></wps:Data></wps:Input>"#
+    )
+}
+
+fn raw(out: &str) -> String {
+    format!("<wps:ResponseForm><wps:RawDataOutput><ows:Identifier>{out}</ows:Identifier></wps:RawDataOutput></wps:ResponseForm>")
+}
+
+fn areas_of(a: &Apache, gml: &str) -> Vec<f64> {
+    let input = format!(
+        r#"<wps:Input><ows:Identifier>layer</ows:Identifier><wps:Data><wps:ComplexData mimeType="application/gml+xml"><![CDATA[{gml}]]></wps:ComplexData></wps:Data></wps:Input>"#
+    );
+    let r = a.post("/wps", exec_xml("area", &input, &raw("area")).as_bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+    serde_json::from_str(&r.text()).unwrap()
+}
+
+fn centroids_of(json: &[u8]) -> Vec<Vec<f64>> {
+    let v: serde_json::Value = serde_json::from_slice(json).unwrap();
+    v["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| serde_json::from_value(f["geometry"]["coordinates"].clone()).unwrap())
+        .collect()
+}
+
+fn geo_session(a: &Apache) {
+    // advertised, described, valid
+    let r = a.get("/wps?service=WPS&request=GetCapabilities");
+    for id in ["feature_count", "centroids", "buffer", "area"] {
+        assert!(
+            r.text()
+                .contains(&format!("<ows:Identifier>{id}</ows:Identifier>")),
+            "{id}"
+        );
+    }
+    let r = a.get("/wps?service=WPS&version=1.0.0&request=DescribeProcess&identifier=feature_count,centroids,buffer,area");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let t = r.text();
+    assert_eq!(t.matches("<ProcessDescription ").count(), 4);
+    assert!(
+        t.contains("<ows:MinimumValue>100</ows:MinimumValue>"),
+        "{t}"
+    );
+    assert!(t.contains("<ows:Spacing>10</ows:Spacing>"), "{t}");
+    assert!(t.contains("<MimeType>application/gml+xml</MimeType>"));
+    assert_valid(&r.body);
+
+    // feature_count: inline XML, response document
+    let r = a.post(
+        "/wps",
+        exec_xml("feature_count", &gml_input("layer"), "").as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains(">3</wps:LiteralData>"), "{}", r.text());
+    assert_valid(&r.body);
+
+    // area: the areas of the three polygons
+    assert_eq!(areas_of(a, POLYGONS), vec![100.0, 200.0, 450.0]);
+
+    // centroids: raw GeoJSON, and inline in a response document
+    let r = a.post(
+        "/wps",
+        exec_xml("centroids", &gml_input("layer"), &raw("out")).as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("Content-Type"), Some("application/json"));
+    assert_eq!(
+        centroids_of(&r.body),
+        vec![vec![5.0, 5.0], vec![30.0, 5.0], vec![10.0, 30.0]]
+    );
+    let r = a.post(
+        "/wps",
+        exec_xml("centroids", &gml_input("layer"), "").as_bytes(),
+    );
+    assert!(
+        r.text()
+            .contains(r#"<wps:ComplexData mimeType="application/json">"#),
+        "{}",
+        r.text()
+    );
+    assert_valid(&r.body);
+
+    // buffer: GML out (embedded as XML, and raw), larger areas
+    let r = a.post(
+        "/wps",
+        exec_xml(
+            "buffer",
+            &(gml_input("poly_in") + &literal("buffer", "10")),
+            "",
+        )
+        .as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.text().contains("<gml:Polygon") || r.text().contains("<gml:Surface"),
+        "{}",
+        r.text()
+    );
+    assert!(!r.text().contains("<![CDATA["), "GML is embedded as XML");
+    assert_valid(&r.body);
+    let r = a.post(
+        "/wps",
+        exec_xml(
+            "buffer",
+            &(gml_input("poly_in") + &literal("buffer", "10")),
+            &raw("buff_out"),
+        )
+        .as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("Content-Type"), Some("application/gml+xml"));
+    let buffered = areas_of(a, &r.text());
+    assert_eq!(buffered.len(), 3);
+    for (b, orig) in buffered.iter().zip([100.0, 200.0, 450.0]) {
+        assert!(*b > orig + 300.0, "{b} vs {orig}");
+    }
+    assert!((buffered[0] - (100.0 + 400.0 + std::f64::consts::PI * 100.0)).abs() < 1.0);
+    // buffer sizes outside the allowed values
+    for bad in ["15", "150", "-1", "abc"] {
+        a.post(
+            "/wps",
+            exec_xml(
+                "buffer",
+                &(gml_input("poly_in") + &literal("buffer", bad)),
+                "",
+            )
+            .as_bytes(),
+        )
+        .assert_exception(400, "InvalidParameterValue", Some("buffer"));
+    }
+    // not GML at all: the process fails cleanly
+    let junk = r#"<wps:Input><ows:Identifier>layer</ows:Identifier><wps:Data><wps:ComplexData mimeType="application/gml+xml">not gml</wps:ComplexData></wps:Data></wps:Input>"#;
+    a.post("/wps", exec_xml("feature_count", junk, "").as_bytes())
+        .assert_exception(500, "NoApplicableCode", None);
+    // wrong format
+    let csv = r#"<wps:Input><ows:Identifier>layer</ows:Identifier><wps:Data><wps:ComplexData mimeType="text/csv">a,b</wps:ComplexData></wps:Data></wps:Input>"#;
+    a.post("/wps", exec_xml("feature_count", csv, "").as_bytes())
+        .assert_exception(400, "InvalidParameterValue", Some("layer"));
+    // base64
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(POLYGONS);
+    let input = format!(
+        r#"<wps:Input><ows:Identifier>layer</ows:Identifier><wps:Data><wps:ComplexData mimeType="application/gml+xml" encoding="base64">{b64}</wps:ComplexData></wps:Data></wps:Input>"#
+    );
+    let r = a.post(
+        "/wps",
+        exec_xml("feature_count", &input, &raw("count")).as_bytes(),
+    );
+    assert_eq!((r.status, r.text().as_str()), (200, "3"));
+}
+
+#[test]
+fn geo_processes_event() {
+    let a = server("geo-event", Mpm::Event);
+    geo_session(&a);
+}
+
+#[test]
+fn geo_processes_prefork() {
+    let a = server("geo-prefork", Mpm::Prefork);
+    geo_session(&a);
+}
+
+fn ref_query(alias: &str, process: &str, href: &str, extra: &str) -> String {
+    format!(
+        "/{alias}?service=WPS&version=1.0.0&request=Execute&identifier={process}&DataInputs={}{extra}",
+        enc(&format!("layer=@xlink:href={href}@mimeType=application/gml+xml"))
+    )
+}
+
+#[test]
+fn references_to_the_same_server() {
+    let a = server("geo-refs", Mpm::Event);
+    let file = format!("http://127.0.0.1:{}/static/polygons.gml", a.port);
+    // the static file is there
+    assert_eq!(a.get("/static/polygons.gml").text(), POLYGONS);
+    // loopback: refused by default…
+    let r = a.get(&ref_query(
+        "wps",
+        "feature_count",
+        &file,
+        "&RawDataOutput=count",
+    ));
+    r.assert_exception(400, "InvalidParameterValue", Some("layer"));
+    assert!(r.text().contains("non-public"), "{}", r.text());
+    assert!(!r.text().contains("FeatureCollection"));
+    // …also when it is spelled differently
+    for href in [
+        format!("http://localhost:{}/static/polygons.gml", a.port),
+        format!("http://[::ffff:127.0.0.1]:{}/static/polygons.gml", a.port),
+        format!("http://2130706433:{}/static/polygons.gml", a.port),
+        "file:///etc/passwd".to_owned(),
+        format!("file://{}/static/polygons.gml", a.dir.display()),
+    ] {
+        let r = a.get(&ref_query("wps", "feature_count", &href, ""));
+        r.assert_exception(400, "InvalidParameterValue", Some("layer"));
+        assert!(!r.text().contains("root:"));
+    }
+    // …and allowed when allowlisted: synchronous, raw and document, by KVP and XML
+    let r = a.get(&ref_query(
+        "wps-open",
+        "feature_count",
+        &file,
+        "&RawDataOutput=count",
+    ));
+    assert_eq!((r.status, r.text().as_str()), (200, "3"), "{}", r.text());
+    let xml = exec_xml(
+        "area",
+        &format!(
+            r#"<wps:Input><ows:Identifier>layer</ows:Identifier><wps:Reference xlink:href="{file}" mimeType="application/gml+xml"><wps:Header key="Accept" value="application/gml+xml"/></wps:Reference></wps:Input>"#
+        ),
+        &raw("area"),
+    );
+    let r = a.post("/wps-open", xml.as_bytes());
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "[100.0,200.0,450.0]"),
+        "{}",
+        r.text()
+    );
+    let r = a.get(&ref_query(
+        "wps-open",
+        "feature_count",
+        &file,
+        "&lineage=true",
+    ));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.text().contains(&format!("xlink:href=\"{file}\"")),
+        "{}",
+        r.text()
+    );
+    assert_valid(&r.body);
+    // a 404 and an oversized reference
+    let r = a.get(&ref_query(
+        "wps-open",
+        "feature_count",
+        &file.replace("polygons", "nope"),
+        "",
+    ));
+    r.assert_exception(400, "InvalidParameterValue", Some("layer"));
+    assert!(r.text().contains("404"), "{}", r.text());
+    let big = file.replace("polygons", "big");
+    a.get(&ref_query("wps-open", "feature_count", &big, ""))
+        .assert_exception(413, "FileSizeExceeded", Some("layer"));
+    // a redirect to an address that is not allowed: refused after the redirect
+    let redir = format!("http://localhost:{}/redir", a.port);
+    let r = a.get(&ref_query("wps-name", "feature_count", &redir, ""));
+    r.assert_exception(400, "InvalidParameterValue", Some("layer"));
+    assert!(r.text().contains("127.0.0.2"), "{}", r.text());
+    // the name-allowlisted service itself reaches the file by name
+    let r = a.get(&ref_query(
+        "wps-name",
+        "feature_count",
+        &format!("http://localhost:{}/static/polygons.gml", a.port),
+        "&RawDataOutput=count",
+    ));
+    assert_eq!((r.status, r.text().as_str()), (200, "3"), "{}", r.text());
+
+    // asynchronous: fetched in the job; the status document ends ProcessSucceeded
+    let r = a.get(&format!(
+        "/wps-open?service=WPS&version=1.0.0&request=Execute&identifier=buffer&DataInputs={}&storeExecuteResponse=true&status=true",
+        enc(&format!("poly_in=@xlink:href={file}@mimeType=application/gml+xml;buffer=100"))
+    ));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("ProcessAccepted"), "{}", r.text());
+    let t = r.text();
+    let loc = t
+        .split("statusLocation=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let path = loc.splitn(4, '/').nth(3).map(|p| format!("/{p}")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let doc = loop {
+        let s = a.get(&path).text();
+        if s.contains("ProcessSucceeded") || s.contains("ProcessFailed") {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "job did not finish: {s}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(doc.contains("ProcessSucceeded"), "{doc}");
+    assert!(doc.contains("gml:"), "{doc}");
+    assert_valid(doc.as_bytes());
+    // asynchronous with a refused reference: refused at once, no job
+    let r = a.get(&format!(
+        "/wps?service=WPS&version=1.0.0&request=Execute&identifier=feature_count&DataInputs={}&storeExecuteResponse=true",
+        enc(&format!("layer=@xlink:href={file}"))
+    ));
+    r.assert_exception(400, "InvalidParameterValue", Some("layer"));
+    // still serving
+    assert_eq!(
+        a.get("/wps?service=WPS&request=GetCapabilities").status,
+        200
+    );
+}
