@@ -112,11 +112,18 @@ impl Service {
     }
 
     pub fn from_config(config: ServiceConfig) -> Result<Service, ConfigError> {
-        let known: Vec<&str> = processes::BUILTIN_IDS
+        let mut known: Vec<&str> = processes::BUILTIN_IDS
             .iter()
             .chain(processes::DIAGNOSTIC_IDS)
             .copied()
             .collect();
+        // command-line processes ([process:ID]) may have `[processes] ID.timeout` too
+        known.extend(
+            config
+                .commands
+                .iter()
+                .map(|c| c.description.identifier.as_str()),
+        );
         config.check_processes(&known)?;
         let ids: Vec<String> = match &config.processes {
             ProcessSelection::All => processes::BUILTIN_IDS
@@ -125,7 +132,8 @@ impl Service {
                 .collect(),
             ProcessSelection::List(l) => l.clone(),
         };
-        let processes = ids.iter().filter_map(|id| processes::builtin(id)).collect();
+        let mut processes: Vec<Arc<dyn Process>> =
+            ids.iter().filter_map(|id| processes::builtin(id)).collect();
         let workdir = config
             .server
             .workdir
@@ -142,6 +150,14 @@ impl Service {
             config.server.parallelprocesses,
             config.server.maxprocesses,
         );
+        let builtins: Vec<String> = processes
+            .iter()
+            .map(|p| p.description().identifier.clone())
+            .collect();
+        let builtins: Vec<&str> = builtins.iter().map(String::as_str).collect();
+        let jobs = store.root().join("jobs");
+        let commands = processes::command::build(&config.commands, &builtins, &config.path, &jobs)?;
+        processes.extend(commands);
         Ok(Service {
             config,
             processes,
@@ -363,7 +379,8 @@ impl Service {
             })?
             .clone();
         let desc = process.description();
-        let inputs = validate_inputs(desc, &e.inputs, self.config.server.maxsingleinputsize)?;
+        // no network traffic here; references are fetched below (sync) or in the job (async)
+        let checked = self.precheck_inputs(desc, &e.inputs)?;
         select_outputs(desc, &e.response)?;
         let id = uuid::Uuid::new_v4().to_string();
         let spec = |response| JobSpec {
@@ -407,18 +424,22 @@ impl Service {
                     let doc = runner.submit(&spec(d.clone()))?;
                     return Ok(HttpResponse::xml(200, doc));
                 }
+                let inputs = self.prepare_inputs(desc, &e.inputs, Some(checked))?;
                 let outputs = runner.execute_sync(process.clone(), inputs)?;
                 let doc = runner.final_document(&spec(d.clone()), &Outcome::Done(outputs), false);
                 Ok(HttpResponse::xml(200, doc))
             }
             ResponseForm::Raw(o) => {
+                let inputs = self.prepare_inputs(desc, &e.inputs, Some(checked))?;
                 let outputs = runner.execute_sync(process.clone(), inputs)?;
-                let value = outputs.get(&o.identifier).ok_or_else(|| {
-                    WpsError::no_applicable(format!(
-                        "Process '{}' produced no output '{}'",
-                        desc.identifier, o.identifier
-                    ))
-                })?;
+                let value = outputs
+                    .get_format(&o.identifier, o.mime_type.as_deref())
+                    .ok_or_else(|| {
+                        WpsError::no_applicable(format!(
+                            "Process '{}' produced no output '{}'",
+                            desc.identifier, o.identifier
+                        ))
+                    })?;
                 Ok(raw_output(value, o))
             }
         }
@@ -506,21 +527,14 @@ fn select_outputs(desc: &ProcessDescription, form: &ResponseForm) -> WpsResult<V
 }
 
 fn check_output_format(spec: &OutputSpec, o: &OutputRequest) -> WpsResult<()> {
-    if let (Some(m), DataSpec::Complex { formats, .. }) = (&o.mime_type, &spec.data) {
-        if !formats.iter().any(|f| f.mime_type.eq_ignore_ascii_case(m)) {
-            return Err(WpsError::invalid(
-                &o.identifier,
-                format!(
-                    "Output '{}' is not available as {m}; supported: {}",
-                    o.identifier,
-                    formats
-                        .iter()
-                        .map(|f| f.mime_type.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ));
-        }
+    if let DataSpec::Complex { formats, .. } = &spec.data {
+        crate::wps::complex::select(
+            formats,
+            o.mime_type.as_deref(),
+            o.encoding.as_deref(),
+            o.schema.as_deref(),
+        )
+        .map_err(|m| WpsError::invalid(&o.identifier, format!("Output '{}': {m}", o.identifier)))?;
     }
     Ok(())
 }
@@ -541,11 +555,31 @@ fn crs_key(crs: &str) -> String {
 /// Checks the inputs of an Execute request against the process description: known
 /// identifiers, occurrences, literal types and allowed values, bounding-box CRS, complex
 /// formats, and the size of each value against `max_single` (maxsingleinputsize). Missing
-/// optional inputs with a default get it.
+/// optional inputs with a default get it. References must have been fetched
+/// (`Service::prepare_inputs`).
 pub fn validate_inputs(
     desc: &ProcessDescription,
     inputs: &[Input],
     max_single: u64,
+) -> WpsResult<Inputs> {
+    validate_inputs_impl(desc, inputs, max_single, false)
+}
+
+/// Like `validate_inputs`, but references not fetched yet pass (their format is checked) with
+/// an empty placeholder value: for checks before the data is fetched.
+pub(crate) fn validate_inputs_unfetched(
+    desc: &ProcessDescription,
+    inputs: &[Input],
+    max_single: u64,
+) -> WpsResult<Inputs> {
+    validate_inputs_impl(desc, inputs, max_single, true)
+}
+
+fn validate_inputs_impl(
+    desc: &ProcessDescription,
+    inputs: &[Input],
+    max_single: u64,
+    unfetched_ok: bool,
 ) -> WpsResult<Inputs> {
     let mut out = Vec::with_capacity(inputs.len());
     for i in inputs {
@@ -572,22 +606,25 @@ pub fn validate_inputs(
                 format!("Input '{id}' is {size} bytes; maxsingleinputsize is {max_single} bytes"),
             ));
         }
-        if let InputData::Reference(_) = i.data {
-            return Err(WpsError::new(
-                ExceptionCode::OptionNotSupported,
-                Some(id),
-                format!("Input '{id}': references (xlink:href) are not supported yet"),
-            ));
+        if matches!(i.data, InputData::Reference(_)) && !unfetched_ok {
+            return Err(WpsError::no_applicable(format!(
+                "Input '{id}': the reference was not fetched"
+            )));
         }
         let value = match (&spec.data, &i.data) {
             (DataSpec::Literal(l), InputData::Literal(v)) => {
                 Value::Literal(l.check(&v.value).map_err(bad)?)
             }
+            // checked once fetched
+            (DataSpec::Literal(_), InputData::Reference(_)) => Value::Literal(String::new()),
             (DataSpec::Literal(_), _) => return Err(bad("a literal value is expected".into())),
             (DataSpec::BoundingBox { crss, dimensions }, d) => {
                 let mut b = match d {
                     InputData::BoundingBox(b) => b.clone(),
                     InputData::Literal(v) => kvp::parse_kvp_bbox(&v.value).map_err(bad)?,
+                    InputData::Reference(_) => {
+                        return Err(bad("bounding boxes cannot be given by reference".into()))
+                    }
                     _ => return Err(bad("a bounding box is expected".into())),
                 };
                 let dims = b.dimensions.unwrap_or(b.lower.len() as u32);
@@ -622,14 +659,33 @@ pub fn validate_inputs(
                         content: v.value.clone(),
                         ..Default::default()
                     },
+                    InputData::Reference(r) => ComplexValue {
+                        mime_type: r.mime_type.clone(),
+                        encoding: r.encoding.clone(),
+                        schema: r.schema.clone(),
+                        ..Default::default()
+                    },
                     _ => return Err(bad("complex data is expected".into())),
                 };
-                match &c.mime_type {
-                    None => c.mime_type = Some(formats[0].mime_type.clone()),
-                    Some(m) if !formats.iter().any(|f| f.mime_type.eq_ignore_ascii_case(m)) => {
-                        return Err(bad(format!("mime type '{m}' is not supported")))
+                let f = crate::wps::complex::select(
+                    formats,
+                    c.mime_type.as_deref(),
+                    c.encoding.as_deref(),
+                    c.schema.as_deref(),
+                )
+                .map_err(bad)?;
+                if c.mime_type.is_none() {
+                    c.mime_type = Some(f.mime_type.clone());
+                }
+                if crate::wps::complex::is_base64(c.encoding.as_deref()) {
+                    let n = c.data().map_err(bad)?.len();
+                    if n as u64 > max_single {
+                        return Err(WpsError::new(
+                            ExceptionCode::FileSizeExceeded,
+                            Some(id),
+                            format!("Input '{id}' is {n} bytes; maxsingleinputsize is {max_single} bytes"),
+                        ));
                     }
-                    _ => {}
                 }
                 Value::Complex(c)
             }

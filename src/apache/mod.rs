@@ -21,6 +21,8 @@ mod ffi {
     include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
 }
 
+mod status_page;
+
 use crate::jobs::runner::Runner;
 use crate::pool::{install_quiet_panic_hook, panic_message, Pool, PoolConfig};
 use crate::service::{error_response, Body, HttpRequest, HttpResponse, LogLevel, Service};
@@ -686,6 +688,9 @@ unsafe fn handle(r: *mut request_rec) -> c_int {
 }
 
 unsafe extern "C" fn handler(r: *mut request_rec) -> c_int {
+    if let Some(rc) = status_page::handler(r) {
+        return rc;
+    }
     if !cstr_eq((*r).handler, HANDLER) {
         return DECLINED;
     }
@@ -715,6 +720,7 @@ unsafe extern "C" fn register_hooks(_p: *mut apr_pool_t) {
         APR_HOOK_FIRST as c_int,
     );
     ap_hook_handler(Some(handler), null(), null(), middle);
+    status_page::register_hooks();
 }
 
 /// The module record `LoadModule wps_module .../mod_wps.so` looks up.

@@ -128,7 +128,7 @@ const METADATA_KEYS: &str = "identification_title identification_abstract \
     contact_role";
 
 const SERVER_KEYS: &str = "url outputurl outputpath workdir maxsingleinputsize maxrequestsize \
-    parallelprocesses maxprocesses language processtimeout retention";
+    parallelprocesses maxprocesses language processtimeout retention allowedinputpaths allowedhosts";
 
 /// `[server]` settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -146,6 +146,10 @@ pub struct Server {
     pub processtimeout: Duration,
     /// `retention`: finished jobs and their outputs older than this are removed (default: kept).
     pub retention: Option<Duration>,
+    /// `allowedinputpaths`: directories `file://` references may read from (default: none).
+    pub allowedinputpaths: Vec<PathBuf>,
+    /// `allowedhosts`: hosts and networks references may reach although not public.
+    pub allowedhosts: Vec<crate::wps::fetch::HostRule>,
 }
 
 impl Default for Server {
@@ -162,6 +166,8 @@ impl Default for Server {
             languages: vec!["en-US".to_string()],
             processtimeout: Duration::from_secs(3600),
             retention: None,
+            allowedinputpaths: Vec::new(),
+            allowedhosts: Vec::new(),
         }
     }
 }
@@ -184,6 +190,8 @@ pub struct ServiceConfig {
     pub processes_line: Option<usize>,
     /// `[processes] ID.timeout = DURATION`: per-process time limits, with their lines.
     pub process_timeouts: Vec<(String, Duration, usize)>,
+    /// `[process:ID]` sections: command-line processes.
+    pub commands: Vec<crate::processes::command::CommandSpec>,
     /// Human-readable warnings for keys/sections that are accepted but not honoured.
     pub warnings: Vec<String>,
 }
@@ -264,6 +272,12 @@ impl ServiceConfig {
                 "metadata:main" => ("metadata:main", METADATA_KEYS),
                 "server" => ("server", SERVER_KEYS),
                 "processes" => ("processes", "builtin"),
+                other if other.starts_with("process:") => {
+                    let get = |key: &str| get(other, key);
+                    let c = crate::processes::command::parse_section(section, path, &get)?;
+                    cfg.commands.push(c);
+                    continue;
+                }
                 other => {
                     cfg.warnings.push(format!(
                         "{p}:{}: section [{other}] is not used by mod_wps and is ignored",
@@ -341,6 +355,17 @@ impl ServiceConfig {
                     "maxprocesses" => s.maxprocesses = parse_count(&v).map_err(bad)?,
                     "processtimeout" => s.processtimeout = parse_duration(&v).map_err(bad)?,
                     "retention" => s.retention = Some(parse_duration(&v).map_err(bad)?),
+                    "allowedinputpaths" => {
+                        let base = path.parent().unwrap_or(Path::new(""));
+                        s.allowedinputpaths = crate::wps::fetch::parse_paths(&v, base);
+                    }
+                    "allowedhosts" => {
+                        s.allowedhosts = split_list(&v)
+                            .iter()
+                            .map(|h| crate::wps::fetch::HostRule::parse(h))
+                            .collect::<Result<_, _>>()
+                            .map_err(bad)?;
+                    }
                     "language" => {
                         let langs = split_list(&v);
                         if let Some(l) = langs.iter().find(|l| !is_language_tag(l)) {

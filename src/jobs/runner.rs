@@ -8,7 +8,7 @@ use crate::pool::{panic_message, Pool, PoolError};
 use crate::processes::{
     CancelToken, Context, Inputs, OutputSpec, OutputValue, Process, ProcessError,
 };
-use crate::service::{validate_inputs, LogLevel, Service};
+use crate::service::{LogLevel, Service};
 use crate::wps::model::{ExceptionCode, OutputRequest, WpsError};
 use crate::wps::response::{self, ExecuteDoc, Lineage, OutputEntry, Status};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -56,7 +56,8 @@ struct Ticket {
     spec: Option<JobSpec>,
     process: String,
     deadline: Instant,
-    limit: Duration,
+    /// What the job is told when it is stopped at its deadline.
+    expired: String,
     cancel: Arc<CancelToken>,
     hold: Mutex<Option<(Slot, Option<JobLock>)>>,
     returned: AtomicBool,
@@ -87,6 +88,8 @@ pub struct Runner {
     shared: Arc<Shared>,
     log: Logger,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Succeeded/failed totals of this runner (in this child), for the status page.
+    pub counters: crate::status::JobCounters,
 }
 
 fn now_rfc3339() -> String {
@@ -164,9 +167,14 @@ fn entries<'a>(
             .iter()
             .find(|s| s.identifier == r.identifier)
             .ok_or_else(|| WpsError::no_applicable(format!("no output '{}'", r.identifier)))?;
-        let value = outputs.get(&r.identifier).ok_or_else(|| {
-            WpsError::no_applicable(format!("the process produced no output '{}'", r.identifier))
-        })?;
+        let value = outputs
+            .get_format(&r.identifier, r.mime_type.as_deref())
+            .ok_or_else(|| {
+                WpsError::no_applicable(format!(
+                    "the process produced no output '{}'",
+                    r.identifier
+                ))
+            })?;
         let reference = if r.as_reference {
             let (data, mime): (Vec<u8>, &str) = match value {
                 OutputValue::Literal(s) => (s.clone().into_bytes(), "text/plain"),
@@ -221,6 +229,7 @@ impl Runner {
             }),
             log,
             thread: Mutex::new(None),
+            counters: Default::default(),
         });
         let r2 = runner.clone();
         let handle = std::thread::Builder::new()
@@ -254,11 +263,27 @@ impl Runner {
         slot: Slot,
         lock: Option<JobLock>,
     ) -> Arc<Ticket> {
+        let expired = format!(
+            "Process '{process}' exceeded its time limit of {} s and was stopped",
+            limit.as_secs()
+        );
+        self.ticket_with(spec, process, limit, expired, slot, lock)
+    }
+
+    fn ticket_with(
+        &self,
+        spec: Option<JobSpec>,
+        process: &str,
+        limit: Duration,
+        expired: String,
+        slot: Slot,
+        lock: Option<JobLock>,
+    ) -> Arc<Ticket> {
         let t = Arc::new(Ticket {
             spec,
             process: process.to_owned(),
             deadline: Instant::now() + limit,
-            limit,
+            expired,
             cancel: Arc::new(CancelToken::default()),
             hold: Mutex::new(Some((slot, lock))),
             returned: AtomicBool::new(false),
@@ -280,6 +305,20 @@ impl Runner {
         process: Arc<dyn Process>,
         inputs: Inputs,
     ) -> Result<crate::processes::Outputs, WpsError> {
+        let r = self.execute_sync_uncounted(process, inputs);
+        match &r {
+            Ok(_) => self.counters.succeeded(),
+            Err(e) if e.code == ExceptionCode::ServerBusy => self.counters.rejected(),
+            Err(_) => self.counters.failed(),
+        }
+        r
+    }
+
+    fn execute_sync_uncounted(
+        &self,
+        process: Arc<dyn Process>,
+        inputs: Inputs,
+    ) -> Result<crate::processes::Outputs, WpsError> {
         let id = process.description().identifier.clone();
         let group = self.pool.config().name.clone();
         let request_timeout = self.pool.config().request_timeout;
@@ -295,15 +334,22 @@ impl Runner {
                     self.service.config.server.parallelprocesses
                 ))
             })?;
-        let limit = self
-            .service
-            .config
-            .timeout_for(&id)
-            .min(request_timeout.saturating_sub(start.elapsed()));
-        let ticket = self.new_ticket(None, &id, limit, slot, None);
+        // The job's time limit, or what is left of the request timeout if that ends first.
+        let own_limit = self.service.config.timeout_for(&id);
+        let left = request_timeout.saturating_sub(start.elapsed());
+        let timeout_msg = format!(
+            "Process '{id}' did not finish within the request timeout of {} s of process group '{group}'; it was cancelled",
+            request_timeout.as_secs()
+        );
+        let ticket = if own_limit <= left {
+            self.new_ticket(None, &id, own_limit, slot, None)
+        } else {
+            self.ticket_with(None, &id, left, timeout_msg.clone(), slot, None)
+        };
         let t2 = ticket.clone();
         let shared = self.shared.clone();
-        let ctx = Context::new(ticket.cancel.clone(), Arc::new(|_, _| {}));
+        let ctx =
+            Context::new(ticket.cancel.clone(), Arc::new(|_, _| {})).with_log(self.log.clone());
         let result = self.pool.run(ticket.cancel.clone(), move || {
             let r = run_process(process.as_ref(), &inputs, &ctx);
             t2.returned.store(true, Ordering::SeqCst);
@@ -311,8 +357,15 @@ impl Runner {
             shared.notify();
             r
         });
+        let stopped = ticket
+            .cancelled_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some();
         match result {
             Ok(Outcome::Done(o)) => Ok(o),
+            // stopped by the watchdog at its deadline (which logged it)
+            Ok(Outcome::Failed(_)) if stopped => Err(WpsError::no_applicable(&ticket.expired)),
             Ok(Outcome::Failed(e)) => {
                 (self.log)(LogLevel::Error, &e.text);
                 Err(e)
@@ -345,13 +398,10 @@ impl Runner {
                         None,
                         "The server is restarting; retry later",
                     ),
-                    PoolError::Timeout(t) => {
-                        let e = WpsError::no_applicable(format!(
-                            "Process '{id}' did not finish within the request timeout of {} s of process group '{group}'; it was cancelled",
-                            t.as_secs()
-                        ));
-                        (self.log)(LogLevel::Warning, &e.text);
-                        e
+                    PoolError::Timeout(_) if stopped => WpsError::no_applicable(&ticket.expired),
+                    PoolError::Timeout(_) => {
+                        (self.log)(LogLevel::Warning, &timeout_msg);
+                        WpsError::no_applicable(timeout_msg)
                     }
                     PoolError::Panicked(m) => {
                         (self.log)(LogLevel::Error, &format!("process '{id}' panicked: {m}"));
@@ -480,6 +530,10 @@ impl Runner {
             return false;
         };
         if let (Some(spec), Some(lock)) = (&ticket.spec, lock) {
+            match outcome {
+                Outcome::Done(_) => self.counters.succeeded(),
+                _ => self.counters.failed(),
+            }
             let doc = self.final_document(spec, outcome, true);
             if let Err(e) = self.store().write_status(&spec.id, &doc) {
                 (self.log)(
@@ -567,12 +621,12 @@ impl Runner {
             }
         });
         let spawned = self.pool.spawn(move || {
-            let ctx = Context::new(t2.cancel.clone(), progress);
-            let outcome = match validate_inputs(
-                process.description(),
-                &spec.inputs,
-                me.service.config.server.maxsingleinputsize,
-            ) {
+            let ctx = Context::new(t2.cancel.clone(), progress).with_log(me.log.clone());
+            // references are fetched here, on the worker (see src/inputs.rs)
+            let outcome = match me
+                .service
+                .prepare_inputs(process.description(), &spec.inputs, None)
+            {
                 Ok(inputs) => run_process(process.as_ref(), &inputs, &ctx),
                 Err(e) => Outcome::Failed(e),
             };
@@ -608,11 +662,7 @@ impl Runner {
             match *cancelled {
                 None if now >= t.deadline => {
                     *cancelled = Some(now);
-                    let e = WpsError::no_applicable(format!(
-                        "Process '{}' exceeded its time limit of {} s and was stopped",
-                        t.process,
-                        t.limit.as_secs()
-                    ));
+                    let e = WpsError::no_applicable(&t.expired);
                     // Finalise before cancelling: a cancelled worker returns at once and
                     // would otherwise win the race with a bare "was cancelled".
                     if self.finalize(&t, &Outcome::Failed(e.clone())) {

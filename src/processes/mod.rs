@@ -1,6 +1,8 @@
 //! The process model (descriptions, values, the `Process` trait) and the built-in processes.
 
 mod boundingbox;
+pub mod command;
+mod geo;
 mod hello;
 mod selftest;
 mod sleep;
@@ -226,6 +228,22 @@ impl Outputs {
     pub fn get(&self, id: &str) -> Option<&OutputValue> {
         self.0.iter().find(|(k, _)| k == id).map(|(_, v)| v)
     }
+    /// The value of output `id` in the requested media type: a process that offers an output
+    /// in several formats pushes one complex value per format under the same identifier. The
+    /// first value when none is requested or none matches.
+    pub fn get_format(&self, id: &str, mime: Option<&str>) -> Option<&OutputValue> {
+        let wanted = |v: &OutputValue| match (v, mime) {
+            (OutputValue::Complex { mime_type, .. }, Some(m)) => {
+                crate::wps::complex::matches(&Format::mime(mime_type), Some(m), None, None)
+            }
+            _ => false,
+        };
+        self.0
+            .iter()
+            .find(|(k, v)| k == id && wanted(v))
+            .map(|(_, v)| v)
+            .or_else(|| self.get(id))
+    }
 }
 
 /// Why a process did not produce outputs.
@@ -263,11 +281,30 @@ type ProgressFn = dyn Fn(u32, &str) + Send + Sync;
 pub struct Context {
     cancel: Arc<CancelToken>,
     progress: Arc<ProgressFn>,
+    /// The server's error log (none in tests).
+    log: Option<Arc<LogFn>>,
 }
+
+type LogFn = dyn Fn(crate::service::LogLevel, &str) + Send + Sync;
 
 impl Context {
     pub fn new(cancel: Arc<CancelToken>, progress: Arc<ProgressFn>) -> Self {
-        Context { cancel, progress }
+        Context {
+            cancel,
+            progress,
+            log: None,
+        }
+    }
+    /// The same context, writing `log` lines to the server's error log.
+    pub fn with_log(mut self, log: Arc<LogFn>) -> Self {
+        self.log = Some(log);
+        self
+    }
+    /// Writes a line to the server's error log (if the context has one).
+    pub fn log(&self, level: crate::service::LogLevel, message: &str) {
+        if let Some(l) = &self.log {
+            l(level, message);
+        }
     }
     /// A context that is never cancelled and ignores progress (for tests).
     pub fn detached() -> Self {
@@ -320,6 +357,10 @@ pub const BUILTIN_IDS: &[&str] = &[
     "sleep",
     "boundingbox",
     "testjson",
+    "feature_count",
+    "centroids",
+    "buffer",
+    "area",
 ];
 
 /// Built-in processes that are only enabled when named explicitly (diagnostics).
@@ -334,6 +375,10 @@ pub fn builtin(id: &str) -> Option<Arc<dyn Process>> {
         "boundingbox" => Arc::new(boundingbox::BoundingBoxProcess::new()),
         "testjson" => Arc::new(testjson::TestJson::new()),
         "selftest_panic" => Arc::new(selftest::SelftestPanic::new()),
+        "feature_count" => Arc::new(geo::FeatureCount::new()),
+        "centroids" => Arc::new(geo::Centroids::new()),
+        "buffer" => Arc::new(geo::Buffer::new()),
+        "area" => Arc::new(geo::Area::new()),
         _ => return None,
     })
 }

@@ -155,24 +155,7 @@ impl Apache {
     }
 
     pub fn start_in(dir: PathBuf, mpm: Mpm, directives: &str) -> Apache {
-        let port = free_port();
-        let conf = dir.join("httpd.conf");
-        std::fs::write(&conf, httpd_conf(&dir, port, mpm, directives)).unwrap();
-        let a = Apache {
-            dir,
-            port,
-            conf,
-            mpm,
-        };
-        let out = a.ctl("start");
-        assert!(
-            out.status.success(),
-            "apache2 -k start failed: {:?}\n{}",
-            out,
-            a.error_log()
-        );
-        a.wait_ready();
-        a
+        Self::start_in_with(dir, mpm, directives, |conf| conf)
     }
 
     fn ctl(&self, what: &str) -> std::process::Output {
@@ -439,4 +422,34 @@ pub fn assert_valid(xml: &[u8]) {
 /// Percent-encodes a query value.
 pub fn enc(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+impl Apache {
+    /// Like `start_in`, with `edit` applied to the whole generated httpd.conf (e.g. to load
+    /// the module the way an installed system does instead of from the build tree).
+    pub fn start_in_with(
+        dir: PathBuf,
+        mpm: Mpm,
+        directives: &str,
+        edit: impl Fn(String) -> String,
+    ) -> Apache {
+        let port = free_port();
+        let conf = dir.join("httpd.conf");
+        std::fs::write(&conf, edit(httpd_conf(&dir, port, mpm, directives))).unwrap();
+        let a = Apache {
+            dir,
+            port,
+            conf,
+            mpm,
+        };
+        let out = a.ctl("start");
+        assert!(
+            out.status.success(),
+            "apache2 -k start failed: {:?}\n{}",
+            out,
+            a.error_log()
+        );
+        a.wait_ready();
+        a
+    }
 }
