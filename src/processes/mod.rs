@@ -383,25 +383,34 @@ pub fn builtin(id: &str) -> Option<Arc<dyn Process>> {
     })
 }
 
-/// Shorthand for a literal string input or output spec used by the built-ins.
-pub(crate) fn literal_input(id: &str, title: &str, t: LiteralType) -> InputSpec {
+/// A required single input (the usual case of the built-ins).
+pub(crate) fn input(id: &str, title: &str, data: DataSpec) -> InputSpec {
     InputSpec {
         identifier: id.into(),
         title: title.into(),
         abstract_: String::new(),
         min_occurs: 1,
         max_occurs: 1,
-        data: DataSpec::Literal(LiteralSpec::any(t)),
+        data,
     }
 }
 
-pub(crate) fn literal_output(id: &str, title: &str, t: LiteralType) -> OutputSpec {
+pub(crate) fn output(id: &str, title: &str, data: DataSpec) -> OutputSpec {
     OutputSpec {
         identifier: id.into(),
         title: title.into(),
         abstract_: String::new(),
-        data: DataSpec::Literal(LiteralSpec::any(t)),
+        data,
     }
+}
+
+/// Shorthand for a literal input or output spec used by the built-ins.
+pub(crate) fn literal_input(id: &str, title: &str, t: LiteralType) -> InputSpec {
+    input(id, title, DataSpec::Literal(LiteralSpec::any(t)))
+}
+
+pub(crate) fn literal_output(id: &str, title: &str, t: LiteralType) -> OutputSpec {
+    output(id, title, DataSpec::Literal(LiteralSpec::any(t)))
 }
 
 #[cfg(test)]

@@ -21,30 +21,19 @@ fn failed(what: &str, e: impl std::fmt::Display) -> ProcessError {
     ProcessError::Failed(format!("{what}: {e}"))
 }
 
-fn complex_input(id: &str, title: &str) -> InputSpec {
-    InputSpec {
-        identifier: id.into(),
-        title: title.into(),
-        abstract_: String::new(),
-        min_occurs: 1,
-        max_occurs: 1,
-        data: DataSpec::Complex {
-            formats: vec![Format::mime(GML)],
-            maximum_megabytes: None,
-        },
+fn complex(mime: &str) -> DataSpec {
+    DataSpec::Complex {
+        formats: vec![Format::mime(mime)],
+        maximum_megabytes: None,
     }
 }
 
+fn complex_input(id: &str, title: &str) -> InputSpec {
+    super::input(id, title, complex(GML))
+}
+
 fn complex_output(id: &str, title: &str, mime: &str) -> OutputSpec {
-    OutputSpec {
-        identifier: id.into(),
-        title: title.into(),
-        abstract_: String::new(),
-        data: DataSpec::Complex {
-            formats: vec![Format::mime(mime)],
-            maximum_megabytes: None,
-        },
-    }
+    super::output(id, title, complex(mime))
 }
 
 fn description(
