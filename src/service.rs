@@ -2,7 +2,7 @@
 //! (method, query, body) with HTTP-level responses. No Apache types here.
 
 use crate::config::service::{ConfigError, ProcessSelection, ServiceConfig};
-use crate::jobs::runner::{content_type_for, unix_now, Outcome, Runner};
+use crate::jobs::runner::{content_type_for, requested_outputs, unix_now, Outcome, Runner};
 use crate::jobs::store::{valid_id, JobSpec, JobStore};
 use crate::processes::{
     self, DataSpec, Inputs, OutputSpec, OutputValue, Process, ProcessDescription, Value,
@@ -381,7 +381,7 @@ impl Service {
         let desc = process.description();
         // no network traffic here; references are fetched below (sync) or in the job (async)
         let checked = self.precheck_inputs(desc, &e.inputs)?;
-        select_outputs(desc, &e.response)?;
+        check_outputs(desc, &e.response)?;
         let id = uuid::Uuid::new_v4().to_string();
         let spec = |response| JobSpec {
             key: JobSpec::new_key(&id),
@@ -448,22 +448,10 @@ impl Service {
 
 /// A bounding-box value as a standalone `ows:BoundingBox` document.
 pub fn bbox_document(value: &OutputValue) -> String {
-    let OutputValue::BoundingBox(b) = value else {
-        return String::new();
-    };
-    let mut x = crate::wps::xml::Xml::new();
-    let dims = b.dimensions.unwrap_or(b.lower.len() as u32).to_string();
-    let mut attrs = vec![("xmlns:ows", crate::wps::xml::NS_OWS)];
-    if let Some(c) = &b.crs {
-        attrs.push(("crs", c));
+    match value {
+        OutputValue::BoundingBox(b) => response::bounding_box_document(b),
+        _ => String::new(),
     }
-    attrs.push(("dimensions", &dims));
-    let join = |v: &[f64]| v.iter().map(f64::to_string).collect::<Vec<_>>().join(" ");
-    x.open("ows:BoundingBox", &attrs)
-        .leaf("ows:LowerCorner", &[], &join(&b.lower))
-        .leaf("ows:UpperCorner", &[], &join(&b.upper))
-        .close("ows:BoundingBox");
-    x.finish()
 }
 
 /// RawDataOutput: the bare value with its media type.
@@ -497,19 +485,12 @@ fn raw_output(value: &OutputValue, req: &OutputRequest) -> HttpResponse {
     }
 }
 
-/// The outputs a ResponseForm asks for (all of them when it names none).
-fn select_outputs(desc: &ProcessDescription, form: &ResponseForm) -> WpsResult<Vec<OutputRequest>> {
-    let requested: Vec<OutputRequest> = match form {
+/// Checks the outputs a ResponseForm asks for (all of them when it names none): they exist
+/// and their requested formats are supported.
+fn check_outputs(desc: &ProcessDescription, form: &ResponseForm) -> WpsResult<()> {
+    let requested = match form {
         ResponseForm::Raw(o) => vec![o.clone()],
-        ResponseForm::Document(d) if d.outputs.is_empty() => desc
-            .outputs
-            .iter()
-            .map(|o| OutputRequest {
-                identifier: o.identifier.clone(),
-                ..Default::default()
-            })
-            .collect(),
-        ResponseForm::Document(d) => d.outputs.clone(),
+        ResponseForm::Document(d) => requested_outputs(&desc.outputs, &d.outputs),
     };
     for o in &requested {
         let spec = desc.output(&o.identifier).ok_or_else(|| {
@@ -523,7 +504,7 @@ fn select_outputs(desc: &ProcessDescription, form: &ResponseForm) -> WpsResult<V
         })?;
         check_output_format(spec, o)?;
     }
-    Ok(requested)
+    Ok(())
 }
 
 fn check_output_format(spec: &OutputSpec, o: &OutputRequest) -> WpsResult<()> {

@@ -204,8 +204,6 @@ pub fn requested_outputs(specs: &[OutputSpec], asked: &[OutputRequest]) -> Vec<O
             .iter()
             .map(|o| OutputRequest {
                 identifier: o.identifier.clone(),
-                // complex outputs of stored responses are stored too, as PyWPS does
-                as_reference: false,
                 ..Default::default()
             })
             .collect()

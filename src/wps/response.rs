@@ -468,8 +468,19 @@ fn push_opt<'a>(a: &mut Vec<(&'a str, &'a str)>, k: &'a str, v: &'a Option<Strin
 }
 
 fn bbox(x: &mut Xml, el: &str, b: &BoundingBox) {
+    bbox_with(x, el, &[], b);
+}
+
+/// A bounding box as a standalone `ows:BoundingBox` document (RawDataOutput, stored output).
+pub fn bounding_box_document(b: &BoundingBox) -> String {
+    let mut x = Xml::new();
+    bbox_with(&mut x, "ows:BoundingBox", &[("xmlns:ows", NS_OWS)], b);
+    x.finish()
+}
+
+fn bbox_with(x: &mut Xml, el: &str, extra: &[(&str, &str)], b: &BoundingBox) {
     let dims = b.dimensions.unwrap_or(b.lower.len() as u32).to_string();
-    let mut a = vec![];
+    let mut a = extra.to_vec();
     if let Some(c) = &b.crs {
         a.push(("crs", c.as_str()));
     }
