@@ -1,16 +1,15 @@
 //! mod_wps: an OGC Web Processing Service served in-process by Apache httpd.
 //!
-//! The engine (`config`, `wps`, `processes`, `pool`, `service`) is safe Rust with no Apache
-//! types; `apache` is the only module with `unsafe` and FFI.
+//! The layers, each importing only those below it (see README "Layout"); `apache` is the only
+//! module with `unsafe` and FFI.
 #![deny(unsafe_code)]
 
 #[allow(unsafe_code)]
 pub mod apache;
 pub mod config;
-pub mod inputs;
+pub mod engine;
+pub mod exec;
+pub mod front;
 pub mod jobs;
-pub mod pool;
+pub mod model;
 pub mod processes;
-pub mod service;
-pub mod status;
-pub mod wps;

@@ -3,5 +3,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = mod_wps::wps::xml_request::parse(data);
+    let _ = mod_wps::front::wps1::xml_request::parse(data);
 });

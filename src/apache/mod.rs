@@ -23,10 +23,11 @@ mod ffi {
 
 mod status_page;
 
-use crate::jobs::runner::Runner;
-use crate::pool::{install_quiet_panic_hook, panic_message, Pool, PoolConfig};
-use crate::service::{error_response, Body, HttpRequest, HttpResponse, LogLevel, Service};
-use crate::wps::model::WpsError;
+use crate::engine::service::{error_response, Body, HttpRequest, HttpResponse, Service};
+use crate::exec::pool::{install_quiet_panic_hook, panic_message, Pool, PoolConfig};
+use crate::exec::runner::Runner;
+use crate::model::LogLevel;
+use crate::model::WpsError;
 use ffi::*;
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
@@ -465,7 +466,7 @@ unsafe extern "C" fn child_init(pchild: *mut apr_pool_t, s: *mut server_rec) {
             );
         }
         let server = generation.main_server;
-        let logger: crate::jobs::runner::Logger = Arc::new(move |level, msg: &str| {
+        let logger: crate::exec::runner::Logger = Arc::new(move |level, msg: &str| {
             log_server(server as *const server_rec, apr_level(level), msg)
         });
         let runners = generation

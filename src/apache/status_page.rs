@@ -5,8 +5,8 @@
 
 use super::ffi::*;
 use super::{cstr_eq, lock, log_request, send, ChildState, CHILD};
-use crate::service::LogLevel;
-use crate::status::{self, PoolStatus, ServerStatus, ServiceStatus};
+use crate::front::status::{self, PoolStatus, ServerStatus, ServiceStatus};
+use crate::model::LogLevel;
 use std::ffi::{c_char, c_int, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::null;
@@ -111,7 +111,7 @@ pub(super) unsafe fn handler(r: *mut request_rec) -> Option<c_int> {
                 LogLevel::Error,
                 &format!(
                     "mod_wps status page: internal error (panic): {}",
-                    crate::pool::panic_message(&*p)
+                    crate::exec::pool::panic_message(&*p)
                 ),
             );
             500

@@ -1,4 +1,6 @@
-//! Service configuration (PyWPS `pywps.cfg` compatible).
+//! Service configuration (PyWPS `pywps.cfg` compatible): the INI reader, the service config,
+//! and `[process:ID]` sections.
 
 pub mod ini;
+pub mod process;
 pub mod service;

@@ -149,7 +149,7 @@ pub struct Server {
     /// `allowedinputpaths`: directories `file://` references may read from (default: none).
     pub allowedinputpaths: Vec<PathBuf>,
     /// `allowedhosts`: hosts and networks references may reach although not public.
-    pub allowedhosts: Vec<crate::wps::fetch::HostRule>,
+    pub allowedhosts: Vec<crate::engine::fetch::HostRule>,
 }
 
 impl Default for Server {
@@ -191,7 +191,7 @@ pub struct ServiceConfig {
     /// `[processes] ID.timeout = DURATION`: per-process time limits, with their lines.
     pub process_timeouts: Vec<(String, Duration, usize)>,
     /// `[process:ID]` sections: command-line processes.
-    pub commands: Vec<crate::processes::command::CommandSpec>,
+    pub commands: Vec<crate::config::process::CommandSpec>,
     /// Human-readable warnings for keys/sections that are accepted but not honoured.
     pub warnings: Vec<String>,
 }
@@ -274,7 +274,7 @@ impl ServiceConfig {
                 "processes" => ("processes", "builtin"),
                 other if other.starts_with("process:") => {
                     let get = |key: &str| get(other, key);
-                    let c = crate::processes::command::parse_section(section, path, &get)?;
+                    let c = crate::config::process::parse_section(section, path, &get)?;
                     cfg.commands.push(c);
                     continue;
                 }
@@ -357,12 +357,12 @@ impl ServiceConfig {
                     "retention" => s.retention = Some(parse_duration(&v).map_err(bad)?),
                     "allowedinputpaths" => {
                         let base = path.parent().unwrap_or(Path::new(""));
-                        s.allowedinputpaths = crate::wps::fetch::parse_paths(&v, base);
+                        s.allowedinputpaths = crate::engine::fetch::parse_paths(&v, base);
                     }
                     "allowedhosts" => {
                         s.allowedhosts = split_list(&v)
                             .iter()
-                            .map(|h| crate::wps::fetch::HostRule::parse(h))
+                            .map(|h| crate::engine::fetch::HostRule::parse(h))
                             .collect::<Result<_, _>>()
                             .map_err(bad)?;
                     }

@@ -1,4 +1,3 @@
-//! Asynchronous execution: the durable job store and the per-child runner.
+//! Jobs: the durable job store.
 
-pub mod runner;
 pub mod store;

@@ -16,7 +16,8 @@
 //! torn file. The kernel releases a dead child's flocks, which is how an orphaned job (owner
 //! gone) is told from a running one.
 
-use crate::wps::model::{Input, ResponseDocument};
+use crate::front::wps1::request::ResponseDocument;
+use crate::model::Input;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Write};
@@ -536,7 +537,7 @@ impl JobStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wps::model::ResponseDocument;
+    use crate::front::wps1::request::ResponseDocument;
 
     fn store(slots: u32, max: u32) -> (JobStore, PathBuf) {
         let d = std::env::temp_dir().join(format!("mod_wps-store-{}", uuid::Uuid::new_v4()));

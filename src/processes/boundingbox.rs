@@ -1,6 +1,6 @@
 //! `boundingbox`: returns the bounding box it was given.
 
-use super::*;
+use crate::model::*;
 
 pub struct BoundingBoxProcess(ProcessDescription);
 

@@ -1,6 +1,7 @@
 //! `say_hello`: the PyWPS demo greeting.
 
 use super::*;
+use crate::model::*;
 
 pub struct SayHello(ProcessDescription);
 

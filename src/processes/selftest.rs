@@ -3,6 +3,7 @@
 //! `builtin = all`; only when named explicitly in `[processes] builtin`.
 
 use super::*;
+use crate::model::*;
 
 pub struct SelftestPanic(ProcessDescription);
 

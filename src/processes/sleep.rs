@@ -2,6 +2,8 @@
 //! (as the PyWPS demo does). Cancellation is checked at every progress point and while sleeping.
 
 use super::*;
+use crate::model::*;
+use std::time::Duration;
 
 pub struct Sleep(ProcessDescription);
 

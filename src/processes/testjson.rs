@@ -1,6 +1,7 @@
 //! `testjson`: a complex JSON output built from a literal input.
 
 use super::*;
+use crate::model::*;
 
 pub struct TestJson(ProcessDescription);
 

@@ -1,6 +1,7 @@
 //! `ultimate_question`: no input, answers 42.
 
 use super::*;
+use crate::model::*;
 
 pub struct UltimateQuestion(ProcessDescription);
 

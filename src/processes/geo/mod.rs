@@ -6,10 +6,10 @@
 //! together with the `.gfs` schema file GDAL's GML driver writes beside it) and read with OGR.
 //! Only the first layer of the input is used, as PyWPS does.
 
-use super::{
-    literal_output, Allowed, Context, DataSpec, Format, InputSpec, Inputs, LiteralSpec,
-    LiteralType, OutputSpec, OutputValue, Outputs, Process, ProcessDescription, ProcessError,
-    Value,
+use super::literal_output;
+use crate::model::{
+    Allowed, Context, DataSpec, Format, InputSpec, Inputs, LiteralSpec, LiteralType, OutputSpec,
+    OutputValue, Outputs, Process, ProcessDescription, ProcessError, Value,
 };
 use gdal::vector::{sql::Dialect, Geometry, LayerAccess, LayerOptions};
 use gdal::{Dataset, DriverManager};
@@ -374,7 +374,7 @@ impl Process for Buffer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wps::model::ComplexValue;
+    use crate::model::ComplexValue;
 
     pub(crate) const POLYGONS: &str = include_str!("../../../tests/data/polygons.gml");
 

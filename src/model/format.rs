@@ -8,8 +8,8 @@
 //!   transport encoding every format accepts (`utf-8`, `base64`), or the request names none;
 //! - its `schema` equals the format's, or the format or the request names none.
 
-use super::model::ComplexValue;
-use crate::processes::Format;
+use super::process::Format;
+use super::values::ComplexValue;
 use base64::Engine;
 
 /// Transport encodings accepted for any format that does not name its own.
@@ -112,6 +112,41 @@ pub fn select<'a>(
                 supported.join(", ")
             )
         })
+}
+
+/// File name extension and media type of a stored output.
+pub fn extension_for(mime: &str) -> &'static str {
+    match mime
+        .to_ascii_lowercase()
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+    {
+        "application/json" => "json",
+        "application/geo+json" | "application/vnd.geo+json" => "geojson",
+        "application/gml+xml" => "gml",
+        "text/xml" | "application/xml" => "xml",
+        "text/plain" => "txt",
+        "text/csv" => "csv",
+        "image/png" => "png",
+        "image/tiff" => "tif",
+        _ => "bin",
+    }
+}
+
+pub fn content_type_for(ext: &str) -> &'static str {
+    match ext {
+        "xml" => "text/xml; charset=utf-8",
+        "json" => "application/json",
+        "geojson" => "application/geo+json",
+        "gml" => "application/gml+xml",
+        "txt" => "text/plain; charset=utf-8",
+        "csv" => "text/csv",
+        "png" => "image/png",
+        "tif" => "image/tiff",
+        _ => "application/octet-stream",
+    }
 }
 
 #[cfg(test)]

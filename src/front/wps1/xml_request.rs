@@ -7,8 +7,10 @@
 //! prefixes used inside but declared on ancestors are therefore not re-declared
 //! (acceptable for now).
 
-use super::kvp::{check_bbox, check_version};
-use super::model::*;
+use super::kvp::check_version;
+use super::request::*;
+use crate::model::check_bbox;
+use crate::model::*;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::ResolveResult;
 use quick_xml::NsReader;
@@ -318,10 +320,10 @@ fn parse_execute(root: &Elem, doc: &str, language: Option<String>) -> WpsResult<
     let mut inputs = Vec::new();
     if let Some(di) = root.child(NS_WPS, "DataInputs") {
         for input in di.children_named(NS_WPS, "Input") {
-            if inputs.len() >= crate::inputs::MAX_INPUTS {
+            if inputs.len() >= crate::model::MAX_INPUTS {
                 return Err(WpsError::invalid(
                     "DataInputs",
-                    format!("more than {} inputs", crate::inputs::MAX_INPUTS),
+                    format!("more than {} inputs", crate::model::MAX_INPUTS),
                 ));
             }
             inputs.push(parse_input(input, doc)?);

@@ -14,10 +14,10 @@
 //!
 //! This module is safe Rust with no Apache types; `apache::status` collects the data.
 
-use crate::jobs::runner::Runner;
+use crate::engine::service::{HttpResponse, Service};
+use crate::exec::pool::Pool;
+use crate::exec::runner::Runner;
 use crate::jobs::store::JobSpec;
-use crate::pool::Pool;
-use crate::service::{HttpResponse, Service};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -387,7 +387,7 @@ fn duration(mut secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pool::PoolConfig;
+    use crate::exec::pool::PoolConfig;
 
     fn sample() -> ServerStatus {
         let t0 = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
@@ -498,7 +498,7 @@ mod tests {
         let mut cfg = PoolConfig::new("t");
         cfg.threads = 2;
         let pool = Pool::start(cfg);
-        let token = std::sync::Arc::new(crate::processes::CancelToken::default());
+        let token = std::sync::Arc::new(crate::model::CancelToken::default());
         assert_eq!(pool.run(token, || 1 + 1), Ok(2));
         // the worker counts the job as completed just after handing over its result
         let deadline = std::time::Instant::now() + Duration::from_secs(5);

@@ -2,28 +2,20 @@
 //! (method, query, body) with HTTP-level responses. No Apache types here.
 
 use crate::config::service::{ConfigError, ProcessSelection, ServiceConfig};
-use crate::jobs::runner::{content_type_for, requested_outputs, unix_now, Outcome, Runner};
+use crate::exec::runner::{requested_outputs, unix_now, Outcome, Runner};
+use crate::front::wps1::request::{Execute, Request, ResponseForm};
+use crate::front::wps1::response;
+use crate::front::wps1::{kvp, xml_request};
 use crate::jobs::store::{valid_id, JobSpec, JobStore};
-use crate::processes::{
-    self, DataSpec, Inputs, OutputSpec, OutputValue, Process, ProcessDescription, Value,
+use crate::model::format::content_type_for;
+use crate::model::LogLevel;
+use crate::model::{
+    ComplexValue, ExceptionCode, Input, InputData, OutputRequest, WpsError, WpsResult,
 };
-use crate::wps::model::{
-    ComplexValue, ExceptionCode, Execute, Input, InputData, OutputRequest, Request, ResponseForm,
-    WpsError, WpsResult,
-};
-use crate::wps::response;
-use crate::wps::{kvp, xml_request};
+use crate::model::{DataSpec, Inputs, OutputSpec, OutputValue, Process, ProcessDescription, Value};
+use crate::processes;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-/// Severity of a message the engine wants in the server's error log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogLevel {
-    Error,
-    Warning,
-    Info,
-    Debug,
-}
 
 /// The request body as the front end read it.
 #[derive(Debug, Clone, PartialEq)]
@@ -509,7 +501,7 @@ fn check_outputs(desc: &ProcessDescription, form: &ResponseForm) -> WpsResult<()
 
 fn check_output_format(spec: &OutputSpec, o: &OutputRequest) -> WpsResult<()> {
     if let DataSpec::Complex { formats, .. } = &spec.data {
-        crate::wps::complex::select(
+        crate::model::format::select(
             formats,
             o.mime_type.as_deref(),
             o.encoding.as_deref(),
@@ -602,7 +594,7 @@ fn validate_inputs_impl(
             (DataSpec::BoundingBox { crss, dimensions }, d) => {
                 let mut b = match d {
                     InputData::BoundingBox(b) => b.clone(),
-                    InputData::Literal(v) => kvp::parse_kvp_bbox(&v.value).map_err(bad)?,
+                    InputData::Literal(v) => crate::model::parse_kvp_bbox(&v.value).map_err(bad)?,
                     InputData::Reference(_) => {
                         return Err(bad("bounding boxes cannot be given by reference".into()))
                     }
@@ -648,7 +640,7 @@ fn validate_inputs_impl(
                     },
                     _ => return Err(bad("complex data is expected".into())),
                 };
-                let f = crate::wps::complex::select(
+                let f = crate::model::format::select(
                     formats,
                     c.mime_type.as_deref(),
                     c.encoding.as_deref(),
@@ -658,7 +650,7 @@ fn validate_inputs_impl(
                 if c.mime_type.is_none() {
                     c.mime_type = Some(f.mime_type.clone());
                 }
-                if crate::wps::complex::is_base64(c.encoding.as_deref()) {
+                if crate::model::format::is_base64(c.encoding.as_deref()) {
                     let n = c.data().map_err(bad)?.len();
                     if n as u64 > max_single {
                         return Err(WpsError::new(
@@ -715,8 +707,8 @@ fn validate_inputs_impl(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pool::{Pool, PoolConfig};
-    use crate::wps::model::LiteralValue;
+    use crate::exec::pool::{Pool, PoolConfig};
+    use crate::model::LiteralValue;
 
     fn service(extra: &str) -> Service {
         let dir = std::env::temp_dir().join(format!("mod_wps-svc-{}", uuid::Uuid::new_v4()));

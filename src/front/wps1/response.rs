@@ -2,12 +2,12 @@
 //! ows:ExceptionReport. Every document written here validates against the official schemas
 //! (checked by the integration tests with `wps-validate`).
 
-use super::model::{BoundingBox, Input, InputData, OutputRequest, WpsError};
 use super::xml::{Xml, NS_OWS, NS_WPS, NS_XLINK, NS_XSI};
 use crate::config::service::Metadata;
-use crate::processes::{
+use crate::model::{
     Allowed, DataSpec, InputSpec, LiteralSpec, OutputSpec, OutputValue, ProcessDescription,
 };
+use crate::model::{BoundingBox, Input, InputData, OutputRequest, WpsError};
 
 const WPS_NS_ATTRS: [(&str, &str); 4] = [
     ("xmlns:wps", NS_WPS),
@@ -323,8 +323,8 @@ fn uoms(x: &mut Xml, l: &LiteralSpec) {
     }
 }
 
-fn formats_body(x: &mut Xml, formats: &[crate::processes::Format]) {
-    let one = |x: &mut Xml, f: &crate::processes::Format| {
+fn formats_body(x: &mut Xml, formats: &[crate::model::Format]) {
+    let one = |x: &mut Xml, f: &crate::model::Format| {
         x.open("Format", &[]).leaf("MimeType", &[], &f.mime_type);
         if let Some(e) = &f.encoding {
             x.leaf("Encoding", &[], e);
@@ -618,8 +618,8 @@ fn well_formed(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::processes::{Format, LiteralType};
-    use crate::wps::model::{ExceptionCode, LiteralValue};
+    use crate::model::{ExceptionCode, LiteralValue};
+    use crate::model::{Format, LiteralType};
 
     /// Validates with ../shared/bin/wps-validate (the official schemas, offline).
     fn assert_valid(doc: &str) {

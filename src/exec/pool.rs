@@ -2,7 +2,7 @@
 //! queue. A request thread hands a job to the pool and waits for its result (up to the pool's
 //! request timeout); a full queue answers `Busy` at once.
 
-use crate::processes::CancelToken;
+use crate::model::CancelToken;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};

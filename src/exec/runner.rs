@@ -3,14 +3,14 @@
 //! dispatcher thread that claims queued jobs, enforces time limits, re-queues jobs whose
 //! Apache child died, and removes expired jobs.
 
-use super::store::{EnqueueError, JobLock, JobSpec, JobStore, QueueCursor, Slot};
-use crate::pool::{panic_message, Pool, PoolError};
-use crate::processes::{
-    CancelToken, Context, Inputs, OutputSpec, OutputValue, Process, ProcessError,
-};
-use crate::service::{LogLevel, Service};
-use crate::wps::model::{ExceptionCode, OutputRequest, WpsError};
-use crate::wps::response::{self, ExecuteDoc, Lineage, OutputEntry, Status};
+use crate::engine::service::Service;
+use crate::exec::pool::{panic_message, Pool, PoolError};
+use crate::front::wps1::response::{self, ExecuteDoc, Lineage, OutputEntry, Status};
+use crate::jobs::store::{EnqueueError, JobLock, JobSpec, JobStore, QueueCursor, Slot};
+use crate::model::format::extension_for;
+use crate::model::LogLevel;
+use crate::model::{CancelToken, Context, Inputs, OutputSpec, OutputValue, Process, ProcessError};
+use crate::model::{ExceptionCode, OutputRequest, WpsError};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -28,7 +28,7 @@ pub type Logger = Arc<dyn Fn(LogLevel, &str) + Send + Sync>;
 
 /// What a job produced.
 pub enum Outcome {
-    Done(crate::processes::Outputs),
+    Done(crate::model::Outputs),
     Failed(WpsError),
     /// The process panicked (the message is for the error log, not for clients).
     Crashed {
@@ -89,7 +89,7 @@ pub struct Runner {
     log: Logger,
     thread: Mutex<Option<JoinHandle<()>>>,
     /// Succeeded/failed totals of this runner (in this child), for the status page.
-    pub counters: crate::status::JobCounters,
+    pub counters: crate::front::status::JobCounters,
 }
 
 fn now_rfc3339() -> String {
@@ -114,41 +114,6 @@ pub fn run_process(process: &dyn Process, inputs: &Inputs, ctx: &Context) -> Out
     }
 }
 
-/// File name extension and media type of a stored output.
-pub fn extension_for(mime: &str) -> &'static str {
-    match mime
-        .to_ascii_lowercase()
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-    {
-        "application/json" => "json",
-        "application/geo+json" | "application/vnd.geo+json" => "geojson",
-        "application/gml+xml" => "gml",
-        "text/xml" | "application/xml" => "xml",
-        "text/plain" => "txt",
-        "text/csv" => "csv",
-        "image/png" => "png",
-        "image/tiff" => "tif",
-        _ => "bin",
-    }
-}
-
-pub fn content_type_for(ext: &str) -> &'static str {
-    match ext {
-        "xml" => "text/xml; charset=utf-8",
-        "json" => "application/json",
-        "geojson" => "application/geo+json",
-        "gml" => "application/gml+xml",
-        "txt" => "text/plain; charset=utf-8",
-        "csv" => "text/csv",
-        "png" => "image/png",
-        "tif" => "image/tiff",
-        _ => "application/octet-stream",
-    }
-}
-
 /// An output with the URL it was stored at (when asked `asReference`).
 type StoredEntry<'a> = (&'a OutputSpec, &'a OutputValue, Option<String>);
 
@@ -159,7 +124,7 @@ fn entries<'a>(
     output_url: &str,
     specs: &'a [OutputSpec],
     requested: &[OutputRequest],
-    outputs: &'a crate::processes::Outputs,
+    outputs: &'a crate::model::Outputs,
 ) -> Result<Vec<StoredEntry<'a>>, WpsError> {
     let mut v = Vec::new();
     for r in requested {
@@ -180,7 +145,7 @@ fn entries<'a>(
                 OutputValue::Literal(s) => (s.clone().into_bytes(), "text/plain"),
                 OutputValue::Complex { mime_type, data } => (data.clone(), mime_type),
                 OutputValue::BoundingBox(_) => (
-                    crate::service::bbox_document(value).into_bytes(),
+                    crate::engine::service::bbox_document(value).into_bytes(),
                     "text/xml",
                 ),
             };
@@ -302,7 +267,7 @@ impl Runner {
         &self,
         process: Arc<dyn Process>,
         inputs: Inputs,
-    ) -> Result<crate::processes::Outputs, WpsError> {
+    ) -> Result<crate::model::Outputs, WpsError> {
         let r = self.execute_sync_uncounted(process, inputs);
         match &r {
             Ok(_) => self.counters.succeeded(),
@@ -316,7 +281,7 @@ impl Runner {
         &self,
         process: Arc<dyn Process>,
         inputs: Inputs,
-    ) -> Result<crate::processes::Outputs, WpsError> {
+    ) -> Result<crate::model::Outputs, WpsError> {
         let id = process.description().identifier.clone();
         let group = self.pool.config().name.clone();
         let request_timeout = self.pool.config().request_timeout;

@@ -13,16 +13,14 @@
 //! formats, `file://` paths, literal addresses and `localhost` are refused at once with
 //! `InvalidParameterValue`. Host names are resolved and checked when fetched.
 
-use crate::processes::{DataSpec, Inputs, ProcessDescription};
-use crate::service::{validate_inputs, validate_inputs_unfetched, Service};
-use crate::wps::fetch::{FetchError, FetchPolicy, FETCH_TIMEOUT, MAX_REDIRECTS};
-use crate::wps::model::{
+use crate::engine::fetch::{FetchError, FetchPolicy, FETCH_TIMEOUT, MAX_REDIRECTS};
+use crate::engine::service::{validate_inputs, validate_inputs_unfetched, Service};
+use crate::model::MAX_INPUTS;
+use crate::model::{
     ComplexValue, ExceptionCode, Input, InputData, LiteralValue, WpsError, WpsResult,
 };
+use crate::model::{DataSpec, Inputs, ProcessDescription};
 use base64::Engine;
-
-/// Largest number of inputs in one Execute request (both encodings).
-pub const MAX_INPUTS: usize = 1000;
 
 fn fetch_error(id: &str, e: FetchError) -> WpsError {
     match e {
@@ -150,11 +148,11 @@ impl Service {
                     // the declared mimeType wins; else the server's Content-Type when supported
                     let mime = r.mime_type.clone().or_else(|| {
                         let ct = fetched.content_type.as_deref()?;
-                        crate::wps::complex::select(formats, Some(ct), None, None)
+                        crate::model::format::select(formats, Some(ct), None, None)
                             .ok()
                             .map(|f| f.mime_type.clone())
                     });
-                    let already_base64 = crate::wps::complex::is_base64(r.encoding.as_deref());
+                    let already_base64 = crate::model::format::is_base64(r.encoding.as_deref());
                     let (content, encoding) = match String::from_utf8(fetched.data) {
                         Ok(text) => (text, r.encoding.clone()),
                         Err(e) if !already_base64 => (
@@ -190,12 +188,12 @@ impl Service {
 #[cfg(test)]
 mod tests {
     use crate::config::service::ServiceConfig;
-    use crate::jobs::runner::Runner;
-    use crate::pool::{Pool, PoolConfig};
-    use crate::service::{Body, HttpRequest, HttpResponse, Service};
+    use crate::engine::service::{Body, HttpRequest, HttpResponse, Service};
+    use crate::exec::pool::{Pool, PoolConfig};
+    use crate::exec::runner::Runner;
     use std::sync::Arc;
 
-    const POLYGONS: &str = include_str!("../tests/data/polygons.gml");
+    const POLYGONS: &str = include_str!("../../tests/data/polygons.gml");
 
     fn runner(server: &str) -> (Arc<Runner>, std::path::PathBuf) {
         let dir = std::env::temp_dir().join(format!("mod_wps-inputs-{}", uuid::Uuid::new_v4()));

@@ -5,7 +5,8 @@
 //! `id=value@attr=val;id2=...` syntax; each piece is %-decoded once more after
 //! splitting so that `;`, `@` and `=` can be sent doubly encoded.
 
-use super::model::*;
+use super::request::*;
+use crate::model::*;
 use std::collections::HashMap;
 
 /// Parses a raw (still percent-encoded) URL query string.
@@ -239,10 +240,10 @@ fn parse_data_inputs(s: &str) -> WpsResult<Vec<Input>> {
     }
     let mut inputs = Vec::new();
     for (head, attrs) in split_items(s, "DataInputs")? {
-        if inputs.len() >= crate::inputs::MAX_INPUTS {
+        if inputs.len() >= crate::model::MAX_INPUTS {
             return Err(WpsError::invalid(
                 "DataInputs",
-                format!("more than {} inputs", crate::inputs::MAX_INPUTS),
+                format!("more than {} inputs", crate::model::MAX_INPUTS),
             ));
         }
         let (id, value) = head.split_once('=').ok_or_else(|| {
@@ -315,90 +316,6 @@ fn parse_outputs(s: &str, locator: &str) -> WpsResult<Vec<OutputRequest>> {
         });
     }
     Ok(outputs)
-}
-
-/// Parses the KVP bounding box form `minx,miny,maxx,maxy[,crs[,dimensions]]`
-/// (generally: 2d numbers — lower corner then upper corner — then optional CRS and
-/// dimension count).
-pub fn parse_kvp_bbox(value: &str) -> Result<BoundingBox, String> {
-    let tokens: Vec<&str> = value.split(',').map(str::trim).collect();
-    let mut numbers = Vec::new();
-    let mut rest = tokens.as_slice();
-    while let Some((first, tail)) = rest.split_first() {
-        match first.parse::<f64>() {
-            Ok(n) if n.is_finite() => numbers.push(n),
-            Ok(_) => return Err(format!("bounding box coordinate '{first}' is not finite")),
-            Err(_) => break,
-        }
-        rest = tail;
-    }
-    if numbers.len() < 4 {
-        return Err(match rest.first() {
-            Some(t) => format!("bounding box coordinate '{t}' is not a number"),
-            None => format!("bounding box '{value}' needs at least 4 coordinates"),
-        });
-    }
-    if numbers.len() % 2 != 0 {
-        return Err(format!(
-            "bounding box '{value}' has an odd number ({}) of coordinates",
-            numbers.len()
-        ));
-    }
-    let crs = match rest.first() {
-        None => None,
-        Some(&"") => return Err(format!("bounding box '{value}' has an empty CRS")),
-        Some(c) => Some((*c).to_owned()),
-    };
-    let dimensions = match rest.get(1) {
-        None => None,
-        Some(d) => Some(
-            d.parse::<u32>()
-                .map_err(|_| format!("bounding box dimensions '{d}' is not a positive integer"))?,
-        ),
-    };
-    if rest.len() > 2 {
-        return Err(format!(
-            "bounding box '{value}' has trailing values after the dimensions"
-        ));
-    }
-    let half = numbers.len() / 2;
-    let upper = numbers.split_off(half);
-    check_bbox(&numbers, &upper, dimensions)?;
-    Ok(BoundingBox {
-        lower: numbers,
-        upper,
-        crs,
-        dimensions,
-    })
-}
-
-/// Consistency checks shared by both encodings: equal corner lengths matching
-/// `dimensions`, and lower <= upper on every axis.
-pub(crate) fn check_bbox(lower: &[f64], upper: &[f64], dims: Option<u32>) -> Result<(), String> {
-    if lower.is_empty() || lower.len() != upper.len() {
-        return Err(format!(
-            "bounding box corners have different or zero lengths ({} and {})",
-            lower.len(),
-            upper.len()
-        ));
-    }
-    if let Some(d) = dims {
-        if d as usize != lower.len() {
-            return Err(format!(
-                "bounding box declares {d} dimensions but its corners have {}",
-                lower.len()
-            ));
-        }
-    }
-    for (i, (l, u)) in lower.iter().zip(upper).enumerate() {
-        if l > u {
-            return Err(format!(
-                "bounding box lower corner ({l}) is greater than upper corner ({u}) on axis {}",
-                i + 1
-            ));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

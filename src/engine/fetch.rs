@@ -13,7 +13,7 @@
 //!   reference cannot escape the listed directories.
 //! - Proxies from the environment are not used.
 
-use super::model::Reference;
+use crate::model::Reference;
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
