@@ -24,10 +24,11 @@ mod ffi {
 mod status_page;
 
 use crate::engine::service::{error_response, Body, HttpRequest, HttpResponse, Service};
-use crate::exec::pool::{install_quiet_panic_hook, panic_message, Pool, PoolConfig};
+use crate::exec::pool::{Pool, PoolConfig};
 use crate::exec::runner::Runner;
 use crate::model::LogLevel;
 use crate::model::WpsError;
+use crate::model::{install_quiet_panic_hook, panic_message};
 use ffi::*;
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};

@@ -111,7 +111,7 @@ pub(super) unsafe fn handler(r: *mut request_rec) -> Option<c_int> {
                 LogLevel::Error,
                 &format!(
                     "mod_wps status page: internal error (panic): {}",
-                    crate::exec::pool::panic_message(&*p)
+                    crate::model::panic_message(&*p)
                 ),
             );
             500

@@ -4,10 +4,11 @@
 //! Apache child died, and removes expired jobs.
 
 use crate::engine::service::Service;
-use crate::exec::pool::{panic_message, Pool, PoolError};
+use crate::exec::pool::{Pool, PoolError};
 use crate::front::wps1::response::{self, ExecuteDoc, Lineage, OutputEntry, Status};
 use crate::jobs::store::{EnqueueError, JobLock, JobSpec, JobStore, QueueCursor, Slot};
 use crate::model::format::extension_for;
+use crate::model::panic_message;
 use crate::model::LogLevel;
 use crate::model::{CancelToken, Context, Inputs, OutputSpec, OutputValue, Process, ProcessError};
 use crate::model::{ExceptionCode, OutputRequest, WpsError};

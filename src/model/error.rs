@@ -1,10 +1,11 @@
 //! Protocol-neutral error kinds (the OWS exception codes every OGC front maps from) and the
 //! error type of the engine.
 
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// OGC exception codes (WPS 1.0.0 / OWS 1.1) with the HTTP status each maps to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ExceptionCode {
     MissingParameterValue,
     InvalidParameterValue,
@@ -50,7 +51,7 @@ impl ExceptionCode {
 }
 
 /// A protocol error: becomes an `ows:ExceptionReport`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WpsError {
     pub code: ExceptionCode,
     pub locator: Option<String>,

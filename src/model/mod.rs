@@ -9,10 +9,12 @@
 
 pub mod error;
 pub mod format;
+pub mod panic;
 pub mod process;
 pub mod values;
 
 pub use error::*;
+pub use panic::{install_quiet_panic_hook, panic_message};
 pub use process::*;
 pub use values::*;
 
