@@ -44,7 +44,7 @@ fn main() {
         .allowlist_function("ap_(hook_.*|get_client_block|setup_client_block|should_client_block|set_content_type|set_content_length|rwrite|rflush|state_query|get_server_name_for_url|get_server_port|construct_url|escape_html2|unixd_config|mpm_query|server_root_relative|exists_config_define)")
         .allowlist_function("apr_(table_set|table_get|table_setn|table_add|pstrdup|pstrmemdup|palloc|pcalloc|pool_cleanup_register|pool_cleanup_null|pool_userdata_get|pool_userdata_set)")
         .allowlist_function("wps_log_.*")
-        .allowlist_type("module|command_rec|cmd_parms|request_rec|server_rec|conn_rec|process_rec")
+        .allowlist_type("module|command_rec|cmd_parms|request_rec|server_rec|conn_rec|process_rec|apr_array_header_t|apr_table_entry_t")
         .allowlist_var("ap_unixd_config")
         .allowlist_var("MODULE_MAGIC_.*|APR_HOOK_.*|OK|DECLINED|DONE|RSRC_CONF|ACCESS_CONF|OR_.*|REQUEST_CHUNKED_.*|M_(GET|POST|HEAD|OPTIONS)|APLOG_(EMERG|ALERT|CRIT|ERR|WARNING|NOTICE|INFO|DEBUG|TRACE1)|AP_SQ_.*|HTTP_.*")
         .derive_default(true)

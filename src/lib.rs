@@ -12,4 +12,5 @@ pub mod exec;
 pub mod front;
 pub mod jobs;
 pub mod model;
+pub mod mount;
 pub mod processes;

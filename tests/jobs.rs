@@ -219,6 +219,12 @@ fn workdir(a: &Apache) -> PathBuf {
     a.dir.join("work")
 }
 
+/// A job's record in the file store (`None`: no record).
+fn record(a: &Apache, id: &str) -> Option<serde_json::Value> {
+    let d = std::fs::read(workdir(a).join("records").join(format!("{id}.json"))).ok()?;
+    serde_json::from_slice(&d).ok()
+}
+
 // ---------------------------------------------------------------------------------------------
 
 /// One async sleep through Accepted -> Started (with percentCompleted) -> Succeeded; every
@@ -234,10 +240,10 @@ fn async_lifecycle_validates() {
     assert!(t.contains("<wps:ProcessAccepted>"), "{t}");
     assert_valid(&r.body);
     let job = Job::from_accepted(&a, &t);
-    // the accepted document is on disk before the answer
+    // the job's record is on disk before the answer
     assert!(workdir(&a)
-        .join("outputs")
-        .join(format!("{}.xml", job.id))
+        .join("records")
+        .join(format!("{}.json", job.id))
         .exists());
 
     let t0 = Instant::now();
@@ -283,10 +289,7 @@ fn async_lifecycle_validates() {
     );
     // 5 x 0.3 s
     assert!(took >= Duration::from_millis(1000), "{took:?}");
-    assert!(workdir(&a)
-        .join("done")
-        .join(format!("{}.json", job.id))
-        .exists());
+    assert_eq!(record(&a, &job.id).unwrap()["state"], "succeeded");
 
     // without lineage there is none
     let j2 = submit(&a, &sleep_async("0"));
@@ -441,7 +444,7 @@ fn sync_requests_obey_parallelprocesses() {
         "too fast for 2 slots: {took:?}"
     );
     // sync requests leave no job records
-    assert!(std::fs::read_dir(workdir(&a).join("done"))
+    assert!(std::fs::read_dir(workdir(&a).join("records"))
         .unwrap()
         .next()
         .is_none());
@@ -488,13 +491,15 @@ fn graceful_keeps_accepted_and_running_jobs() {
 fn killed_child_job_is_requeued() {
     let a = start("killed", "", "", "");
     let job = submit(&a, &sleep_async("0.6"));
-    let running = workdir(&a).join("running").join(format!("{}.json", job.id));
+    let record_file = workdir(&a).join("records").join(format!("{}.json", job.id));
     let deadline = Instant::now() + Duration::from_secs(10);
     let owner = loop {
-        let owner = std::fs::read(&running)
+        // the job's record names its owner as host:pid while it runs
+        let owner = std::fs::read(&record_file)
             .ok()
             .and_then(|d| serde_json::from_slice::<serde_json::Value>(&d).ok())
-            .and_then(|v| v["owner"].as_i64())
+            .filter(|v| v["state"] == "running")
+            .and_then(|v| v["owner"].as_str()?.rsplit(':').next()?.parse::<i64>().ok())
             .filter(|o| *o > 0);
         if let Some(o) = owner {
             break o as i32;
@@ -532,13 +537,14 @@ fn killed_child_job_is_requeued() {
             && log.contains("(attempt 2)"),
         "{log}"
     );
-    let done: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(workdir(&a).join("done").join(format!("{}.json", job.id))).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(done["attempts"], 2, "{done}");
-    assert_ne!(done["owner"].as_i64(), Some(owner as i64));
-    assert!(!running.exists());
+    let done = record(&a, &job.id).unwrap();
+    assert_eq!(done["attempt"], 2, "{done}");
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert!(done["owner"].is_null(), "{done}");
+    assert!(!workdir(&a)
+        .join("running")
+        .join(format!("{}.json", job.id))
+        .exists());
 }
 
 /// `apache2 -k stop` with queued jobs, then a new server on the same config: the queued jobs
@@ -700,10 +706,7 @@ fn panicking_async_job_fails_cleanly() {
                 && log.contains("selftest_panic was asked to panic"),
             "{log}"
         );
-        assert!(workdir(&a)
-            .join("done")
-            .join(format!("{}.json", job.id))
-            .exists());
+        assert_eq!(record(&a, &job.id).unwrap()["state"], "failed");
     } else {
         a.get(&path)
             .assert_exception(400, "StorageNotSupported", Some("storeExecuteResponse"));
@@ -983,15 +986,15 @@ fn queue_limit_answers_server_busy() {
         retry.parse::<u32>().is_ok_and(|n| n > 0),
         "Retry-After: {retry}"
     );
-    // a refused job leaves nothing behind: 3 status documents only
-    let docs = std::fs::read_dir(workdir(&a).join("outputs"))
+    // a refused job leaves nothing behind: 3 job records only
+    let docs = std::fs::read_dir(workdir(&a).join("records"))
         .unwrap()
         .filter(|e| {
             e.as_ref()
                 .unwrap()
                 .file_name()
                 .to_string_lossy()
-                .ends_with(".xml")
+                .ends_with(".json")
         })
         .count();
     assert_eq!(docs, 3);
@@ -1040,7 +1043,10 @@ fn retention_removes_finished_jobs() {
     let out = format!("/wps/outputs/{}/out.json", job.id);
     assert_eq!(a.get(&out).status, 200);
     let work = workdir(&a);
-    assert!(work.join("done").join(format!("{}.json", job.id)).exists());
+    assert!(work
+        .join("records")
+        .join(format!("{}.json", job.id))
+        .exists());
     // one job runs (3 s), one waits behind it; both are older than the retention at the
     // cleanup
     let running = submit(&a, &sleep_async("0.6"));
@@ -1050,7 +1056,11 @@ fn retention_removes_finished_jobs() {
     // new children clean up at once
     a.graceful();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while work.join("done").join(format!("{}.json", job.id)).exists() {
+    while work
+        .join("records")
+        .join(format!("{}.json", job.id))
+        .exists()
+    {
         assert!(Instant::now() < deadline, "not removed:\n{}", a.error_log());
         std::thread::sleep(Duration::from_millis(50));
     }

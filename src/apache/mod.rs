@@ -23,14 +23,13 @@ mod ffi {
 
 mod status_page;
 
-use crate::engine::service::{error_response, Body, HttpRequest, HttpResponse, Service};
-use crate::exec::pool::{Pool, PoolConfig};
-use crate::exec::runner::Runner;
-use crate::model::LogLevel;
-use crate::model::WpsError;
-use crate::model::{install_quiet_panic_hook, panic_message};
+use crate::engine::Service;
+use crate::exec::pool::PoolConfig;
+use crate::front::wps1::error_response;
+use crate::front::{Body, HttpRequest, HttpResponse};
+use crate::model::{install_quiet_panic_hook, panic_message, LogLevel, WpsError};
+use crate::mount::{Alias, ChildState, Generation};
 use ffi::*;
-use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
@@ -38,52 +37,9 @@ use std::ptr::{addr_of, addr_of_mut, null, null_mut};
 use std::sync::{Arc, Mutex};
 
 const HANDLER: &CStr = c"wps-service";
-const DEFAULT_POOL: &str = "default";
 
 // ---------------------------------------------------------------------------------------------
 // Configuration state
-
-/// One `WPSScriptAlias`.
-struct Alias {
-    /// The `server_rec` (as an address) the directive appeared in.
-    server: usize,
-    url: String,
-    service: Arc<Service>,
-    group: Option<String>,
-}
-
-/// What one read of the configuration declared.
-#[derive(Default)]
-struct Generation {
-    pools: Vec<PoolConfig>,
-    aliases: Vec<Alias>,
-    /// Pools named by `WPSProcessGroup` (they run synchronous requests of every alias).
-    location_groups: Vec<String>,
-    main_server: usize,
-}
-
-impl Alias {
-    fn group(&self) -> &str {
-        self.group.as_deref().unwrap_or(DEFAULT_POOL)
-    }
-}
-
-impl Generation {
-    /// The alias serving `uri` on `server`: vhost aliases before global ones, longest first.
-    fn alias_for(&self, server: usize, uri: &str) -> Option<(usize, &Alias)> {
-        self.aliases
-            .iter()
-            .enumerate()
-            .filter(|(_, a)| a.server == server || a.server == self.main_server)
-            .filter(|(_, a)| path_matches(&a.url, uri))
-            .max_by_key(|(_, a)| (a.server == server, a.url.len()))
-    }
-}
-
-fn path_matches(prefix: &str, uri: &str) -> bool {
-    let p = prefix.trim_end_matches('/');
-    p.is_empty() || uri == p || (uri.starts_with(p) && uri.as_bytes().get(p.len()) == Some(&b'/'))
-}
 
 /// Filled by the directives while Apache reads its configuration (reset in pre_config).
 static PENDING: Mutex<Option<Generation>> = Mutex::new(None);
@@ -91,13 +47,6 @@ static PENDING: Mutex<Option<Generation>> = Mutex::new(None);
 static ACTIVE: Mutex<Option<Arc<Generation>>> = Mutex::new(None);
 /// This child's pools (started in child_init; never in the parent).
 static CHILD: Mutex<Option<Arc<ChildState>>> = Mutex::new(None);
-
-struct ChildState {
-    generation: Arc<Generation>,
-    pools: HashMap<String, Arc<Pool>>,
-    /// Per alias (same index as `generation.aliases`): its runners by pool name.
-    runners: Vec<HashMap<String, Arc<Runner>>>,
-}
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -166,16 +115,6 @@ unsafe fn directive(
     }
 }
 
-fn check_group(g: &Generation, name: &str) -> Result<(), String> {
-    if name == DEFAULT_POOL || g.pools.iter().any(|p| p.name == name) {
-        Ok(())
-    } else {
-        Err(format!(
-            "process group '{name}' is not defined; declare it first with WPSDaemonProcess {name} ..."
-        ))
-    }
-}
-
 unsafe extern "C" fn cmd_daemon_process(
     cmd: *mut cmd_parms,
     _m: *mut c_void,
@@ -216,7 +155,7 @@ unsafe extern "C" fn cmd_script_alias(
         for o in opts {
             match o.split_once('=') {
                 Some(("process-group", v)) if !v.is_empty() => {
-                    check_group(g, v)?;
+                    g.check_group(v)?;
                     group = Some(v.to_string());
                 }
                 _ => return Err(format!("unknown option '{o}' (known: process-group=NAME)")),
@@ -258,7 +197,7 @@ unsafe extern "C" fn cmd_process_group(
         let [name] = a.as_slice() else {
             return Err("expects exactly one process group name".into());
         };
-        check_group(g, name)?;
+        g.check_group(name)?;
         if !g.location_groups.iter().any(|x| x == name) {
             g.location_groups.push(name.to_string());
         }
@@ -370,41 +309,36 @@ unsafe extern "C" fn post_config(
     let r = catch_unwind(AssertUnwindSafe(|| {
         let mut g = lock(&PENDING).take().unwrap_or_default();
         g.main_server = s as usize;
-        // Job store directories, owned by the user Apache's children run as.
+        // Job stores, owned by the user Apache's children run as.
         let owner =
             (libc::geteuid() == 0).then_some((ap_unixd_config.user_id, ap_unixd_config.group_id));
         for a in &g.aliases {
-            if let Err(e) = a.service.store.prepare(owner) {
-                log_server(
-                    s,
-                    APLOG_ERR,
-                    &format!(
-                        "WPS service {}: cannot prepare its workdir/outputpath ({e}); set [server] workdir to a writable directory",
-                        a.service.config.path.display()
-                    ),
-                );
-                return Err(());
+            match a.service.store.prepare(owner) {
+                Ok(notes) => {
+                    for n in notes {
+                        log_server(s, APLOG_WARNING, &n);
+                    }
+                }
+                Err(e) => {
+                    log_server(
+                        s,
+                        APLOG_ERR,
+                        &format!(
+                            "WPS service {}: cannot prepare its job store in {} ({e}); set [server] workdir to a writable directory",
+                            a.service.config.path.display(),
+                            a.service.store_location
+                        ),
+                    );
+                    return Err(());
+                }
             }
         }
         // The first of the two startup passes only checks the configuration: log once.
         let first_pass =
             ap_state_query(AP_SQ_MAIN_STATE as c_int) == AP_SQ_MS_CREATE_PRE_CONFIG as c_int;
         if !first_pass {
-            for a in &g.aliases {
-                for w in &a.service.config.warnings {
-                    log_server(s, APLOG_WARNING, w);
-                }
-                log_server(
-                    s,
-                    APLOG_INFO,
-                    &format!(
-                        "WPS service {} at {} ({} processes, process group '{}')",
-                        a.service.config.path.display(),
-                        a.url,
-                        a.service.process_ids().len(),
-                        a.group.as_deref().unwrap_or(DEFAULT_POOL)
-                    ),
-                );
+            for (level, line) in g.describe() {
+                log_server(s, apr_level(level), &line);
             }
         }
         *lock(&ACTIVE) = Some(Arc::new(g));
@@ -427,21 +361,9 @@ unsafe extern "C" fn post_config(
 unsafe extern "C" fn shutdown_child(_data: *mut c_void) -> apr_status_t {
     let _ = catch_unwind(|| {
         if let Some(state) = lock(&CHILD).take() {
-            for r in state.runners.iter().flat_map(|m| m.values()) {
-                r.shutdown();
-            }
-            for pool in state.pools.values() {
-                let left = pool.shutdown();
-                if left > 0 {
-                    log_server(
-                        state.generation.main_server as *const server_rec,
-                        APLOG_WARNING,
-                        &format!(
-                            "{left} job(s) of process group '{}' still running after graceful-timeout; they are left to the next children",
-                            pool.config().name
-                        ),
-                    );
-                }
+            let server = state.generation.main_server as *const server_rec;
+            for line in state.shutdown() {
+                log_server(server, APLOG_WARNING, &line);
             }
         }
     });
@@ -454,45 +376,11 @@ unsafe extern "C" fn child_init(pchild: *mut apr_pool_t, s: *mut server_rec) {
             return;
         };
         install_quiet_panic_hook();
-        let mut pools = HashMap::new();
-        for cfg in &generation.pools {
-            pools.insert(cfg.name.clone(), Pool::start(cfg.clone()));
-        }
-        let needs_default = generation.aliases.iter().any(|a| a.group.is_none())
-            || generation.location_groups.iter().any(|g| g == DEFAULT_POOL);
-        if needs_default && !pools.contains_key(DEFAULT_POOL) {
-            pools.insert(
-                DEFAULT_POOL.to_string(),
-                Pool::start(PoolConfig::new(DEFAULT_POOL)),
-            );
-        }
         let server = generation.main_server;
-        let logger: crate::exec::runner::Logger = Arc::new(move |level, msg: &str| {
+        let logger: crate::exec::Logger = Arc::new(move |level, msg: &str| {
             log_server(server as *const server_rec, apr_level(level), msg)
         });
-        let runners = generation
-            .aliases
-            .iter()
-            .map(|a| {
-                let mut m = HashMap::new();
-                let groups = std::iter::once(a.group())
-                    .chain(generation.location_groups.iter().map(String::as_str));
-                for g in groups {
-                    if let (false, Some(pool)) = (m.contains_key(g), pools.get(g)) {
-                        let claims = g == a.group();
-                        let r =
-                            Runner::start(a.service.clone(), pool.clone(), claims, logger.clone());
-                        m.insert(g.to_string(), r);
-                    }
-                }
-                m
-            })
-            .collect();
-        *lock(&CHILD) = Some(Arc::new(ChildState {
-            generation,
-            pools,
-            runners,
-        }));
+        *lock(&CHILD) = Some(Arc::new(ChildState::start(generation, logger)));
         apr_pool_cleanup_register(
             pchild,
             null(),
@@ -611,6 +499,34 @@ unsafe fn send(r: *mut request_rec, resp: &HttpResponse, head: bool) -> c_int {
     OK as c_int
 }
 
+/// The request headers (`headers_in` is an APR table: an array of key/value entries).
+unsafe fn headers_of(r: *const request_rec) -> Vec<(String, String)> {
+    let t = (*r).headers_in as *const apr_array_header_t;
+    if t.is_null() || (*t).elts.is_null() {
+        return Vec::new();
+    }
+    let entries = std::slice::from_raw_parts(
+        (*t).elts as *const apr_table_entry_t,
+        (*t).nelts.max(0) as usize,
+    );
+    let text = |p: *const c_char| {
+        if p.is_null() {
+            String::new()
+        } else {
+            CStr::from_ptr(p).to_string_lossy().into_owned()
+        }
+    };
+    entries
+        .iter()
+        .filter(|e| !e.key.is_null())
+        .map(|e| (text(e.key), text(e.val)))
+        .collect()
+}
+
+unsafe fn opt_str(p: *const c_char) -> Option<String> {
+    (!p.is_null()).then(|| CStr::from_ptr(p).to_string_lossy().into_owned())
+}
+
 unsafe fn handle(r: *mut request_rec) -> c_int {
     let Some(uri) = uri_of(r) else {
         return DECLINED;
@@ -624,27 +540,13 @@ unsafe fn handle(r: *mut request_rec) -> c_int {
     };
     let service = &alias.service;
     let head = (*r).header_only != 0;
-    let rest = uri[alias.url.trim_end_matches('/').len()..].trim_start_matches('/');
-    if !rest.is_empty() {
-        return match rest.strip_prefix("outputs/") {
-            Some(rel) => send(r, &service.serve_output(rel, head), head),
-            None => 404,
-        };
-    }
+    let path = uri[alias.url.trim_end_matches('/').len()..].trim_start_matches('/');
     let dc = *((*r).per_dir_config as *mut *mut c_void)
         .add((*addr_of!(wps_module)).module_index as usize) as *const DirConfig;
     let group = if !dc.is_null() && !(*dc).group.is_null() {
         CStr::from_ptr((*dc).group).to_string_lossy().into_owned()
     } else {
         alias.group().to_owned()
-    };
-    let Some(runner) = state.runners[index].get(&group) else {
-        log_request(
-            r,
-            LogLevel::Error,
-            &format!("mod_wps: process group '{group}' has no pool in this child"),
-        );
-        return 500;
     };
     let method = CStr::from_ptr((*r).method).to_string_lossy().into_owned();
     let body = if method == "POST" {
@@ -655,22 +557,22 @@ unsafe fn handle(r: *mut request_rec) -> c_int {
     } else {
         Body::Bytes(Vec::new())
     };
-    let query = if (*r).args.is_null() {
-        String::new()
-    } else {
-        CStr::from_ptr((*r).args).to_string_lossy().into_owned()
-    };
+    let query = opt_str((*r).args).unwrap_or_default();
+    let user = opt_str((*r).user);
     let url_c = CString::new(alias.url.as_str()).unwrap_or_default();
     let base = CStr::from_ptr(ap_construct_url((*r).pool, url_c.as_ptr(), r))
         .to_string_lossy()
         .into_owned();
     let req = HttpRequest {
         method: &method,
+        path,
         query: &query,
+        headers: headers_of(r),
         body,
         base_url: &base,
+        user: user.as_deref(),
     };
-    let resp = match catch_unwind(AssertUnwindSafe(|| service.handle(&req, runner))) {
+    let resp = match catch_unwind(AssertUnwindSafe(|| state.handle(index, &group, &req))) {
         Ok(resp) => resp,
         Err(p) => {
             log_request(
@@ -745,18 +647,3 @@ pub static mut wps_module: module = module {
     register_hooks: Some(register_hooks),
     flags: 0,
 };
-
-#[cfg(test)]
-mod tests {
-    use super::path_matches;
-
-    #[test]
-    fn alias_paths_match_whole_segments() {
-        assert!(path_matches("/wps", "/wps"));
-        assert!(path_matches("/wps", "/wps/"));
-        assert!(path_matches("/wps/", "/wps/outputs/x"));
-        assert!(!path_matches("/wps", "/wpsx"));
-        assert!(!path_matches("/wps", "/"));
-        assert!(path_matches("/", "/anything"));
-    }
-}

@@ -5,7 +5,8 @@
 
 use super::ffi::*;
 use super::{cstr_eq, lock, log_request, send, ChildState, CHILD};
-use crate::front::status::{self, PoolStatus, ServerStatus, ServiceStatus};
+use crate::exec::stats::ServerStatus;
+use crate::front::status_page;
 use crate::model::LogLevel;
 use std::ffi::{c_char, c_int, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -63,22 +64,13 @@ unsafe fn collect(state: Option<&ChildState>) -> ServerStatus {
     let now = SystemTime::now();
     let server_started = lock(&SERVER_STARTED).unwrap_or(now);
     let child_started = lock(&CHILD_STARTED).unwrap_or(server_started);
-    let (mut pools, mut services) = (Vec::new(), Vec::new());
-    if let Some(state) = state {
-        pools = state.pools.values().map(|p| PoolStatus::of(p)).collect();
-        pools.sort_by(|a: &PoolStatus, b| a.name.cmp(&b.name));
-        let g = &state.generation;
-        for (i, a) in g.aliases.iter().enumerate() {
-            let runners = state.runners.get(i).into_iter().flat_map(|m| m.values());
-            services.push(ServiceStatus::collect(
-                &a.url,
-                vhost_name(a.server, g.main_server),
-                &a.service,
-                a.group(),
-                runners.map(|r| r.as_ref()),
-            ));
+    let (pools, services) = match state {
+        Some(state) => {
+            let main = state.generation.main_server;
+            state.status(|server| vhost_name(server, main))
         }
-    }
+        None => (Vec::new(), Vec::new()),
+    };
     ServerStatus::new(now, server_started, child_started, pools, services)
 }
 
@@ -95,7 +87,7 @@ unsafe fn handle(r: *mut request_rec) -> c_int {
     };
     let state = lock(&CHILD).clone();
     let snapshot = collect(state.as_deref());
-    send(r, &status::response(&snapshot, &query), head)
+    send(r, &status_page::response(&snapshot, &query), head)
 }
 
 /// The handler hook's branch for `SetHandler wps-status`; `None` when not ours.

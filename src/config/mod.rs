@@ -4,3 +4,6 @@
 pub mod ini;
 pub mod process;
 pub mod service;
+pub mod values;
+
+pub use values::{parse_duration, parse_size, ConfigError};

@@ -3,7 +3,7 @@
 //! is split into words here, when the config is loaded; `processes::command` runs it.
 
 use super::ini::Section;
-use super::service::{parse_duration, ConfigError};
+use super::values::{parse_duration, ConfigError};
 use crate::model::{
     Allowed, DataSpec, Format, InputSpec, LiteralSpec, LiteralType, OutputSpec, ProcessDescription,
 };

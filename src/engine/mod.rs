@@ -1,6 +1,11 @@
-//! The engine: the service registry, the input pipeline (precheck → fetch → validate) and the
-//! fetcher of reference inputs.
+//! The engine: the service registry, one input pipeline (precheck → fetch → validate) with the
+//! fetcher of reference inputs, and the jobs API every protocol front uses.
 
 pub mod fetch;
 pub mod inputs;
+pub mod jobs;
 pub mod service;
+pub mod validate;
+
+pub use jobs::{Backend, Outcome, Submission};
+pub use service::Service;

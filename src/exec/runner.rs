@@ -1,100 +1,27 @@
-//! The per-child runner of one service: runs synchronous Execute requests and asynchronous
-//! jobs on the service's pool, within the server-wide `parallelprocesses` slots, and keeps a
-//! dispatcher thread that claims queued jobs, enforces time limits, re-queues jobs whose
-//! Apache child died, and removes expired jobs.
+//! The local executor of one service in one Apache child: runs synchronous requests and claimed
+//! jobs on a worker pool, within the server-wide `parallelprocesses` slots, and enforces time
+//! limits and cancel requests (Dismiss, from any child) on what it runs.
 
-use crate::engine::service::Service;
-use crate::exec::pool::{Pool, PoolError};
-use crate::front::wps1::response::{self, ExecuteDoc, Lineage, OutputEntry, Status};
-use crate::jobs::store::{EnqueueError, JobLock, JobSpec, JobStore, QueueCursor, Slot};
-use crate::model::format::extension_for;
-use crate::model::panic_message;
-use crate::model::LogLevel;
-use crate::model::{CancelToken, Context, Inputs, OutputSpec, OutputValue, Process, ProcessError};
-use crate::model::{ExceptionCode, OutputRequest, WpsError};
+use super::pool::{Pool, PoolError};
+use super::{Executor, Logger};
+use crate::engine::{Backend, Outcome, Service};
+use crate::jobs::{Claim, Finish, Slot};
+use crate::model::{
+    panic_message, CancelToken, Context, ExceptionCode, Inputs, LogLevel, Outputs, Process,
+    ProcessError, WpsError, WpsResult,
+};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-/// How often running jobs are checked for a dead owner.
-pub const ORPHAN_SCAN: Duration = Duration::from_secs(1);
 /// How long a cancelled job may take to return before its worker is written off.
 pub const WRITE_OFF_GRACE: Duration = Duration::from_secs(2);
-/// How often a job may be started before an interrupted one is failed instead of re-queued.
-pub const MAX_ATTEMPTS: u32 = 3;
+/// How often a running job's claim is renewed.
+pub const RENEW_EVERY: Duration = Duration::from_secs(20);
 
-pub type Logger = Arc<dyn Fn(LogLevel, &str) + Send + Sync>;
-
-/// What a job produced.
-pub enum Outcome {
-    Done(crate::model::Outputs),
-    Failed(WpsError),
-    /// The process panicked (the message is for the error log, not for clients).
-    Crashed {
-        process: String,
-        message: String,
-    },
-}
-
-impl Outcome {
-    /// The error a client sees for a failed or crashed job.
-    fn client_error(&self) -> Option<WpsError> {
-        match self {
-            Outcome::Done(_) => None,
-            Outcome::Failed(e) => Some(e.clone()),
-            Outcome::Crashed { process, .. } => Some(WpsError::no_applicable(format!(
-                "Process '{process}' crashed with an internal error; the details are in the server's error log"
-            ))),
-        }
-    }
-}
-
-/// A job in progress in this child. Whoever finalises it first (the worker when it returns,
-/// or the watchdog at the time limit) takes `hold` and with it the slot and the job lock.
-struct Ticket {
-    spec: Option<JobSpec>,
-    process: String,
-    deadline: Instant,
-    /// What the job is told when it is stopped at its deadline.
-    expired: String,
-    cancel: Arc<CancelToken>,
-    hold: Mutex<Option<(Slot, Option<JobLock>)>>,
-    returned: AtomicBool,
-    cancelled_at: Mutex<Option<Instant>>,
-    replaced: AtomicBool,
-}
-
-struct Shared {
-    wake: Mutex<bool>,
-    cond: Condvar,
-    shutdown: AtomicBool,
-    tickets: Mutex<Vec<Arc<Ticket>>>,
-}
-
-impl Shared {
-    fn notify(&self) {
-        *self.wake.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        self.cond.notify_all();
-    }
-}
-
-pub struct Runner {
-    pub service: Arc<Service>,
-    pub pool: Arc<Pool>,
-    /// Whether this runner claims queued jobs and adopts orphans (one runner per service and
-    /// child does; others only run synchronous requests on another pool).
-    claims: bool,
-    shared: Arc<Shared>,
-    log: Logger,
-    thread: Mutex<Option<JoinHandle<()>>>,
-    /// Succeeded/failed totals of this runner (in this child), for the status page.
-    pub counters: crate::front::status::JobCounters,
-}
-
-fn now_rfc3339() -> String {
-    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Runs a process, turning its errors and panics into an outcome.
@@ -115,189 +42,144 @@ pub fn run_process(process: &dyn Process, inputs: &Inputs, ctx: &Context) -> Out
     }
 }
 
-/// An output with the URL it was stored at (when asked `asReference`).
-type StoredEntry<'a> = (&'a OutputSpec, &'a OutputValue, Option<String>);
-
-/// Stores the outputs asked for `asReference` and returns the ExecuteResponse entries.
-fn entries<'a>(
-    store: &JobStore,
-    job_id: &str,
-    output_url: &str,
-    specs: &'a [OutputSpec],
-    requested: &[OutputRequest],
-    outputs: &'a crate::model::Outputs,
-) -> Result<Vec<StoredEntry<'a>>, WpsError> {
-    let mut v = Vec::new();
-    for r in requested {
-        let spec = specs
-            .iter()
-            .find(|s| s.identifier == r.identifier)
-            .ok_or_else(|| WpsError::no_applicable(format!("no output '{}'", r.identifier)))?;
-        let value = outputs
-            .get_format(&r.identifier, r.mime_type.as_deref())
-            .ok_or_else(|| {
-                WpsError::no_applicable(format!(
-                    "the process produced no output '{}'",
-                    r.identifier
-                ))
-            })?;
-        let reference = if r.as_reference {
-            let (data, mime): (Vec<u8>, &str) = match value {
-                OutputValue::Literal(s) => (s.clone().into_bytes(), "text/plain"),
-                OutputValue::Complex { mime_type, data } => (data.clone(), mime_type),
-                OutputValue::BoundingBox(_) => (
-                    crate::engine::service::bbox_document(value).into_bytes(),
-                    "text/xml",
-                ),
-            };
-            let name = format!("{}.{}", r.identifier, extension_for(mime));
-            let rel = store.write_output(job_id, &name, &data).map_err(|e| {
-                WpsError::no_applicable(format!("cannot store output '{}': {e}", r.identifier))
-            })?;
-            Some(format!("{output_url}{rel}"))
-        } else {
-            None
-        };
-        v.push((spec, value, reference));
-    }
-    Ok(v)
+/// Per-runner totals of finished work (synchronous and asynchronous Execute).
+#[derive(Debug, Default)]
+pub struct JobCounters {
+    /// Jobs that produced their outputs.
+    pub succeeded: AtomicU64,
+    /// Jobs that failed, crashed, or passed their time limit.
+    pub failed: AtomicU64,
+    /// Synchronous requests refused before they ran (`ServerBusy`: queue full, restarting).
+    pub rejected: AtomicU64,
 }
 
-/// The outputs a ResponseDocument asks for (all when it names none).
-pub fn requested_outputs(specs: &[OutputSpec], asked: &[OutputRequest]) -> Vec<OutputRequest> {
-    if asked.is_empty() {
-        specs
-            .iter()
-            .map(|o| OutputRequest {
-                identifier: o.identifier.clone(),
-                ..Default::default()
-            })
-            .collect()
-    } else {
-        asked.to_vec()
+impl JobCounters {
+    pub fn succeeded(&self) {
+        self.succeeded.fetch_add(1, Ordering::Relaxed);
     }
+    pub fn failed(&self) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn rejected(&self) {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Work in progress in this child. Whoever finalises it first (the worker when it returns, or
+/// the watchdog at the time limit or on a cancel request) takes `hold`, with the slot and the
+/// claim.
+struct Ticket {
+    process: String,
+    deadline: Instant,
+    /// What the job is told when it is stopped at its deadline.
+    expired: String,
+    cancel: Arc<CancelToken>,
+    hold: Mutex<Option<(Slot, Option<Claim>)>>,
+    returned: AtomicBool,
+    cancelled_at: Mutex<Option<Instant>>,
+    replaced: AtomicBool,
+    renewed: Mutex<Instant>,
+}
+
+pub struct Runner {
+    pub service: Arc<Service>,
+    pub pool: Arc<Pool>,
+    tickets: Mutex<Vec<Arc<Ticket>>>,
+    log: Logger,
+    /// Called when a worker frees up (the dispatcher may claim the next job).
+    wake: Mutex<Option<Arc<dyn Fn() + Send + Sync>>>,
+    /// Succeeded/failed totals of this runner (in this child), for the status page.
+    pub counters: JobCounters,
+    /// Wakes sleepers of `wait_slot`.
+    slot_freed: (Mutex<()>, Condvar),
 }
 
 impl Runner {
-    /// Starts the dispatcher thread of `service` in this child. `log` writes to the error log.
-    pub fn start(service: Arc<Service>, pool: Arc<Pool>, claims: bool, log: Logger) -> Arc<Runner> {
-        let runner = Arc::new(Runner {
+    pub fn new(service: Arc<Service>, pool: Arc<Pool>, log: Logger) -> Arc<Runner> {
+        Arc::new(Runner {
             service,
             pool,
-            claims,
-            shared: Arc::new(Shared {
-                wake: Mutex::new(false),
-                cond: Condvar::new(),
-                shutdown: AtomicBool::new(false),
-                tickets: Mutex::new(Vec::new()),
-            }),
+            tickets: Mutex::new(Vec::new()),
             log,
-            thread: Mutex::new(None),
-            counters: Default::default(),
-        });
-        let r2 = runner.clone();
-        let handle = std::thread::Builder::new()
-            .name("wps-dispatch".into())
-            .spawn(move || r2.dispatch_loop())
-            .expect("cannot start the dispatcher thread");
-        *runner.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
-        runner
+            wake: Mutex::new(None),
+            counters: JobCounters::default(),
+            slot_freed: (Mutex::new(()), Condvar::new()),
+        })
     }
 
-    fn store(&self) -> &JobStore {
-        &self.service.store
+    /// Sets what is called when a worker frees up or a job is queued (the dispatcher's wake).
+    pub fn on_wake(&self, f: Arc<dyn Fn() + Send + Sync>) {
+        *lock(&self.wake) = Some(f);
     }
 
-    /// Stops claiming jobs and waits for the dispatcher thread. (The pool, which may be
-    /// shared, is shut down by its owner: jobs still running when the child exits are left to
-    /// the next generation of children, since their locks die with this process.)
-    pub fn shutdown(&self) {
-        self.shared.shutdown.store(true, Ordering::SeqCst);
-        self.shared.notify();
-        if let Some(h) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            let _ = h.join();
+    fn notify(&self) {
+        if let Some(f) = lock(&self.wake).clone() {
+            f();
         }
+        self.slot_freed.1.notify_all();
     }
 
-    fn new_ticket(
+    fn ticket(
         &self,
-        spec: Option<JobSpec>,
-        process: &str,
-        limit: Duration,
-        slot: Slot,
-        lock: Option<JobLock>,
-    ) -> Arc<Ticket> {
-        let expired = format!(
-            "Process '{process}' exceeded its time limit of {} s and was stopped",
-            limit.as_secs()
-        );
-        self.ticket_with(spec, process, limit, expired, slot, lock)
-    }
-
-    fn ticket_with(
-        &self,
-        spec: Option<JobSpec>,
         process: &str,
         limit: Duration,
         expired: String,
         slot: Slot,
-        lock: Option<JobLock>,
+        claim: Option<Claim>,
     ) -> Arc<Ticket> {
         let t = Arc::new(Ticket {
-            spec,
             process: process.to_owned(),
             deadline: Instant::now() + limit,
             expired,
             cancel: Arc::new(CancelToken::default()),
-            hold: Mutex::new(Some((slot, lock))),
+            hold: Mutex::new(Some((slot, claim))),
             returned: AtomicBool::new(false),
             cancelled_at: Mutex::new(None),
             replaced: AtomicBool::new(false),
+            renewed: Mutex::new(Instant::now()),
         });
-        self.shared
-            .tickets
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(t.clone());
+        lock(&self.tickets).push(t.clone());
         t
     }
 
-    /// Runs a synchronous Execute: waits for a server-wide slot (up to the request timeout),
-    /// then runs the process on the pool and waits for its outputs.
-    pub fn execute_sync(
-        &self,
-        process: Arc<dyn Process>,
-        inputs: Inputs,
-    ) -> Result<crate::model::Outputs, WpsError> {
-        let r = self.execute_sync_uncounted(process, inputs);
-        match &r {
-            Ok(_) => self.counters.succeeded(),
-            Err(e) if e.code == ExceptionCode::ServerBusy => self.counters.rejected(),
-            Err(_) => self.counters.failed(),
-        }
-        r
+    fn limit_message(process: &str, limit: Duration) -> String {
+        format!(
+            "Process '{process}' exceeded its time limit of {} s and was stopped",
+            limit.as_secs()
+        )
     }
 
-    fn execute_sync_uncounted(
-        &self,
-        process: Arc<dyn Process>,
-        inputs: Inputs,
-    ) -> Result<crate::model::Outputs, WpsError> {
+    /// Waits for a server-wide slot until `deadline`.
+    fn wait_slot(&self, deadline: Instant) -> WpsResult<Option<Slot>> {
+        let mut pause = Duration::from_micros(200);
+        loop {
+            match self.service.store.try_slot() {
+                Ok(Some(s)) => return Ok(Some(s)),
+                Ok(None) => {}
+                Err(e) => return Err(WpsError::no_applicable(e.to_string())),
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            let g = lock(&self.slot_freed.0);
+            let _ = self.slot_freed.1.wait_timeout(g, pause.min(deadline - now));
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+    }
+
+    fn run_sync_uncounted(&self, process: Arc<dyn Process>, inputs: Inputs) -> WpsResult<Outputs> {
         let id = process.description().identifier.clone();
         let group = self.pool.config().name.clone();
         let request_timeout = self.pool.config().request_timeout;
         let start = Instant::now();
-        let slot = self
-            .store()
-            .wait_slot(start + request_timeout)
-            .map_err(|e| WpsError::no_applicable(format!("job store error: {e}")))?
-            .ok_or_else(|| {
-                WpsError::no_applicable(format!(
-                    "Process '{id}' did not start within the request timeout of {} s of process group '{group}': all {} parallelprocesses slots stayed busy",
-                    request_timeout.as_secs(),
-                    self.service.config.server.parallelprocesses
-                ))
-            })?;
+        let slot = self.wait_slot(start + request_timeout)?.ok_or_else(|| {
+            WpsError::no_applicable(format!(
+                "Process '{id}' did not start within the request timeout of {} s of process group '{group}': all {} parallelprocesses slots stayed busy",
+                request_timeout.as_secs(),
+                self.service.config.server.parallelprocesses
+            ))
+        })?;
         // The job's time limit, or what is left of the request timeout if that ends first.
         let own_limit = self.service.config.timeout_for(&id);
         let left = request_timeout.saturating_sub(start.elapsed());
@@ -306,26 +188,28 @@ impl Runner {
             request_timeout.as_secs()
         );
         let ticket = if own_limit <= left {
-            self.new_ticket(None, &id, own_limit, slot, None)
+            self.ticket(
+                &id,
+                own_limit,
+                Self::limit_message(&id, own_limit),
+                slot,
+                None,
+            )
         } else {
-            self.ticket_with(None, &id, left, timeout_msg.clone(), slot, None)
+            self.ticket(&id, left, timeout_msg.clone(), slot, None)
         };
         let t2 = ticket.clone();
-        let shared = self.shared.clone();
         let ctx =
             Context::new(ticket.cancel.clone(), Arc::new(|_, _| {})).with_log(self.log.clone());
+        let freed = self.slot_freed_notifier();
         let result = self.pool.run(ticket.cancel.clone(), move || {
             let r = run_process(process.as_ref(), &inputs, &ctx);
             t2.returned.store(true, Ordering::SeqCst);
-            t2.hold.lock().unwrap_or_else(|e| e.into_inner()).take();
-            shared.notify();
+            lock(&t2.hold).take();
+            freed();
             r
         });
-        let stopped = ticket
-            .cancelled_at
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_some();
+        let stopped = lock(&ticket.cancelled_at).is_some();
         match result {
             Ok(Outcome::Done(o)) => Ok(o),
             // stopped by the watchdog at its deadline (which logged it)
@@ -346,7 +230,7 @@ impl Runner {
             Err(e) => {
                 // never ran or never returned: free the slot unless the worker still holds it
                 if !matches!(e, PoolError::Timeout(_)) {
-                    ticket.hold.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    lock(&ticket.hold).take();
                     ticket.returned.store(true, Ordering::SeqCst);
                 }
                 Err(match e {
@@ -378,258 +262,213 @@ impl Runner {
         }
     }
 
-    /// The ExecuteResponse document of a job in `status`, with its outputs when done.
-    pub fn status_document(
-        &self,
-        spec: &JobSpec,
-        status: Status,
-        outputs: &[OutputEntry],
-        with_location: bool,
-    ) -> Result<String, WpsError> {
-        let process = self.service.process(&spec.process).ok_or_else(|| {
-            WpsError::no_applicable(format!("process '{}' is no longer offered", spec.process))
-        })?;
-        let location = spec.status_url();
-        let doc = ExecuteDoc {
-            lang: &spec.lang,
-            service_instance: &spec.service_instance,
-            status_location: with_location.then_some(location.as_str()),
-            process: process.description(),
-            creation_time: &now_rfc3339(),
-            status,
-            lineage: spec.response.lineage.then_some(Lineage {
-                inputs: &spec.inputs,
-                outputs: &spec.response.outputs,
-            }),
-            outputs,
-        };
-        Ok(response::execute_response(&doc))
-    }
-
-    /// The final document of a job from its outcome (storing referenced outputs).
-    pub fn final_document(&self, spec: &JobSpec, outcome: &Outcome, with_location: bool) -> String {
-        let failed = |e: &WpsError| {
-            self.status_document(spec, Status::Failed(e), &[], with_location)
-                .unwrap_or_else(|e2| response::exception_report(&e2, &spec.lang))
-        };
-        match outcome {
-            Outcome::Failed(_) | Outcome::Crashed { .. } => {
-                failed(&outcome.client_error().expect("a failed outcome"))
-            }
-            Outcome::Done(outputs) => {
-                let Some(process) = self.service.process(&spec.process) else {
-                    return failed(&WpsError::no_applicable("process no longer offered"));
-                };
-                let specs = &process.description().outputs;
-                let requested = requested_outputs(specs, &spec.response.outputs);
-                match entries(
-                    self.store(),
-                    &spec.id,
-                    &spec.output_url,
-                    specs,
-                    &requested,
-                    outputs,
-                ) {
-                    Err(e) => failed(&e),
-                    Ok(list) => {
-                        let es: Vec<OutputEntry> = list
-                            .iter()
-                            .map(|(s, v, r)| OutputEntry {
-                                spec: s,
-                                value: v,
-                                reference: r.as_deref(),
-                            })
-                            .collect();
-                        let msg = format!("Process {} finished successfully", spec.process);
-                        self.status_document(spec, Status::Succeeded(&msg), &es, with_location)
-                            .unwrap_or_else(|e| failed(&e))
-                    }
-                }
+    fn slot_freed_notifier(&self) -> impl Fn() + Send + 'static {
+        let wake = lock(&self.wake).clone();
+        move || {
+            if let Some(f) = &wake {
+                f();
             }
         }
     }
 
-    /// Accepts an asynchronous job: its status document (ProcessAccepted) and its queue entry
-    /// are on disk before this returns.
-    pub fn submit(&self, spec: &JobSpec) -> Result<String, WpsError> {
-        let doc = self.status_document(
-            spec,
-            Status::Accepted("Process accepted and queued"),
-            &[],
-            true,
-        )?;
-        let store_err =
-            |e: std::io::Error| WpsError::no_applicable(format!("cannot store the job: {e}"));
-        self.store()
-            .write_status(&spec.id, &doc)
-            .map_err(store_err)?;
-        match self.store().enqueue(spec) {
-            Ok(()) => {}
-            Err(EnqueueError::Full(n)) => {
-                let _ = std::fs::remove_file(self.store().status_path(&spec.id));
-                return Err(WpsError::new(
-                    ExceptionCode::ServerBusy,
-                    None,
-                    format!("{n} jobs are already waiting (maxprocesses); retry later"),
-                ));
-            }
-            Err(EnqueueError::Io(e)) => {
-                let _ = std::fs::remove_file(self.store().status_path(&spec.id));
-                return Err(store_err(e));
-            }
-        }
-        (self.log)(
-            LogLevel::Info,
-            &format!("job {} ({}) accepted", spec.id, spec.process),
-        );
-        self.shared.notify();
-        Ok(doc)
-    }
-
-    /// Writes the final status of a job and releases it, once: returns false when the job was
-    /// already finalised (e.g. written off at its time limit).
-    fn finalize(&self, ticket: &Ticket, outcome: &Outcome) -> bool {
-        let mut hold = ticket.hold.lock().unwrap_or_else(|e| e.into_inner());
-        let Some((slot, lock)) = hold.take() else {
+    /// Writes the end of a job to the store and releases its slot, once: returns false when
+    /// the job was already finalised (e.g. stopped at its time limit).
+    fn finalize(&self, ticket: &Ticket, outcome: Outcome) -> bool {
+        let mut hold = lock(&ticket.hold);
+        let Some((slot, claim)) = hold.take() else {
             return false;
         };
-        if let (Some(spec), Some(lock)) = (&ticket.spec, lock) {
-            match outcome {
-                Outcome::Done(_) => self.counters.succeeded(),
-                _ => self.counters.failed(),
-            }
-            let doc = self.final_document(spec, outcome, true);
-            if let Err(e) = self.store().write_status(&spec.id, &doc) {
-                (self.log)(
-                    LogLevel::Error,
-                    &format!("job {}: cannot write its status document: {e}", spec.id),
-                );
-            }
-            if let Err(e) = self.store().finish(spec, lock) {
-                (self.log)(LogLevel::Error, &format!("job {}: {e}", spec.id));
-            }
-            let state = match outcome {
-                Outcome::Done(_) => "succeeded".to_string(),
-                Outcome::Failed(e) => format!("failed: {}", e.text),
-                Outcome::Crashed { process, message } => {
+        if let Some(claim) = claim {
+            let (id, process) = (claim.record.id.clone(), claim.record.process.clone());
+            let how = match &outcome {
+                Outcome::Done(outputs) => {
+                    let stored = self.service.process(&process).map(|p| {
+                        self.service.store_results(
+                            &id,
+                            p.description(),
+                            &claim.record.outputs,
+                            outputs,
+                        )
+                    });
+                    match stored {
+                        Some(Ok(results)) => Finish::Succeeded {
+                            message: format!("Process {process} finished successfully"),
+                            results,
+                        },
+                        Some(Err(e)) => Finish::Failed(e),
+                        None => Finish::Failed(WpsError::no_applicable(format!(
+                            "process '{process}' is not offered by this service any more"
+                        ))),
+                    }
+                }
+                failed => Finish::Failed(failed.client_error().expect("a failed outcome")),
+            };
+            let state = match (&how, &outcome) {
+                (Finish::Succeeded { .. }, _) => "succeeded".to_string(),
+                (_, Outcome::Crashed { process, message }) => {
                     format!("process '{process}' panicked: {message}")
                 }
+                (Finish::Failed(e), _) => format!("failed: {}", e.text),
             };
-            (self.log)(
-                LogLevel::Info,
-                &format!(
-                    "job {} ({}) finished in slot {}: {state}",
-                    spec.id, spec.process, slot.index
+            match &how {
+                Finish::Succeeded { .. } => self.counters.succeeded(),
+                Finish::Failed(_) => self.counters.failed(),
+            }
+            match self.service.store.finish(claim, how) {
+                Ok(true) => (self.log)(
+                    LogLevel::Info,
+                    &format!(
+                        "job {id} ({process}) finished in slot {}: {state}",
+                        slot.index
+                    ),
                 ),
-            );
+                Ok(false) => (self.log)(
+                    LogLevel::Info,
+                    &format!(
+                        "job {id} ({process}) was dismissed or taken over; its end is not recorded"
+                    ),
+                ),
+                Err(e) => (self.log)(
+                    LogLevel::Error,
+                    &format!("job {id}: cannot record its end: {e}"),
+                ),
+            }
         }
         drop(slot);
+        drop(hold);
+        self.notify();
         true
     }
+}
 
-    fn start_job(self: &Arc<Self>, spec: JobSpec, slot: Slot, lock: JobLock) {
-        let store = self.store();
-        let Some(process) = self.service.process(&spec.process).cloned() else {
-            let e = WpsError::no_applicable(format!(
-                "process '{}' is not offered by this service any more",
-                spec.process
-            ));
-            let t = self.new_ticket(Some(spec), "", Duration::ZERO, slot, Some(lock));
-            self.finalize(&t, &Outcome::Failed(e));
-            return;
-        };
-        let limit = self.service.config.timeout_for(&spec.process);
+impl Backend for Runner {
+    fn run_sync(&self, process: Arc<dyn Process>, inputs: Inputs) -> WpsResult<Outputs> {
+        let r = self.run_sync_uncounted(process, inputs);
+        match &r {
+            Ok(_) => self.counters.succeeded(),
+            Err(e) if e.code == ExceptionCode::ServerBusy => self.counters.rejected(),
+            Err(_) => self.counters.failed(),
+        }
+        r
+    }
+
+    fn wake(&self) {
+        self.notify();
+    }
+}
+
+impl Executor for Runner {
+    fn has_capacity(&self) -> bool {
+        self.pool.has_idle_worker()
+    }
+
+    fn start(self: Arc<Self>, claim: Claim, slot: Slot) -> Result<(), Box<Claim>> {
+        let record = claim.record.clone();
+        let (id, name) = (record.id.clone(), record.process.clone());
+        let limit = self.service.config.timeout_for(&name);
         let slot_index = slot.index;
-        let ticket = self.new_ticket(Some(spec.clone()), &spec.process, limit, slot, Some(lock));
+        let ticket = self.ticket(
+            &name,
+            limit,
+            Self::limit_message(&name, limit),
+            slot,
+            Some(claim),
+        );
         (self.log)(
             LogLevel::Info,
             &format!(
-                "job {} ({}) started in slot {slot_index} (attempt {})",
-                spec.id, spec.process, spec.attempts
+                "job {id} ({name}) started in slot {slot_index} (attempt {})",
+                record.attempt
             ),
         );
-        if let Ok(doc) = self.status_document(
-            &spec,
-            Status::Started {
-                percent: 0,
-                message: "Process started",
-            },
-            &[],
-            true,
-        ) {
-            let _ = store.write_status(&spec.id, &doc);
-        }
         let me = self.clone();
         let t2 = ticket.clone();
-        let progress_spec = spec.clone();
-        let me2 = self.clone();
         let t3 = ticket.clone();
+        let store = self.service.store.clone();
         let progress = Arc::new(move |pct: u32, msg: &str| {
-            if !progress_spec.response.status {
-                return;
-            }
-            // under the hold lock, so a final document is never overwritten
-            let hold = t3.hold.lock().unwrap_or_else(|e| e.into_inner());
-            if hold.is_some() {
-                if let Ok(doc) = me2.status_document(
-                    &progress_spec,
-                    Status::Started {
-                        percent: pct,
-                        message: msg,
-                    },
-                    &[],
-                    true,
-                ) {
-                    let _ = me2.store().write_status(&progress_spec.id, &doc);
-                }
+            // under the hold lock, so a final record is never overwritten
+            if let Some((_, Some(claim))) = lock(&t3.hold).as_ref() {
+                let _ = store.progress(claim, pct, msg);
             }
         });
         let spawned = self.pool.spawn(move || {
             let ctx = Context::new(t2.cancel.clone(), progress).with_log(me.log.clone());
-            // references are fetched here, on the worker (see src/inputs.rs)
-            let outcome = match me
-                .service
-                .prepare_inputs(process.description(), &spec.inputs, None)
-            {
-                Ok(inputs) => run_process(process.as_ref(), &inputs, &ctx),
-                Err(e) => Outcome::Failed(e),
-            };
+            // references are fetched here, on the worker; a panic anywhere fails this job only
+            let work = catch_unwind(AssertUnwindSafe(|| {
+                let Some(process) = me.service.process(&record.process).cloned() else {
+                    return Outcome::Failed(WpsError::no_applicable(format!(
+                        "process '{}' is not offered by this service any more",
+                        record.process
+                    )));
+                };
+                match me
+                    .service
+                    .prepare_inputs(process.description(), &record.inputs, None)
+                {
+                    Ok(inputs) => run_process(process.as_ref(), &inputs, &ctx),
+                    Err(e) => Outcome::Failed(e),
+                }
+            }));
+            let outcome = work.unwrap_or_else(|p| Outcome::Crashed {
+                process: record.process.clone(),
+                message: panic_message(&*p),
+            });
             t2.returned.store(true, Ordering::SeqCst);
-            me.finalize(&t2, &outcome);
-            me.shared.notify();
+            if let Err(p) = catch_unwind(AssertUnwindSafe(|| me.finalize(&t2, outcome))) {
+                (me.log)(
+                    LogLevel::Error,
+                    &format!(
+                        "job {}: recording its end failed (panic): {}",
+                        record.id,
+                        panic_message(&*p)
+                    ),
+                );
+            }
         });
         if spawned.is_err() {
             // the pool is shutting down: give the job back
-            let mut hold = ticket.hold.lock().unwrap_or_else(|e| e.into_inner());
-            if let (Some((_slot, Some(lock))), Some(spec)) = (hold.take(), &ticket.spec) {
-                let _ = store.requeue(spec.clone(), lock);
-            }
             ticket.returned.store(true, Ordering::SeqCst);
+            if let Some((_slot, Some(claim))) = lock(&ticket.hold).take() {
+                return Err(Box::new(claim));
+            }
         }
+        Ok(())
     }
 
-    /// Enforces time limits: cancels overdue jobs, fails them at once (freeing their slot), and
-    /// replaces workers that do not return.
-    fn watchdog(&self) {
+    /// Enforces time limits and cancel requests: stops overdue or dismissed jobs, records
+    /// them at once (freeing their slot), renews claims, and replaces workers that do not
+    /// return.
+    fn supervise(&self) {
         let now = Instant::now();
         let tickets: Vec<Arc<Ticket>> = {
-            let mut t = self
-                .shared
-                .tickets
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+            let mut t = lock(&self.tickets);
             t.retain(|t| !t.returned.load(Ordering::SeqCst));
             t.clone()
         };
         for t in tickets {
-            let mut cancelled = t.cancelled_at.lock().unwrap_or_else(|e| e.into_inner());
+            let dismissed = match lock(&t.hold).as_ref() {
+                Some((_, Some(claim))) => {
+                    let mut renewed = lock(&t.renewed);
+                    if renewed.elapsed() >= RENEW_EVERY {
+                        *renewed = now;
+                        let _ = self.service.store.renew(claim);
+                    }
+                    self.service.store.cancel_requested(claim)
+                }
+                _ => false,
+            };
+            let mut cancelled = lock(&t.cancelled_at);
             match *cancelled {
-                None if now >= t.deadline => {
+                None if now >= t.deadline || dismissed => {
                     *cancelled = Some(now);
-                    let e = WpsError::no_applicable(&t.expired);
+                    let e = if dismissed {
+                        WpsError::no_applicable(format!("Process '{}' was dismissed", t.process))
+                    } else {
+                        WpsError::no_applicable(&t.expired)
+                    };
                     // Finalise before cancelling: a cancelled worker returns at once and
                     // would otherwise win the race with a bare "was cancelled".
-                    if self.finalize(&t, &Outcome::Failed(e.clone())) {
+                    if self.finalize(&t, Outcome::Failed(e.clone())) {
                         (self.log)(LogLevel::Warning, &e.text);
                     }
                     t.cancel.cancel();
@@ -639,7 +478,7 @@ impl Runner {
                 {
                     // the slot was released by finalize (or by the sync caller); keep the
                     // pool at its size
-                    t.hold.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    lock(&t.hold).take();
                     self.pool.replace_stuck_worker();
                     (self.log)(
                         LogLevel::Error,
@@ -654,122 +493,8 @@ impl Runner {
             }
         }
     }
-
-    /// Re-queues (or fails) jobs whose Apache child is gone.
-    fn adopt_orphans(self: &Arc<Self>) {
-        let orphans = match self.store().take_orphans() {
-            Ok(o) => o,
-            Err(e) => {
-                (self.log)(LogLevel::Error, &format!("orphan scan failed: {e}"));
-                return;
-            }
-        };
-        for (spec, lock) in orphans {
-            let rerun = self
-                .service
-                .process(&spec.process)
-                .map(|p| p.rerunnable())
-                .unwrap_or(false);
-            if rerun && spec.attempts < MAX_ATTEMPTS {
-                (self.log)(
-                    LogLevel::Warning,
-                    &format!(
-                        "job {} ({}): the Apache child {} running it is gone; re-queued",
-                        spec.id, spec.process, spec.owner
-                    ),
-                );
-                if let Err(e) = self.store().requeue(spec, lock) {
-                    (self.log)(LogLevel::Error, &format!("re-queue failed: {e}"));
-                }
-            } else {
-                let why = if rerun {
-                    format!("it was interrupted {} times", spec.attempts)
-                } else {
-                    "the process is not safe to run again".to_string()
-                };
-                let e = WpsError::no_applicable(format!(
-                    "The Apache child running this job (pid {}) exited before it finished, and {why}",
-                    spec.owner
-                ));
-                (self.log)(LogLevel::Warning, &format!("job {}: {}", spec.id, e.text));
-                let limit = Duration::ZERO;
-                let slot = Slot::none();
-                let t = self.new_ticket(Some(spec.clone()), &spec.process, limit, slot, Some(lock));
-                self.finalize(&t, &Outcome::Failed(e));
-                t.returned.store(true, Ordering::SeqCst);
-            }
-        }
-    }
-
-    fn dispatch_loop(self: Arc<Self>) {
-        let mut last_scan = Instant::now() - ORPHAN_SCAN;
-        let mut last_cleanup = Instant::now() - Duration::from_secs(3600);
-        let mut cursor = QueueCursor::default();
-        loop {
-            let r = catch_unwind(AssertUnwindSafe(|| {
-                self.watchdog();
-                if !self.claims {
-                    return;
-                }
-                if last_scan.elapsed() >= ORPHAN_SCAN {
-                    last_scan = Instant::now();
-                    self.adopt_orphans();
-                }
-                if let Some(age) = self.service.config.server.retention {
-                    if last_cleanup.elapsed() >= Duration::from_secs(60) {
-                        last_cleanup = Instant::now();
-                        match self.store().remove_older_than(age) {
-                            Ok(0) => {}
-                            Ok(n) => (self.log)(
-                                LogLevel::Info,
-                                &format!("removed {n} finished job(s) older than the retention"),
-                            ),
-                            Err(e) => (self.log)(LogLevel::Warning, &format!("retention: {e}")),
-                        }
-                    }
-                }
-                // claim as many queued jobs as there are free workers and slots
-                while !self.shared.shutdown.load(Ordering::SeqCst) && self.pool.has_idle_worker() {
-                    let Ok(Some(slot)) = self.store().try_slot() else {
-                        break;
-                    };
-                    match self.store().claim_next(&mut cursor) {
-                        Ok(Some((spec, lock))) => self.start_job(spec, slot, lock),
-                        Ok(None) => break,
-                        Err(e) => {
-                            (self.log)(LogLevel::Error, &format!("cannot claim a job: {e}"));
-                            break;
-                        }
-                    }
-                }
-            }));
-            if let Err(p) = r {
-                (self.log)(
-                    LogLevel::Error,
-                    &format!("job dispatcher error (panic): {}", panic_message(&*p)),
-                );
-            }
-            if self.shared.shutdown.load(Ordering::SeqCst) {
-                return;
-            }
-            let mut woken = self.shared.wake.lock().unwrap_or_else(|e| e.into_inner());
-            if !*woken {
-                woken = self
-                    .shared
-                    .cond
-                    .wait_timeout(woken, Duration::from_millis(200))
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
-            }
-            *woken = false;
-        }
-    }
 }
 
-/// The unix time in seconds.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs()
-}
+#[cfg(test)]
+#[path = "runner_tests.rs"]
+mod tests;

@@ -1,4 +1,11 @@
-//! Protocol fronts: HTTP-level requests in, HTTP-level responses out.
+//! Protocol fronts: an HTTP-level request in, an HTTP-level response out. Each front parses
+//! its protocol into calls of the engine's jobs API and renders what comes back (a job's
+//! record is rendered when it is read).
 
-pub mod status;
+pub mod http;
+pub mod outputs;
+pub mod router;
+pub mod status_page;
 pub mod wps1;
+
+pub use http::{Body, HttpRequest, HttpResponse};

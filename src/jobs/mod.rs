@@ -1,3 +1,169 @@
-//! Jobs: the durable job store.
+//! Jobs: the protocol-neutral [`JobRecord`] and the [`JobStore`] trait every store implements
+//! (today the file store under `workdir`, shared by all Apache children of one host).
+//!
+//! A store keeps the records, the queue (oldest first, bounded by `maxprocesses`), the
+//! `parallelprocesses` slots, who runs which job (claims, orphans of a dead owner), cancel
+//! requests, and the output files of each job.
 
-pub mod store;
+pub mod file;
+pub mod record;
+
+pub use file::FileStore;
+pub use record::{new_id, unix_now, valid_id, Finish, JobOutput, JobRecord, JobState, StoredValue};
+
+use std::any::Any;
+use std::fmt;
+use std::time::Duration;
+
+/// Why a store operation failed.
+#[derive(Debug)]
+pub enum StoreError {
+    /// `maxprocesses` jobs are already waiting.
+    Full(u32),
+    /// The store cannot be read or written.
+    Unavailable(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Full(n) => write!(f, "{n} jobs are already waiting (maxprocesses)"),
+            StoreError::Unavailable(m) => write!(f, "job store error: {m}"),
+        }
+    }
+}
+
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A held `parallelprocesses` slot; released when dropped (or when its holder dies).
+pub struct Slot {
+    pub index: u32,
+    _hold: Option<Box<dyn Any + Send + Sync>>,
+}
+
+impl Slot {
+    pub fn new(index: u32, hold: Option<Box<dyn Any + Send + Sync>>) -> Slot {
+        Slot { index, _hold: hold }
+    }
+    /// No slot (for finalising a job that holds none).
+    pub fn none() -> Slot {
+        Slot::new(u32::MAX, None)
+    }
+}
+
+impl fmt::Debug for Slot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Slot({})", self.index)
+    }
+}
+
+/// A job taken from the queue (or adopted as an orphan) by this process: while the claim is
+/// held, no one else runs the job. It is given back with `finish` or `requeue`.
+pub struct Claim {
+    pub record: JobRecord,
+    hold: Box<dyn Any + Send + Sync>,
+}
+
+impl Claim {
+    pub fn new(record: JobRecord, hold: Box<dyn Any + Send + Sync>) -> Claim {
+        Claim { record, hold }
+    }
+    /// The store's own hold on the claim (e.g. a lock file).
+    pub fn hold(&self) -> &(dyn Any + Send + Sync) {
+        self.hold.as_ref()
+    }
+}
+
+impl fmt::Debug for Claim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Claim({} attempt {})",
+            self.record.id, self.record.attempt
+        )
+    }
+}
+
+/// Which jobs `list` returns, newest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobQuery {
+    /// Only these processes (any when empty).
+    pub processes: Vec<String>,
+    /// Only these states (any when empty).
+    pub states: Vec<JobState>,
+    /// Only the jobs of this user.
+    pub user: Option<String>,
+    pub offset: usize,
+    /// At most this many (all when `None`).
+    pub limit: Option<usize>,
+}
+
+/// Server-wide numbers of a store.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobCounts {
+    pub queued: usize,
+    /// The records of the running jobs.
+    pub running: Vec<JobRecord>,
+    /// Finished jobs still kept (see `retention`).
+    pub finished: usize,
+}
+
+/// A job store. Every operation is safe to call from any thread of any Apache child.
+pub trait JobStore: Send + Sync {
+    /// Creates what the store needs; `owner` is the uid/gid Apache's children run as (when the
+    /// server starts as root). Returns lines for the error log (e.g. about an old layout).
+    fn prepare(&self, owner: Option<(u32, u32)>) -> StoreResult<Vec<String>>;
+    /// Adds an accepted job to the queue durably, unless `maxprocesses` jobs wait already.
+    fn enqueue(&self, job: &JobRecord) -> StoreResult<()>;
+    /// Takes a free `parallelprocesses` slot without waiting.
+    fn try_slot(&self) -> StoreResult<Option<Slot>>;
+    /// Claims the oldest queued job (the caller holds a slot): attempt + 1, state running.
+    fn claim(&self) -> StoreResult<Option<Claim>>;
+    /// Extends the claim's lease.
+    fn renew(&self, claim: &Claim) -> StoreResult<()>;
+    /// Records progress of a claimed job.
+    fn progress(&self, claim: &Claim, percent: u32, message: &str) -> StoreResult<()>;
+    /// Records the end of a claimed job and releases it. Returns false (and writes nothing)
+    /// when the claim is no longer the job's current attempt, or the job was dismissed.
+    fn finish(&self, claim: Claim, how: Finish) -> StoreResult<bool>;
+    /// Puts a claimed job back at its old place in the queue.
+    fn requeue(&self, claim: Claim) -> StoreResult<()>;
+    /// Claims the running jobs whose owner is gone.
+    fn orphans(&self) -> StoreResult<Vec<Claim>>;
+    /// Whether a client asked to dismiss this claimed job.
+    fn cancel_requested(&self, claim: &Claim) -> bool;
+    /// Dismisses a job: a queued one leaves the queue, a running one is cancelled by its
+    /// owner (whichever child or host runs it), a finished one loses its outputs. The job is
+    /// gone for `get` at once. Returns its record as it was, `None` for an unknown job.
+    fn dismiss(&self, id: &str) -> StoreResult<Option<JobRecord>>;
+    /// A job's record (`None`: unknown or dismissed).
+    fn get(&self, id: &str) -> StoreResult<Option<JobRecord>>;
+    fn list(&self, query: &JobQuery) -> StoreResult<Vec<JobRecord>>;
+    fn counts(&self) -> StoreResult<JobCounts>;
+    /// Stores an output file of a job (or of a synchronous request, with an id of its own).
+    fn write_output(&self, id: &str, name: &str, data: &[u8]) -> StoreResult<()>;
+    /// An output file (`None` when there is none by that name).
+    fn read_output(&self, id: &str, name: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// Removes finished jobs, and outputs of synchronous requests, older than `age`.
+    fn remove_expired(&self, age: Duration) -> StoreResult<usize>;
+    /// A status document written by an earlier version of the store, if any.
+    fn legacy_status(&self, _id: &str) -> Option<Vec<u8>> {
+        None
+    }
+}
+
+/// A file name of a job's output: letters, digits, `._-`, not hidden, not too long.
+pub fn valid_output_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name.len() <= 200
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+}

@@ -8,9 +8,25 @@
 //!   transport encoding every format accepts (`utf-8`, `base64`), or the request names none;
 //! - its `schema` equals the format's, or the format or the request names none.
 
-use super::process::Format;
 use super::values::ComplexValue;
 use base64::Engine;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Format {
+    pub mime_type: String,
+    pub encoding: Option<String>,
+    pub schema: Option<String>,
+}
+
+impl Format {
+    pub fn mime(m: &str) -> Self {
+        Format {
+            mime_type: m.into(),
+            encoding: None,
+            schema: None,
+        }
+    }
+}
 
 /// Transport encodings accepted for any format that does not name its own.
 const GENERIC_ENCODINGS: &[&str] = &["utf-8", "utf8", "base64"];
@@ -147,6 +163,22 @@ pub fn content_type_for(ext: &str) -> &'static str {
         "tif" => "image/tiff",
         _ => "application/octet-stream",
     }
+}
+
+/// A bounding box as a standalone OWS 1.1 `ows:BoundingBox` document (a raw or stored output).
+pub fn bounding_box_xml(b: &crate::model::BoundingBox) -> String {
+    let dims = b.dimensions.unwrap_or(b.lower.len() as u32);
+    let crs = b
+        .crs
+        .as_deref()
+        .map(|c| format!(" crs=\"{}\"", quick_xml::escape::escape(c)))
+        .unwrap_or_default();
+    let join = |v: &[f64]| v.iter().map(f64::to_string).collect::<Vec<_>>().join(" ");
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ows:BoundingBox xmlns:ows=\"http://www.opengis.net/ows/1.1\"{crs} dimensions=\"{dims}\"><ows:LowerCorner>{}</ows:LowerCorner><ows:UpperCorner>{}</ows:UpperCorner></ows:BoundingBox>",
+        join(&b.lower),
+        join(&b.upper)
+    )
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The process model: descriptions, checked values, outputs, the `Process` trait and the
 //! context (progress, cancellation, log) a running process sees.
 
+pub use super::format::Format;
 use crate::model::{BoundingBox, ComplexValue};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -106,23 +107,6 @@ impl LiteralSpec {
             Ok(v)
         } else {
             Err(format!("'{value}' is not one of the allowed values"))
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Format {
-    pub mime_type: String,
-    pub encoding: Option<String>,
-    pub schema: Option<String>,
-}
-
-impl Format {
-    pub fn mime(m: &str) -> Self {
-        Format {
-            mime_type: m.into(),
-            encoding: None,
-            schema: None,
         }
     }
 }

@@ -8,7 +8,7 @@
 //! own process group, which is killed as a whole at the time limit or on cancellation.
 
 use crate::config::process::{CommandSpec, Piece, Source, PATH};
-use crate::config::service::ConfigError;
+use crate::config::ConfigError;
 use crate::model::format::extension_for;
 use crate::model::LogLevel;
 use crate::model::{

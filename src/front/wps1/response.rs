@@ -473,9 +473,7 @@ fn bbox(x: &mut Xml, el: &str, b: &BoundingBox) {
 
 /// A bounding box as a standalone `ows:BoundingBox` document (RawDataOutput, stored output).
 pub fn bounding_box_document(b: &BoundingBox) -> String {
-    let mut x = Xml::new();
-    bbox_with(&mut x, "ows:BoundingBox", &[("xmlns:ows", NS_OWS)], b);
-    x.finish()
+    crate::model::format::bounding_box_xml(b)
 }
 
 fn bbox_with(x: &mut Xml, el: &str, extra: &[(&str, &str)], b: &BoundingBox) {
@@ -616,13 +614,13 @@ fn well_formed(s: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::{ExceptionCode, LiteralValue};
     use crate::model::{Format, LiteralType};
 
     /// Validates with ../shared/bin/wps-validate (the official schemas, offline).
-    fn assert_valid(doc: &str) {
+    pub(crate) fn assert_valid(doc: &str) {
         let v = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bin/wps-validate");
         let f = std::env::temp_dir().join(format!(
             "mod_wps-unit-{}-{:?}.xml",

@@ -1,0 +1,261 @@
+//! The jobs API every protocol front uses: check a request, run it synchronously, submit it as
+//! a job, read a job's record and output files, list and dismiss jobs. Fronts translate their
+//! protocol into these calls and render what comes back; executors (below `exec/`) plug in
+//! through [`Backend`].
+
+use super::service::Service;
+use crate::jobs::{new_id, JobOutput, JobQuery, JobRecord, StoreError, StoredValue};
+use crate::model::format::{bounding_box_xml, extension_for, select};
+use crate::model::{
+    DataSpec, ExceptionCode, Input, Inputs, OutputRequest, OutputValue, Outputs, Process,
+    ProcessDescription, WpsError, WpsResult,
+};
+use std::sync::Arc;
+
+/// What runs work for the engine (the local worker pools of this Apache child).
+pub trait Backend: Send + Sync {
+    /// Runs `process` now, within a `parallelprocesses` slot and the pool's limits, and waits
+    /// for its outputs.
+    fn run_sync(&self, process: Arc<dyn Process>, inputs: Inputs) -> WpsResult<Outputs>;
+    /// Tells the dispatcher a job was queued.
+    fn wake(&self);
+}
+
+/// What ended a job's work.
+#[derive(Debug)]
+pub enum Outcome {
+    Done(Outputs),
+    Failed(WpsError),
+    /// The work panicked (the message is for the error log, not for clients).
+    Crashed {
+        process: String,
+        message: String,
+    },
+}
+
+impl Outcome {
+    /// The error a client sees for a failed or crashed job.
+    pub fn client_error(&self) -> Option<WpsError> {
+        match self {
+            Outcome::Done(_) => None,
+            Outcome::Failed(e) => Some(e.clone()),
+            Outcome::Crashed { process, .. } => Some(WpsError::no_applicable(format!(
+                "Process '{process}' crashed with an internal error; the details are in the server's error log"
+            ))),
+        }
+    }
+}
+
+/// An asynchronous job as a front submits it.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    pub process: String,
+    pub inputs: Vec<Input>,
+    /// The outputs asked for (empty: all).
+    pub outputs: Vec<OutputRequest>,
+    /// The authenticated user (`REMOTE_USER`).
+    pub user: Option<String>,
+    /// The front's own options, kept with the job for rendering it later.
+    pub protocol: serde_json::Value,
+}
+
+/// The outputs a request asks for (all when it names none).
+pub fn requested_outputs(
+    specs: &[crate::model::OutputSpec],
+    asked: &[OutputRequest],
+) -> Vec<OutputRequest> {
+    if asked.is_empty() {
+        specs
+            .iter()
+            .map(|o| OutputRequest {
+                identifier: o.identifier.clone(),
+                ..Default::default()
+            })
+            .collect()
+    } else {
+        asked.to_vec()
+    }
+}
+
+/// Checks the outputs a request asks for: they exist and their formats are supported.
+pub fn check_outputs(desc: &ProcessDescription, requested: &[OutputRequest]) -> WpsResult<()> {
+    for o in requested {
+        let spec = desc.output(&o.identifier).ok_or_else(|| {
+            WpsError::invalid(
+                &o.identifier,
+                format!(
+                    "Process '{}' has no output '{}'",
+                    desc.identifier, o.identifier
+                ),
+            )
+        })?;
+        if let DataSpec::Complex { formats, .. } = &spec.data {
+            select(
+                formats,
+                o.mime_type.as_deref(),
+                o.encoding.as_deref(),
+                o.schema.as_deref(),
+            )
+            .map_err(|m| {
+                WpsError::invalid(&o.identifier, format!("Output '{}': {m}", o.identifier))
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn store_error(e: StoreError) -> WpsError {
+    match e {
+        StoreError::Full(n) => WpsError::new(
+            ExceptionCode::ServerBusy,
+            None,
+            format!("{n} jobs are already waiting (maxprocesses); retry later"),
+        ),
+        StoreError::Unavailable(m) => WpsError::no_applicable(format!("job store error: {m}")),
+    }
+}
+
+impl Service {
+    /// The process with this identifier.
+    pub fn lookup(&self, id: &str) -> WpsResult<Arc<dyn Process>> {
+        self.process(id)
+            .cloned()
+            .ok_or_else(|| WpsError::invalid("identifier", format!("Unknown process '{id}'")))
+    }
+
+    /// Checks a request without running it or fetching anything: inputs (references by
+    /// address policy only) and requested outputs. Returns the checked inputs.
+    pub fn check_request(
+        &self,
+        process: &dyn Process,
+        inputs: &[Input],
+        outputs: &[OutputRequest],
+    ) -> WpsResult<Inputs> {
+        let desc = process.description();
+        let checked = self.precheck_inputs(desc, inputs)?;
+        check_outputs(desc, &requested_outputs(&desc.outputs, outputs))?;
+        Ok(checked)
+    }
+
+    /// Runs a checked request synchronously: references are fetched here, on the request
+    /// thread, before a slot and a worker are taken.
+    pub fn run_sync(
+        &self,
+        backend: &dyn Backend,
+        process: Arc<dyn Process>,
+        inputs: &[Input],
+        checked: Inputs,
+    ) -> WpsResult<Outputs> {
+        let ready = self.prepare_inputs(process.description(), inputs, Some(checked))?;
+        backend.run_sync(process, ready)
+    }
+
+    /// Accepts a job: its record is in the store (and the queue) before this returns.
+    pub fn submit(&self, backend: &dyn Backend, s: Submission) -> WpsResult<JobRecord> {
+        let process = self.lookup(&s.process)?;
+        self.check_request(process.as_ref(), &s.inputs, &s.outputs)?;
+        let mut job = JobRecord::new(new_id(), &s.process, s.inputs, s.outputs, s.protocol);
+        job.user = s.user;
+        self.store.enqueue(&job).map_err(store_error)?;
+        backend.wake();
+        Ok(job)
+    }
+
+    /// A job's record (`None`: unknown, expired or dismissed).
+    pub fn job(&self, id: &str) -> WpsResult<Option<JobRecord>> {
+        self.store.get(id).map_err(store_error)
+    }
+
+    /// A job's output file.
+    pub fn output_file(&self, id: &str, name: &str) -> WpsResult<Option<Vec<u8>>> {
+        self.store.read_output(id, name).map_err(store_error)
+    }
+
+    pub fn list_jobs(&self, q: &JobQuery) -> WpsResult<Vec<JobRecord>> {
+        self.store.list(q).map_err(store_error)
+    }
+
+    /// Dismisses a job (see [`crate::jobs::JobStore::dismiss`]); `None` for an unknown job.
+    pub fn dismiss(&self, id: &str) -> WpsResult<Option<JobRecord>> {
+        self.store.dismiss(id).map_err(store_error)
+    }
+
+    /// Stores a job's outputs as it will be read: complex values and everything asked for by
+    /// reference as files of job `id`, literals and bounding boxes inline.
+    pub fn store_results(
+        &self,
+        id: &str,
+        desc: &ProcessDescription,
+        asked: &[OutputRequest],
+        outputs: &Outputs,
+    ) -> WpsResult<Vec<JobOutput>> {
+        let mut v = Vec::new();
+        for r in requested_outputs(&desc.outputs, asked) {
+            let value = outputs
+                .get_format(&r.identifier, r.mime_type.as_deref())
+                .ok_or_else(|| {
+                    WpsError::no_applicable(format!(
+                        "the process produced no output '{}'",
+                        r.identifier
+                    ))
+                })?;
+            let write = |ext: &str, data: &[u8]| -> WpsResult<String> {
+                let name = format!("{}.{ext}", r.identifier);
+                self.store.write_output(id, &name, data).map_err(|e| {
+                    WpsError::no_applicable(format!("cannot store output '{}': {e}", r.identifier))
+                })?;
+                Ok(name)
+            };
+            let (stored, reference) = match value {
+                OutputValue::Literal(s) => {
+                    let file = r
+                        .as_reference
+                        .then(|| write("txt", s.as_bytes()))
+                        .transpose()?;
+                    (StoredValue::Literal(s.clone()), file)
+                }
+                OutputValue::BoundingBox(b) => {
+                    let file = r
+                        .as_reference
+                        .then(|| write("xml", bounding_box_xml(b).as_bytes()))
+                        .transpose()?;
+                    (StoredValue::BoundingBox(b.clone()), file)
+                }
+                OutputValue::Complex { mime_type, data } => {
+                    let file = write(extension_for(mime_type), data)?;
+                    let reference = r.as_reference.then(|| file.clone());
+                    (
+                        StoredValue::Complex {
+                            mime_type: mime_type.clone(),
+                            file,
+                        },
+                        reference,
+                    )
+                }
+            };
+            v.push(JobOutput {
+                identifier: r.identifier.clone(),
+                value: stored,
+                reference,
+            });
+        }
+        Ok(v)
+    }
+
+    /// A stored output as a value again (complex data read from its file).
+    pub fn load_output(&self, job: &str, o: &JobOutput) -> WpsResult<OutputValue> {
+        Ok(match &o.value {
+            StoredValue::Literal(s) => OutputValue::Literal(s.clone()),
+            StoredValue::BoundingBox(b) => OutputValue::BoundingBox(b.clone()),
+            StoredValue::Complex { mime_type, file } => OutputValue::Complex {
+                mime_type: mime_type.clone(),
+                data: self.output_file(job, file)?.ok_or_else(|| {
+                    WpsError::no_applicable(format!(
+                        "the stored output '{}' of job {job} is gone",
+                        o.identifier
+                    ))
+                })?,
+            },
+        })
+    }
+}

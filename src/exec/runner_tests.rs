@@ -1,0 +1,216 @@
+//! The executor and the dispatcher without Apache: jobs submitted through the engine are
+//! claimed, run, recorded, dismissed, stopped at their time limit, and survive panics.
+
+use super::*;
+use crate::engine::Submission;
+use crate::exec::dispatcher::Dispatcher;
+use crate::exec::testing::Fixture;
+use crate::jobs::{JobRecord, JobState};
+use crate::model::{Input, InputData, LiteralValue};
+
+fn sleep_input(secs: &str) -> Vec<Input> {
+    vec![Input {
+        identifier: "delay".into(),
+        data: InputData::Literal(LiteralValue {
+            value: secs.into(),
+            ..Default::default()
+        }),
+    }]
+}
+
+fn hello(name: &str) -> Vec<Input> {
+    vec![Input {
+        identifier: "name".into(),
+        data: InputData::Literal(LiteralValue {
+            value: name.into(),
+            ..Default::default()
+        }),
+    }]
+}
+
+fn submit(fx: &Fixture, process: &str, inputs: Vec<Input>) -> JobRecord {
+    fx.service
+        .submit(
+            fx.runner.as_ref(),
+            Submission {
+                process: process.into(),
+                inputs,
+                outputs: vec![],
+                user: None,
+                protocol: serde_json::Value::Null,
+            },
+        )
+        .unwrap()
+}
+
+/// Waits until `pred` holds for the job's record (None: gone), up to 20 s.
+fn wait(fx: &Fixture, id: &str, pred: impl Fn(Option<&JobRecord>) -> bool) -> Option<JobRecord> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = fx.service.job(id).unwrap();
+        if pred(r.as_ref()) {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "job {id} stuck at {r:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn final_state(fx: &Fixture, id: &str) -> JobRecord {
+    wait(fx, id, |r| r.is_some_and(|r| r.state.is_final())).unwrap()
+}
+
+fn one_slot() -> Fixture {
+    Fixture::new(
+        "parallelprocesses = 1",
+        "builtin = sleep, say_hello, selftest_panic",
+        crate::exec::pool::PoolConfig::new("t"),
+    )
+}
+
+#[test]
+fn a_job_runs_reports_progress_and_keeps_its_results() {
+    let fx = one_slot();
+    let job = submit(&fx, "sleep", sleep_input("0.3"));
+    assert_eq!(job.state, JobState::Accepted);
+    let running = wait(&fx, &job.id, |r| {
+        r.is_some_and(|r| r.state == JobState::Running && r.progress > 0)
+    })
+    .unwrap();
+    assert_eq!(running.attempt, 1);
+    assert!(running.owner.is_some());
+    let done = final_state(&fx, &job.id);
+    assert_eq!(done.state, JobState::Succeeded, "{done:?}");
+    assert_eq!(done.progress, 100);
+    let out = done.output("sleep_output").expect("the output is stored");
+    let value = fx.service.load_output(&done.id, out).unwrap();
+    assert!(
+        matches!(value, crate::model::OutputValue::Literal(ref s) if s.contains("done sleeping"))
+    );
+    assert!(fx.logged(&format!(
+        "job {} (sleep) finished in slot 0: succeeded",
+        job.id
+    )));
+}
+
+#[test]
+fn dismissing_a_running_job_frees_its_slot_at_once() {
+    let fx = one_slot();
+    let long = submit(&fx, "sleep", sleep_input("30"));
+    wait(&fx, &long.id, |r| {
+        r.is_some_and(|r| r.state == JobState::Running)
+    });
+    // a second job waits for the only slot
+    let next = submit(&fx, "sleep", sleep_input("0"));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        fx.service.job(&next.id).unwrap().unwrap().state,
+        JobState::Accepted
+    );
+    let before = fx.service.dismiss(&long.id).unwrap().unwrap();
+    assert_eq!(before.id, long.id);
+    // gone for every job operation at once
+    assert!(fx.service.job(&long.id).unwrap().is_none());
+    assert!(fx.service.dismiss(&long.id).unwrap().is_none());
+    // the slot goes to the next job, long before the 30 s sleep would end
+    let t0 = Instant::now();
+    assert_eq!(final_state(&fx, &next.id).state, JobState::Succeeded);
+    assert!(t0.elapsed() < Duration::from_secs(20));
+    assert!(fx.logged("was dismissed"));
+    // a queued job dismissed never runs
+    let blocker = submit(&fx, "sleep", sleep_input("30"));
+    wait(&fx, &blocker.id, |r| {
+        r.is_some_and(|r| r.state == JobState::Running)
+    });
+    let queued = submit(&fx, "say_hello", hello("x"));
+    assert!(fx.service.dismiss(&queued.id).unwrap().is_some());
+    fx.service.dismiss(&blocker.id).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(fx.service.job(&queued.id).unwrap().is_none());
+    assert!(!fx.logged(&format!("job {} (say_hello) started", queued.id)));
+}
+
+#[test]
+fn a_panic_fails_one_job_and_frees_its_slot_and_worker() {
+    let mut pool = crate::exec::pool::PoolConfig::new("t");
+    pool.threads = 2;
+    let fx = Fixture::new(
+        "parallelprocesses = 2",
+        "builtin = sleep, selftest_panic",
+        pool,
+    );
+    let bad: Vec<JobRecord> = (0..2)
+        .map(|_| submit(&fx, "selftest_panic", vec![]))
+        .collect();
+    for b in &bad {
+        let r = final_state(&fx, &b.id);
+        assert_eq!(r.state, JobState::Failed);
+        assert!(r.message.contains("crashed"), "{}", r.message);
+    }
+    // both slots and both workers are free again: two jobs run at the same time
+    let a = submit(&fx, "sleep", sleep_input("1"));
+    let b = submit(&fx, "sleep", sleep_input("1"));
+    wait(&fx, &a.id, |r| {
+        r.is_some_and(|r| r.state != JobState::Accepted)
+    });
+    let both = wait(&fx, &b.id, |r| {
+        r.is_some_and(|r| r.state != JobState::Accepted)
+    })
+    .unwrap();
+    assert!(
+        both.state == JobState::Running || both.state == JobState::Succeeded,
+        "{both:?}"
+    );
+    assert!(fx.service.job(&a.id).unwrap().unwrap().state != JobState::Accepted);
+    assert_eq!(final_state(&fx, &a.id).state, JobState::Succeeded);
+    assert_eq!(final_state(&fx, &b.id).state, JobState::Succeeded);
+    assert!(fx.logged("panicked: selftest_panic was asked to panic"));
+}
+
+#[test]
+fn a_time_limit_fails_the_job_and_frees_the_slot() {
+    let fx = Fixture::new(
+        "parallelprocesses = 1",
+        "builtin = sleep, say_hello\nsleep.timeout = 1s",
+        crate::exec::pool::PoolConfig::new("t"),
+    );
+    let slow = submit(&fx, "sleep", sleep_input("30"));
+    let r = final_state(&fx, &slow.id);
+    assert_eq!(r.state, JobState::Failed);
+    assert!(r.message.contains("time limit of 1 s"), "{}", r.message);
+    let next = submit(&fx, "say_hello", hello("x"));
+    assert_eq!(final_state(&fx, &next.id).state, JobState::Succeeded);
+}
+
+#[test]
+fn an_orphan_is_requeued_and_runs_again() {
+    let fx = one_slot();
+    // another "child" claims a job and dies without finishing it
+    let store = crate::jobs::FileStore::new(
+        fx.dir.join("work"),
+        fx.dir.join("work/outputs"),
+        u32::MAX,
+        100,
+    );
+    fx.dispatcher.shutdown();
+    let job = submit(&fx, "sleep", sleep_input("0"));
+    let claim = crate::jobs::JobStore::claim(&store).unwrap().unwrap();
+    assert_eq!(claim.record.id, job.id);
+    drop(claim); // the lock is released as when the process dies
+    let fx2 = Fixture {
+        dir: fx.dir.clone(),
+        service: fx.service.clone(),
+        runner: fx.runner.clone(),
+        dispatcher: Dispatcher::start(
+            fx.service.clone(),
+            fx.runner.clone(),
+            true,
+            Arc::new(|_, _| {}),
+        ),
+        log: fx.log.clone(),
+    };
+    fx.runner.on_wake(fx2.dispatcher.waker());
+    let r = final_state(&fx2, &job.id);
+    assert_eq!((r.state, r.attempt), (JobState::Succeeded, 2));
+    std::mem::forget(fx2);
+}

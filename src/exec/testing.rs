@@ -1,0 +1,66 @@
+//! A service with its runner and dispatcher, as an Apache child runs them, for unit tests of
+//! the executor, the dispatcher and the fronts (no Apache).
+
+use super::dispatcher::Dispatcher;
+use super::pool::{Pool, PoolConfig};
+use super::runner::Runner;
+use crate::config::service::ServiceConfig;
+use crate::engine::Service;
+use crate::model::LogLevel;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+pub struct Fixture {
+    pub dir: PathBuf,
+    pub service: Arc<Service>,
+    pub runner: Arc<Runner>,
+    pub dispatcher: Arc<Dispatcher>,
+    pub log: Arc<Mutex<Vec<(LogLevel, String)>>>,
+}
+
+impl Fixture {
+    /// A service with `server` lines in `[server]` and `processes` in `[processes]`, on a
+    /// pool made by `pool`.
+    pub fn new(server: &str, processes: &str, pool: PoolConfig) -> Fixture {
+        let dir = std::env::temp_dir().join(format!("mod_wps-fx-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let text = format!(
+            "[server]\nworkdir = {}\nlanguage = en-US, fr-FR\n{server}\n[processes]\n{processes}\n",
+            dir.join("work").display()
+        );
+        let cfg = ServiceConfig::parse(&text, &dir.join("wps.cfg")).unwrap();
+        let service = Arc::new(Service::from_config(cfg).unwrap());
+        service.store.prepare(None).unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let l2 = log.clone();
+        let logger: super::Logger = Arc::new(move |level, m: &str| {
+            l2.lock().unwrap().push((level, m.to_owned()));
+        });
+        let runner = Runner::new(service.clone(), Pool::start(pool), logger.clone());
+        let dispatcher = Dispatcher::start(service.clone(), runner.clone(), true, logger);
+        runner.on_wake(dispatcher.waker());
+        Fixture {
+            dir,
+            service,
+            runner,
+            dispatcher,
+            log,
+        }
+    }
+
+    pub fn logged(&self, needle: &str) -> bool {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(_, m)| m.contains(needle))
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        self.dispatcher.shutdown();
+        self.runner.pool.shutdown();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,389 @@
+//! The WPS 1.0.0 front on a real runner and dispatcher (no Apache): operations, errors,
+//! inputs, references, and jobs whose status document is rendered from their record.
+
+use crate::exec::pool::PoolConfig;
+use crate::exec::testing::Fixture;
+use crate::front::{router, Body, HttpRequest, HttpResponse};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+const POLYGONS: &str = include_str!("../../../tests/data/polygons.gml");
+
+fn call(fx: &Fixture, method: &str, path: &str, query: &str, body: Body) -> HttpResponse {
+    router::handle(
+        &fx.service,
+        fx.runner.as_ref(),
+        &HttpRequest {
+            method,
+            path,
+            query,
+            headers: Vec::new(),
+            body,
+            base_url: "http://h/wps",
+            user: None,
+        },
+    )
+}
+
+fn get(fx: &Fixture, q: &str) -> HttpResponse {
+    call(fx, "GET", "", q, Body::Bytes(vec![]))
+}
+
+fn text(r: &HttpResponse) -> String {
+    String::from_utf8_lossy(&r.body).into_owned()
+}
+
+fn service(processes: &str) -> Fixture {
+    Fixture::new(
+        "maxsingleinputsize = 1kb\nmaxrequestsize = 2kb",
+        &format!("builtin = {processes}"),
+        PoolConfig::new("t"),
+    )
+}
+
+/// A service with all processes and `server` lines, and a data directory with polygons.gml.
+fn runner(server: &str) -> (Fixture, PathBuf) {
+    let data = std::env::temp_dir().join(format!("mod_wps-data-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(data.join("data")).unwrap();
+    std::fs::write(data.join("data/polygons.gml"), POLYGONS).unwrap();
+    std::fs::write(data.join("wps.cfg"), "secret").unwrap();
+    let fx = Fixture::new(
+        &format!("maxsingleinputsize = 8kb\n{server}"),
+        "builtin = all",
+        PoolConfig::new("t"),
+    );
+    (fx, data)
+}
+
+fn req(fx: &Fixture, method: &str, query: &str, body: &str) -> (u16, String) {
+    let r = call(fx, method, "", query, Body::Bytes(body.as_bytes().to_vec()));
+    (r.status, text(&r))
+}
+
+fn exec_xml(process: &str, inputs: &str, form: &str) -> String {
+    format!(
+        r#"<wps:Execute service="WPS" version="1.0.0" xmlns:wps="http://www.opengis.net/wps/1.0.0" xmlns:ows="http://www.opengis.net/ows/1.1" xmlns:xlink="http://www.w3.org/1999/xlink"><ows:Identifier>{process}</ows:Identifier><wps:DataInputs>{inputs}</wps:DataInputs>{form}</wps:Execute>"#
+    )
+}
+
+fn complex(id: &str, attrs: &str, content: &str) -> String {
+    format!(
+        r#"<wps:Input><ows:Identifier>{id}</ows:Identifier><wps:Data><wps:ComplexData {attrs}>{content}</wps:ComplexData></wps:Data></wps:Input>"#
+    )
+}
+
+#[test]
+fn answers_operations_and_errors() {
+    let rn = service("say_hello, sleep, selftest_panic");
+    let r = get(&rn, "service=WPS&request=GetCapabilities&language=fr-FR");
+    assert_eq!(r.status, 200);
+    assert!(text(&r).contains("xml:lang=\"fr-FR\""));
+    assert!(text(&r).contains("<ows:Get xlink:href=\"http://h/wps?\"/>"));
+    let r = get(
+        &rn,
+        "service=WPS&version=1.0.0&request=Execute&identifier=say_hello&DataInputs=name=x",
+    );
+    assert!(text(&r).contains(">Hello x<"), "{}", text(&r));
+    // an oversized input value
+    let long = "x".repeat(2000);
+    let r = get(
+        &rn,
+        &format!(
+            "service=WPS&version=1.0.0&request=Execute&identifier=say_hello&DataInputs=name={long}"
+        ),
+    );
+    assert_eq!(r.status, 413);
+    assert!(text(&r).contains("FileSizeExceeded"));
+    // a panicking process: 500 + a log line, and the pool keeps working
+    let r = get(
+        &rn,
+        "service=WPS&version=1.0.0&request=Execute&identifier=selftest_panic",
+    );
+    assert_eq!(r.status, 500);
+    assert!(text(&r).contains("NoApplicableCode"));
+    assert!(text(&r).contains("crashed"), "{}", text(&r));
+    let r = get(
+        &rn,
+        "service=WPS&version=1.0.0&request=Execute&identifier=sleep&DataInputs=delay=0",
+    );
+    assert!(text(&r).contains("done sleeping"));
+    // body too large
+    let r = call(&rn, "POST", "", "", Body::TooLarge);
+    assert_eq!(r.status, 413);
+}
+
+#[test]
+fn timeout_answers_no_applicable_code() {
+    let mut cfg = PoolConfig::new("slow");
+    cfg.request_timeout = std::time::Duration::from_millis(200);
+    let rn = Fixture::new("", "builtin = sleep", cfg);
+    let r = get(
+        &rn,
+        "service=WPS&version=1.0.0&request=Execute&identifier=sleep&DataInputs=delay=5",
+    );
+    assert_eq!(r.status, 500);
+    assert!(text(&r).contains("request timeout"), "{}", text(&r));
+    assert!(text(&r).contains("'slow'"));
+}
+
+const RAW_COUNT: &str = "<wps:ResponseForm><wps:RawDataOutput><ows:Identifier>count</ows:Identifier></wps:RawDataOutput></wps:ResponseForm>";
+
+#[test]
+fn complex_inputs_inline_base64_and_format_checks() {
+    let (r, dir) = runner("");
+    let body = POLYGONS
+        .trim_start_matches(|c| c != '>')
+        .trim_start_matches('>');
+    let (st, t) = req(
+        &r,
+        "POST",
+        "",
+        &exec_xml(
+            "feature_count",
+            &complex("layer", r#"mimeType="application/gml+xml""#, body),
+            RAW_COUNT,
+        ),
+    );
+    assert_eq!((st, t.as_str()), (200, "3"));
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(POLYGONS);
+    let (st, t) = req(
+        &r,
+        "POST",
+        "",
+        &exec_xml(
+            "feature_count",
+            &complex(
+                "layer",
+                r#"mimeType="application/gml+xml" encoding="base64""#,
+                &b64,
+            ),
+            RAW_COUNT,
+        ),
+    );
+    assert_eq!((st, t.as_str()), (200, "3"));
+    let (st, t) = req(
+        &r,
+        "POST",
+        "",
+        &exec_xml(
+            "feature_count",
+            &complex("layer", "", &format!("<![CDATA[{POLYGONS}]]>")),
+            RAW_COUNT,
+        ),
+    );
+    assert_eq!((st, t.as_str()), (200, "3"), "{t}");
+    for (attrs, what) in [
+        (r#"mimeType="text/csv""#, "text/csv"),
+        (r#"encoding="gzip""#, "gzip"),
+        (
+            r#"mimeType="application/gml+xml" encoding="base64""#,
+            "base64",
+        ),
+    ] {
+        let (st, t) = req(
+            &r,
+            "POST",
+            "",
+            &exec_xml(
+                "feature_count",
+                &complex("layer", attrs, "!!not base64!!"),
+                RAW_COUNT,
+            ),
+        );
+        assert_eq!(st, 400, "{t}");
+        assert!(
+            t.contains(r#"exceptionCode="InvalidParameterValue" locator="layer""#),
+            "{t}"
+        );
+        assert!(t.contains(what), "{t}");
+    }
+    // decoded base64 larger than maxsingleinputsize
+    let big = base64::engine::general_purpose::STANDARD.encode(vec![b'x'; 7000]);
+    let (st, t) = req(
+        &r,
+        "POST",
+        "",
+        &exec_xml(
+            "feature_count",
+            &complex("layer", r#"encoding="base64""#, &big),
+            RAW_COUNT,
+        ),
+    );
+    assert!(st == 413 && t.contains(r#"locator="layer""#), "{st} {t}");
+    // output format selection: an unsupported mimeType/encoding is refused before running
+    let q = "service=WPS&version=1.0.0&request=Execute&identifier=centroids&DataInputs=layer=x@mimeType=application/gml%2Bxml&RawDataOutput=out@mimeType=text/csv";
+    let (st, t) = req(&r, "GET", q, "");
+    assert!(st == 400 && t.contains(r#"locator="out""#), "{t}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn references_follow_the_policy() {
+    let (r, dir) = runner("");
+    let file = dir.join("data/polygons.gml");
+    let kvp = |href: &str| {
+        format!(
+            "service=WPS&version=1.0.0&request=Execute&identifier=feature_count&DataInputs=layer=@xlink:href={}&RawDataOutput=count",
+            form_urlencoded::byte_serialize(href.as_bytes()).collect::<String>()
+        )
+    };
+    for href in [
+        format!("file://{}", file.display()),
+        "http://127.0.0.1:1/x.gml".into(),
+        "http://[::1]:1/x.gml".into(),
+        "http://localhost:1/x.gml".into(),
+        "http://169.254.169.254/latest/meta-data/".into(),
+        "http://10.1.2.3/x.gml".into(),
+        "ftp://example.com/x.gml".into(),
+    ] {
+        let (st, t) = req(&r, "GET", &kvp(&href), "");
+        assert_eq!(st, 400, "{href}: {t}");
+        assert!(
+            t.contains(r#"exceptionCode="InvalidParameterValue" locator="layer""#),
+            "{href}: {t}"
+        );
+        assert!(!t.contains("ogr:FeatureCollection"));
+    }
+    // async: refused at once too, no job accepted
+    let (st, t) = req(
+        &r,
+        "GET",
+        &format!(
+            "{}&storeExecuteResponse=true",
+            kvp("http://127.0.0.1:1/x").replace("&RawDataOutput=count", "")
+        ),
+        "",
+    );
+    assert_eq!(st, 400, "{t}");
+    drop(r);
+    // allowlisted directory: file:// works, `..` out of it does not
+    let (r, dir2) = runner(&format!(
+        "allowedinputpaths = {}",
+        dir.join("data").display()
+    ));
+    let (st, t) = req(&r, "GET", &kvp(&format!("file://{}", file.display())), "");
+    assert_eq!((st, t.as_str()), (200, "3"));
+    let (st, t) = req(
+        &r,
+        "GET",
+        &kvp(&format!("file://{}/data/../wps.cfg", dir.display())),
+        "",
+    );
+    assert_eq!(st, 400, "{t}");
+    let (st, t) = req(&r, "GET", &kvp("file:///etc/passwd"), "");
+    assert!(st == 400 && !t.contains("root:"), "{t}");
+    for d in [dir, dir2] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+#[test]
+fn too_many_inputs() {
+    let (r, dir) = runner("");
+    let one = "<wps:Input><ows:Identifier>name</ows:Identifier><wps:Data><wps:LiteralData>x</wps:LiteralData></wps:Data></wps:Input>";
+    let (st, t) = req(
+        &r,
+        "POST",
+        "",
+        &exec_xml("say_hello", &one.repeat(1001), ""),
+    );
+    assert!(st == 400 && t.contains(r#"locator="DataInputs""#), "{t}");
+    let q = format!(
+        "service=WPS&version=1.0.0&request=Execute&identifier=say_hello&DataInputs={}",
+        "name=x;".repeat(1001)
+    );
+    let (st, t) = req(&r, "GET", &q, "");
+    assert!(st == 400 && t.contains(r#"locator="DataInputs""#), "{t}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The job id in an accepted document's statusLocation.
+fn status_id(doc: &str) -> String {
+    let loc = doc
+        .split("statusLocation=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_else(|| panic!("no statusLocation in {doc}"));
+    assert!(loc.starts_with("http://h/wps/outputs/"), "{loc}");
+    loc.rsplit('/')
+        .next()
+        .unwrap()
+        .trim_end_matches(".xml")
+        .to_owned()
+}
+
+#[test]
+fn stored_jobs_are_rendered_from_their_record() {
+    use crate::front::wps1::response::tests::assert_valid;
+    let fx = service("sleep, say_hello");
+    let r = get(
+        &fx,
+        "service=WPS&version=1.0.0&request=Execute&identifier=sleep&DataInputs=delay=0.5&storeExecuteResponse=true&status=true&lineage=true&ResponseDocument=sleep_output@asReference=true",
+    );
+    let t = text(&r);
+    assert_eq!(r.status, 200, "{t}");
+    assert!(t.contains("<wps:ProcessAccepted>"), "{t}");
+    assert_valid(&t);
+    let id = status_id(&t);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    let last = loop {
+        let r = call(
+            &fx,
+            "GET",
+            &format!("outputs/{id}.xml"),
+            "",
+            Body::Bytes(vec![]),
+        );
+        assert_eq!(r.status, 200);
+        let t = text(&r);
+        assert_valid(&t);
+        if t.contains("ProcessSucceeded") || t.contains("ProcessFailed") {
+            break t;
+        }
+        assert!(Instant::now() < deadline, "{t}");
+        if t.contains("percentCompleted=\"") && !t.contains("percentCompleted=\"0\"") {
+            seen.push(t);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(last.contains("<wps:ProcessSucceeded>"), "{last}");
+    assert!(!seen.is_empty(), "progress was reported");
+    // lineage and the output by reference, served below outputs/
+    assert!(
+        last.contains("<wps:DataInputs>") && last.contains("<wps:OutputDefinitions>"),
+        "{last}"
+    );
+    let href = last
+        .split("<wps:Reference href=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_else(|| panic!("{last}"));
+    let rel = href.strip_prefix("http://h/wps/").unwrap();
+    let r = call(&fx, "GET", rel, "", Body::Bytes(vec![]));
+    assert_eq!(
+        (r.status, r.content_type.as_str()),
+        (200, "text/plain; charset=utf-8")
+    );
+    assert!(text(&r).contains("done sleeping"));
+    // only GET and HEAD
+    let r = call(&fx, "PUT", rel, "", Body::Bytes(b"x".to_vec()));
+    assert_eq!(r.status, 405);
+    assert!(r
+        .headers
+        .iter()
+        .any(|(k, v)| k == "Allow" && v == "GET, HEAD"));
+    // a dismissed job is gone from its URL
+    assert!(fx.service.dismiss(&id).unwrap().is_some());
+    let r = call(
+        &fx,
+        "GET",
+        &format!("outputs/{id}.xml"),
+        "",
+        Body::Bytes(vec![]),
+    );
+    assert_eq!(r.status, 404);
+    let r = call(&fx, "GET", rel, "", Body::Bytes(vec![]));
+    assert_eq!(r.status, 404);
+}

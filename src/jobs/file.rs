@@ -1,0 +1,679 @@
+//! The file job store: plain files under the service's `workdir`, shared by every Apache child
+//! (and every generation of children) of one host.
+//!
+//! ```text
+//! workdir/store-version          "2" (layout version)
+//! workdir/records/<id>.json      the job record (state, progress, results, protocol options)
+//! workdir/queue/<key>.json       queued jobs, oldest key first (key = submit time + id)
+//! workdir/running/<id>.json      the queue entry of a claimed job
+//! workdir/running/<id>.lock      flock'ed by the owner while it runs the job
+//! workdir/cancel/<id>            a client dismissed the running job
+//! workdir/slots/<n>.lock         `parallelprocesses` slots, flock'ed while a job runs
+//! workdir/queue.lock             serialises enqueue (the `maxprocesses` check)
+//! outputpath/<id>/<output>.ext   output files
+//! ```
+//!
+//! Every file is written to a temporary name and renamed into place, so a reader never sees a
+//! torn file. The kernel releases a dead child's flocks, which is how an orphaned job (owner
+//! gone) is told from a running one on this host.
+
+use super::{
+    unix_now, valid_id, valid_output_name, Claim, Finish, JobCounts, JobQuery, JobRecord, JobState,
+    JobStore, Slot, StoreError, StoreResult,
+};
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+/// The layout version this code writes.
+const LAYOUT: &str = "2";
+/// How long a claim holds without renewal (informational here: the flock decides).
+const LEASE: u64 = 60;
+
+#[derive(Debug)]
+pub struct FileStore {
+    root: PathBuf,
+    outputs: PathBuf,
+    slots: u32,
+    max_queued: u32,
+    /// This process's view of the queue: one directory listing, consumed in order, so a busy
+    /// queue is not re-listed for every claim. Entries claimed elsewhere are skipped.
+    cursor: Mutex<VecDeque<PathBuf>>,
+    /// Serialises this process's read-modify-write of records (progress vs. lease renewal).
+    records: Mutex<()>,
+}
+
+/// The lock a job's owner holds while the job runs.
+struct JobLock {
+    file: File,
+    path: PathBuf,
+}
+
+fn write_atomic(dir: &Path, name: &str, data: &[u8], sync: bool) -> io::Result<()> {
+    let tmp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
+    let mut f = File::create(&tmp)?;
+    f.write_all(data)?;
+    if sync {
+        f.sync_all()?;
+    }
+    drop(f);
+    fs::rename(&tmp, dir.join(name)).inspect_err(|_| {
+        let _ = fs::remove_file(&tmp);
+    })
+}
+
+/// Takes an exclusive flock on `path` without waiting. Job lock files are removed when a job
+/// finishes, so a lock taken on a file that was unlinked (or replaced) meanwhile is worthless:
+/// it is dropped and reported as not obtained.
+fn try_lock(path: &Path) -> io::Result<Option<File>> {
+    use std::os::unix::fs::MetadataExt;
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    match f.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => return Ok(None),
+        Err(TryLockError::Error(e)) => return Err(e),
+    }
+    let held = f.metadata()?;
+    match fs::metadata(path) {
+        Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => Ok(Some(f)),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn json_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            let n = p.file_name().unwrap_or_default().to_string_lossy();
+            n.ends_with(".json") && !n.starts_with('.')
+        })
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// The job id of a queue entry `<key>.json` (key = 24 digits, '-', id).
+fn id_of_entry(path: &Path) -> Option<String> {
+    let name = path.file_name()?.to_str()?.strip_suffix(".json")?;
+    let id = name.get(25..)?;
+    valid_id(id).then(|| id.to_owned())
+}
+
+fn host_pid() -> String {
+    let host = fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    format!("{}:{}", host.trim(), std::process::id())
+}
+
+impl FileStore {
+    /// `slots`: parallelprocesses (`u32::MAX` = unlimited); `max_queued`: maxprocesses.
+    pub fn new(root: PathBuf, outputs: PathBuf, slots: u32, max_queued: u32) -> Self {
+        FileStore {
+            root,
+            outputs,
+            slots,
+            max_queued,
+            cursor: Mutex::new(VecDeque::new()),
+            records: Mutex::new(()),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn outputs(&self) -> &Path {
+        &self.outputs
+    }
+
+    fn dir(&self, d: &str) -> PathBuf {
+        self.root.join(d)
+    }
+
+    fn record_path(&self, id: &str) -> PathBuf {
+        self.dir("records").join(format!("{id}.json"))
+    }
+
+    fn read_record(&self, id: &str) -> io::Result<Option<JobRecord>> {
+        match fs::read(self.record_path(id)) {
+            Ok(data) => serde_json::from_slice(&data)
+                .map(Some)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn write_record(&self, r: &JobRecord, sync: bool) -> io::Result<()> {
+        let data = serde_json::to_vec(r).expect("a job record serialises");
+        write_atomic(&self.dir("records"), &format!("{}.json", r.id), &data, sync)
+    }
+
+    /// Read-modify-write of a record by this process.
+    fn update(&self, id: &str, f: impl FnOnce(&mut JobRecord)) -> io::Result<()> {
+        let _g = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(mut r) = self.read_record(id)? {
+            f(&mut r);
+            r.updated = unix_now();
+            self.write_record(&r, false)?;
+        }
+        Ok(())
+    }
+
+    fn cancel_path(&self, id: &str) -> PathBuf {
+        self.dir("cancel").join(id)
+    }
+
+    /// Removes every trace of a job.
+    fn remove_job(&self, id: &str) {
+        let _ = fs::remove_dir_all(self.outputs.join(id));
+        let _ = fs::remove_file(self.record_path(id));
+        let _ = fs::remove_file(self.cancel_path(id));
+    }
+
+    /// Number of jobs waiting in the queue.
+    pub fn queued(&self) -> usize {
+        json_files(&self.dir("queue")).map(|v| v.len()).unwrap_or(0)
+    }
+
+    /// Takes the queue lock; returns it with the queue length recorded in it (a hint kept
+    /// up to date by enqueue, claim and requeue; recounted when missing).
+    fn queue_lock(&self) -> io::Result<(File, u64)> {
+        let mut f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(self.root.join("queue.lock"))?;
+        f.lock()?;
+        let mut text = String::new();
+        io::Read::read_to_string(&mut f, &mut text)?;
+        let count = match text.trim().parse() {
+            Ok(n) => n,
+            Err(_) => self.queued() as u64,
+        };
+        Ok((f, count))
+    }
+
+    fn store_count(f: &mut File, count: u64) -> io::Result<()> {
+        use std::io::{Seek, SeekFrom};
+        f.set_len(0)?;
+        f.seek(SeekFrom::Start(0))?;
+        write!(f, "{count}")
+    }
+
+    fn adjust_queued(&self, delta: i64) -> io::Result<()> {
+        let (mut f, count) = self.queue_lock()?;
+        Self::store_count(&mut f, count.saturating_add_signed(delta))
+    }
+
+    /// Moves the queue, running and done directories of the previous layout (version 1,
+    /// whose jobs carried a rendered WPS 1.0.0 document) out of the way.
+    fn retire_old_layout(&self) -> io::Result<Vec<String>> {
+        let version = self.root.join("store-version");
+        if fs::read_to_string(&version).is_ok_and(|v| v.trim() == LAYOUT) {
+            return Ok(Vec::new());
+        }
+        let mut notes = Vec::new();
+        let old: Vec<&str> = ["queue", "running", "done"]
+            .into_iter()
+            .filter(|d| self.dir(d).is_dir())
+            .collect();
+        if !old.is_empty() {
+            let count = |d: &str| json_files(&self.dir(d)).map(|v| v.len()).unwrap_or(0);
+            let (q, r, d) = (count("queue"), count("running"), count("done"));
+            let aside = self.dir(&format!("layout-1-{}", unix_now()));
+            fs::create_dir_all(&aside)?;
+            for d in old {
+                fs::rename(self.dir(d), aside.join(d))?;
+            }
+            notes.push(format!(
+                "job store {}: the previous layout (version 1) is not migrated: {q} queued and {r} running job(s) were not re-queued and {d} finished job record(s) were set aside in {}; the status documents of finished jobs stay readable at their statusLocation until retention removes them",
+                self.root.display(),
+                aside.display()
+            ));
+        }
+        write_atomic(&self.root, "store-version", LAYOUT.as_bytes(), true)?;
+        Ok(notes)
+    }
+
+    fn claim_entry(&self, path: &Path) -> io::Result<Option<Claim>> {
+        let Some(id) = id_of_entry(path) else {
+            // A damaged queue entry: keep it out of the way, never lose it silently.
+            let _ = fs::rename(path, path.with_extension("bad"));
+            return Ok(None);
+        };
+        let lock_path = self.dir("running").join(format!("{id}.lock"));
+        let Some(file) = try_lock(&lock_path)? else {
+            return Ok(None);
+        };
+        let running = self.dir("running").join(format!("{id}.json"));
+        match fs::rename(path, &running) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None), // taken elsewhere
+            Err(e) => return Err(e),
+        }
+        self.adjust_queued(-1)?;
+        let lock = JobLock {
+            file,
+            path: lock_path,
+        };
+        let _g = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(mut r) = self.read_record(&id)? else {
+            // dismissed while queued
+            let _ = fs::remove_file(&running);
+            let _ = fs::remove_file(&lock.path);
+            return Ok(None);
+        };
+        let now = unix_now();
+        r.state = JobState::Running;
+        r.attempt += 1;
+        r.owner = Some(host_pid());
+        r.lease_until = Some(now + LEASE);
+        r.started = Some(now);
+        r.progress = 0;
+        r.message = "Process started".into();
+        r.updated = now;
+        self.write_record(&r, false)?;
+        Ok(Some(Claim::new(r, Box::new(Mutex::new(Some(lock))))))
+    }
+
+    /// Releases the claim's lock and its queue entry.
+    fn release(&self, claim: &Claim) {
+        if let Some(m) = claim.hold().downcast_ref::<Mutex<Option<JobLock>>>() {
+            if let Some(lock) = m.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                let _ = fs::remove_file(
+                    self.dir("running")
+                        .join(format!("{}.json", claim.record.id)),
+                );
+                let _ = fs::remove_file(&lock.path);
+                drop(lock.file);
+            }
+        }
+    }
+}
+
+impl JobStore for FileStore {
+    fn prepare(&self, owner: Option<(u32, u32)>) -> StoreResult<Vec<String>> {
+        fs::create_dir_all(&self.root)
+            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", self.root.display())))?;
+        let notes = self.retire_old_layout()?;
+        let dirs = [
+            self.root.clone(),
+            self.dir("records"),
+            self.dir("queue"),
+            self.dir("running"),
+            self.dir("cancel"),
+            self.dir("slots"),
+            self.outputs.clone(),
+        ];
+        for d in &dirs {
+            fs::create_dir_all(d)
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", d.display())))?;
+            if let Some((uid, gid)) = owner {
+                std::os::unix::fs::chown(d, Some(uid), Some(gid))
+                    .map_err(|e| io::Error::new(e.kind(), format!("chown {}: {e}", d.display())))?;
+            }
+        }
+        // a fresh queue-length hint, owned by the children's user
+        let lock = self.root.join("queue.lock");
+        let (mut f, _) = self.queue_lock()?;
+        Self::store_count(&mut f, self.queued() as u64)?;
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::chown(&lock, Some(uid), Some(gid))?;
+        }
+        Ok(notes)
+    }
+
+    /// The record and the queue entry are written and synced before the queue lock is taken;
+    /// under it are only the count and the rename.
+    fn enqueue(&self, job: &JobRecord) -> StoreResult<()> {
+        let queue = self.dir("queue");
+        let tmp = queue.join(format!(".{}.tmp", job.key));
+        let write = || -> io::Result<()> {
+            let mut f = File::create(&tmp)?;
+            f.write_all(job.id.as_bytes())?;
+            f.sync_all()?;
+            self.write_record(job, true)
+        };
+        let placed = write().map_err(StoreError::from).and_then(|()| {
+            let (mut guard, mut count) = self.queue_lock()?;
+            if count >= u64::from(self.max_queued) {
+                // the count is a hint (a child may die between a claim and its update): recount
+                count = self.queued() as u64;
+                if count >= u64::from(self.max_queued) {
+                    Self::store_count(&mut guard, count)?;
+                    return Err(StoreError::Full(self.max_queued));
+                }
+            }
+            fs::rename(&tmp, queue.join(format!("{}.json", job.key)))?;
+            Self::store_count(&mut guard, count + 1)?;
+            Ok(())
+        });
+        if placed.is_err() {
+            let _ = fs::remove_file(&tmp);
+            let _ = fs::remove_file(self.record_path(&job.id));
+        }
+        placed?;
+        File::open(&queue).and_then(|d| d.sync_all())?;
+        Ok(())
+    }
+
+    fn try_slot(&self) -> StoreResult<Option<Slot>> {
+        if self.slots == u32::MAX {
+            return Ok(Some(Slot::new(u32::MAX, None)));
+        }
+        let start = (std::process::id().wrapping_mul(2_654_435_761)) % self.slots.max(1);
+        for k in 0..self.slots {
+            let i = (start + k) % self.slots;
+            if let Some(f) = try_lock(&self.dir("slots").join(format!("{i}.lock")))? {
+                return Ok(Some(Slot::new(i, Some(Box::new(f)))));
+            }
+        }
+        Ok(None)
+    }
+
+    fn claim(&self) -> StoreResult<Option<Claim>> {
+        let mut cursor = self.cursor.lock().unwrap_or_else(|e| e.into_inner());
+        let mut refilled = false;
+        loop {
+            let Some(path) = cursor.pop_front() else {
+                if refilled {
+                    return Ok(None);
+                }
+                *cursor = json_files(&self.dir("queue"))?.into();
+                refilled = true;
+                continue;
+            };
+            if let Some(c) = self.claim_entry(&path)? {
+                return Ok(Some(c));
+            }
+        }
+    }
+
+    /// The flock is what keeps the claim on one host; the lease is kept for other readers.
+    fn renew(&self, claim: &Claim) -> StoreResult<()> {
+        let attempt = claim.record.attempt;
+        Ok(self.update(&claim.record.id, |r| {
+            if r.attempt == attempt && r.state == JobState::Running {
+                r.lease_until = Some(unix_now() + LEASE);
+            }
+        })?)
+    }
+
+    fn progress(&self, claim: &Claim, percent: u32, message: &str) -> StoreResult<()> {
+        let attempt = claim.record.attempt;
+        Ok(self.update(&claim.record.id, |r| {
+            if r.attempt == attempt && r.state == JobState::Running {
+                r.progress = percent.min(100);
+                r.message = message.to_owned();
+            }
+        })?)
+    }
+
+    fn finish(&self, claim: Claim, how: Finish) -> StoreResult<bool> {
+        let id = claim.record.id.clone();
+        let dismissed = self.cancel_path(&id).exists();
+        let written = if dismissed {
+            self.remove_job(&id);
+            false
+        } else {
+            let _g = self.records.lock().unwrap_or_else(|e| e.into_inner());
+            match self.read_record(&id)? {
+                Some(mut r) if r.attempt == claim.record.attempt => {
+                    let now = unix_now();
+                    match how {
+                        Finish::Succeeded { message, results } => {
+                            r.state = JobState::Succeeded;
+                            r.progress = 100;
+                            r.message = message;
+                            r.results = results;
+                        }
+                        Finish::Failed(e) => {
+                            r.state = JobState::Failed;
+                            r.message = e.text.clone();
+                            r.error = Some(e);
+                        }
+                    }
+                    r.finished = Some(now);
+                    r.updated = now;
+                    r.owner = None;
+                    r.lease_until = None;
+                    self.write_record(&r, true)?;
+                    true
+                }
+                _ => false,
+            }
+        };
+        self.release(&claim);
+        Ok(written)
+    }
+
+    fn requeue(&self, claim: Claim) -> StoreResult<()> {
+        let id = claim.record.id.clone();
+        {
+            let _g = self.records.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(mut r) = self.read_record(&id)? {
+                r.state = JobState::Accepted;
+                r.owner = None;
+                r.lease_until = None;
+                r.progress = 0;
+                r.message = "Process accepted and queued".into();
+                r.updated = unix_now();
+                self.write_record(&r, true)?;
+            }
+        }
+        write_atomic(
+            &self.dir("queue"),
+            &format!("{}.json", claim.record.key),
+            id.as_bytes(),
+            true,
+        )?;
+        self.adjust_queued(1)?;
+        self.release(&claim);
+        Ok(())
+    }
+
+    fn orphans(&self) -> StoreResult<Vec<Claim>> {
+        let mut out = Vec::new();
+        for entry in json_files(&self.dir("running"))? {
+            let Some(id) = entry
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .filter(|s| valid_id(s))
+                .map(str::to_owned)
+            else {
+                continue;
+            };
+            let lock_path = self.dir("running").join(format!("{id}.lock"));
+            let Some(file) = try_lock(&lock_path)? else {
+                continue; // its owner is alive
+            };
+            let lock = JobLock {
+                file,
+                path: lock_path,
+            };
+            // Re-check under the lock: the owner may have finished meanwhile.
+            if !entry.exists() {
+                let _ = fs::remove_file(&lock.path);
+                continue;
+            }
+            match self.read_record(&id) {
+                Ok(Some(r)) if r.state == JobState::Running => {
+                    out.push(Claim::new(r, Box::new(Mutex::new(Some(lock)))));
+                }
+                Ok(_) => {
+                    // finished (or dismissed) but not released: a stale entry
+                    let _ = fs::remove_file(&entry);
+                    let _ = fs::remove_file(&lock.path);
+                    if self.cancel_path(&id).exists() {
+                        self.remove_job(&id);
+                    }
+                }
+                Err(_) => {
+                    let _ = fs::rename(&entry, entry.with_extension("bad"));
+                    let _ = fs::remove_file(&lock.path);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn cancel_requested(&self, claim: &Claim) -> bool {
+        self.cancel_path(&claim.record.id).exists()
+    }
+
+    fn dismiss(&self, id: &str) -> StoreResult<Option<JobRecord>> {
+        if !valid_id(id) || self.cancel_path(id).exists() {
+            return Ok(None);
+        }
+        let Some(r) = self.read_record(id)? else {
+            return Ok(None);
+        };
+        if r.state == JobState::Accepted {
+            let entry = self.dir("queue").join(format!("{}.json", r.key));
+            let taken = self.dir("queue").join(format!(".{}.dismissed", r.key));
+            if fs::rename(&entry, &taken).is_ok() {
+                let _ = fs::remove_file(&taken);
+                self.adjust_queued(-1)?;
+                self.remove_job(id);
+                return Ok(Some(r));
+            }
+            // claimed meanwhile: cancel it like a running job
+        }
+        let running = self.dir("running").join(format!("{id}.json"));
+        if running.exists() {
+            // the owner (any child) sees the request, stops the job and removes it
+            write_atomic(&self.dir("cancel"), id, b"", true)?;
+        } else {
+            self.remove_job(id);
+        }
+        Ok(Some(r))
+    }
+
+    fn get(&self, id: &str) -> StoreResult<Option<JobRecord>> {
+        if !valid_id(id) || self.cancel_path(id).exists() {
+            return Ok(None);
+        }
+        Ok(self.read_record(id)?)
+    }
+
+    fn list(&self, q: &JobQuery) -> StoreResult<Vec<JobRecord>> {
+        let mut v: Vec<JobRecord> = json_files(&self.dir("records"))?
+            .iter()
+            .filter_map(|p| fs::read(p).ok())
+            .filter_map(|d| serde_json::from_slice::<JobRecord>(&d).ok())
+            .filter(|r| !self.cancel_path(&r.id).exists())
+            .filter(|r| q.processes.is_empty() || q.processes.contains(&r.process))
+            .filter(|r| q.states.is_empty() || q.states.contains(&r.state))
+            .filter(|r| q.user.is_none() || r.user == q.user)
+            .collect();
+        v.sort_by(|a, b| b.key.cmp(&a.key));
+        Ok(v.into_iter()
+            .skip(q.offset)
+            .take(q.limit.unwrap_or(usize::MAX))
+            .collect())
+    }
+
+    fn counts(&self) -> StoreResult<JobCounts> {
+        let running: Vec<JobRecord> = json_files(&self.dir("running"))?
+            .iter()
+            .filter_map(|p| p.file_stem()?.to_str().map(str::to_owned))
+            .filter_map(|id| self.read_record(&id).ok().flatten())
+            .filter(|r| r.state == JobState::Running)
+            .collect();
+        let queued = self.queued();
+        let records = json_files(&self.dir("records"))?.len();
+        Ok(JobCounts {
+            queued,
+            finished: records.saturating_sub(queued + running.len()),
+            running,
+        })
+    }
+
+    fn write_output(&self, id: &str, name: &str, data: &[u8]) -> StoreResult<()> {
+        if !valid_id(id) || !valid_output_name(name) {
+            return Err(StoreError::Unavailable(format!(
+                "invalid output name '{id}/{name}'"
+            )));
+        }
+        let dir = self.outputs.join(id);
+        fs::create_dir_all(&dir)?;
+        Ok(write_atomic(&dir, name, data, false)?)
+    }
+
+    fn read_output(&self, id: &str, name: &str) -> StoreResult<Option<Vec<u8>>> {
+        if !valid_id(id) || !valid_output_name(name) || self.cancel_path(id).exists() {
+            return Ok(None);
+        }
+        let path = self.outputs.join(id).join(name);
+        match fs::metadata(&path) {
+            Ok(m) if m.is_file() => Ok(Some(fs::read(&path)?)),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Finished jobs by their finish time; outputs of synchronous requests (no record) and
+    /// status documents of the previous layout by their modification time. Queued and
+    /// running jobs are never touched.
+    fn remove_expired(&self, age: Duration) -> StoreResult<usize> {
+        let cutoff = SystemTime::now() - age;
+        let mut n = 0;
+        let older = |p: &Path| {
+            fs::metadata(p)
+                .and_then(|m| m.modified())
+                .map(|t| t < cutoff)
+                .unwrap_or(false)
+        };
+        for p in json_files(&self.dir("records"))? {
+            // a finished record is not written again: its modification time is its end
+            if !older(&p) {
+                continue;
+            }
+            let finished = fs::read(&p)
+                .ok()
+                .and_then(|d| serde_json::from_slice::<JobRecord>(&d).ok())
+                .is_some_and(|r| r.state.is_final());
+            if let (true, Some(id)) = (finished, p.file_stem().and_then(|s| s.to_str())) {
+                self.remove_job(id);
+                n += 1;
+            }
+        }
+        let old = |e: &fs::DirEntry| {
+            e.metadata()
+                .and_then(|m| m.modified())
+                .map(|t| t < cutoff)
+                .unwrap_or(false)
+        };
+        for e in fs::read_dir(&self.outputs)?.filter_map(Result::ok) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let id = name.strip_suffix(".xml").unwrap_or(&name);
+            if valid_id(id) && !self.record_path(id).exists() && old(&e) {
+                let _ = fs::remove_dir_all(e.path()).or_else(|_| fs::remove_file(e.path()));
+            }
+        }
+        Ok(n)
+    }
+
+    fn legacy_status(&self, id: &str) -> Option<Vec<u8>> {
+        if !valid_id(id) {
+            return None;
+        }
+        fs::read(self.outputs.join(format!("{id}.xml"))).ok()
+    }
+}
+
+#[cfg(test)]
+#[path = "file_tests.rs"]
+mod tests;

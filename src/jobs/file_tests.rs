@@ -1,0 +1,285 @@
+use super::*;
+use crate::jobs::{new_id, JobOutput, StoredValue};
+use crate::model::WpsError;
+use std::time::Instant;
+
+fn store(slots: u32, max: u32) -> (FileStore, PathBuf) {
+    let d = std::env::temp_dir().join(format!("mod_wps-store-{}", uuid::Uuid::new_v4()));
+    let s = FileStore::new(d.join("work"), d.join("out"), slots, max);
+    assert!(s.prepare(None).unwrap().is_empty());
+    (s, d)
+}
+
+fn job(n: u32) -> JobRecord {
+    let mut r = JobRecord::new(new_id(), "sleep", vec![], vec![], serde_json::Value::Null);
+    r.key = format!("{n:024}-{}", r.id);
+    r
+}
+
+fn succeeded() -> Finish {
+    Finish::Succeeded {
+        message: "done".into(),
+        results: vec![JobOutput {
+            identifier: "o".into(),
+            value: StoredValue::Literal("x".into()),
+            reference: None,
+        }],
+    }
+}
+
+#[test]
+fn fifo_claim_finish_and_queue_limit() {
+    let (s, d) = store(2, 2);
+    let (a, b, c) = (job(2), job(1), job(3));
+    s.enqueue(&a).unwrap();
+    s.enqueue(&b).unwrap();
+    assert!(matches!(s.enqueue(&c), Err(StoreError::Full(2))));
+    // a refused job leaves no record
+    assert!(s.get(&c.id).unwrap().is_none());
+    assert_eq!(s.get(&a.id).unwrap().unwrap().state, JobState::Accepted);
+    let first = s.claim().unwrap().unwrap();
+    assert_eq!(first.record.id, b.id, "oldest key first");
+    assert_eq!(first.record.attempt, 1);
+    assert_eq!(first.record.state, JobState::Running);
+    assert!(first
+        .record
+        .owner
+        .as_deref()
+        .unwrap()
+        .ends_with(&format!(":{}", std::process::id())));
+    assert_eq!(s.get(&b.id).unwrap().unwrap().state, JobState::Running);
+    assert_eq!(s.counts().unwrap().running.len(), 1);
+    // our own lock is held: not an orphan
+    assert!(s.orphans().unwrap().is_empty());
+    s.progress(&first, 40, "half").unwrap();
+    let r = s.get(&b.id).unwrap().unwrap();
+    assert_eq!((r.progress, r.message.as_str()), (40, "half"));
+    assert!(s.finish(first, succeeded()).unwrap());
+    let r = s.get(&b.id).unwrap().unwrap();
+    assert_eq!(r.state, JobState::Succeeded);
+    assert_eq!(r.results.len(), 1);
+    assert!(r.finished.is_some() && r.owner.is_none());
+    let counts = s.counts().unwrap();
+    assert_eq!(
+        (counts.queued, counts.running.len(), counts.finished),
+        (1, 0, 1)
+    );
+    let second = s.claim().unwrap().unwrap();
+    assert_eq!(second.record.id, a.id);
+    assert!(s.claim().unwrap().is_none());
+    let _ = fs::remove_dir_all(d);
+}
+
+#[test]
+fn a_cursor_skips_jobs_claimed_elsewhere_and_sees_new_ones() {
+    let (s, d) = store(4, 10);
+    // another child: the same directories, its own cursor
+    let other = FileStore::new(d.join("work"), d.join("out"), 4, 10);
+    let (a, b) = (job(1), job(2));
+    s.enqueue(&a).unwrap();
+    s.enqueue(&b).unwrap();
+    let first = s.claim().unwrap().unwrap();
+    assert_eq!(first.record.id, a.id);
+    // the other child takes b, which my cursor still lists
+    let second = other.claim().unwrap().unwrap();
+    assert_eq!(second.record.id, b.id);
+    assert!(s.claim().unwrap().is_none());
+    let c = job(3);
+    s.enqueue(&c).unwrap();
+    assert_eq!(s.claim().unwrap().unwrap().record.id, c.id);
+    // the queue-length hint followed all of it
+    assert_eq!(s.queue_lock().unwrap().1, 0);
+    let _ = fs::remove_dir_all(d);
+}
+
+#[test]
+fn slots_are_exclusive_and_released_on_drop() {
+    let (s, d) = store(2, 10);
+    let a = s.try_slot().unwrap().unwrap();
+    let b = s.try_slot().unwrap().unwrap();
+    assert_ne!(a.index, b.index);
+    assert!(s.try_slot().unwrap().is_none());
+    drop(a);
+    assert!(s.try_slot().unwrap().is_some());
+    let unlimited = FileStore::new(d.join("u"), d.join("uo"), u32::MAX, 1);
+    assert!(unlimited.try_slot().unwrap().is_some());
+    let _ = fs::remove_dir_all(d);
+}
+
+#[test]
+fn orphans_are_found_and_requeued_in_place() {
+    let (s, d) = store(1, 10);
+    let a = job(5);
+    s.enqueue(&a).unwrap();
+    let claimed = s.claim().unwrap().unwrap();
+    // the owner "dies": its lock file description is closed without finishing
+    if let Some(m) = claimed.hold().downcast_ref::<Mutex<Option<JobLock>>>() {
+        if let Some(l) = m.lock().unwrap().take() {
+            drop(l.file);
+        }
+    }
+    std::mem::forget(claimed);
+    let orphans = s.orphans().unwrap();
+    assert_eq!(orphans.len(), 1);
+    let o = orphans.into_iter().next().unwrap();
+    assert_eq!(o.record.id, a.id);
+    s.requeue(o).unwrap();
+    assert!(s.counts().unwrap().running.is_empty());
+    assert_eq!(s.get(&a.id).unwrap().unwrap().state, JobState::Accepted);
+    let later = job(9);
+    s.enqueue(&later).unwrap();
+    let again = s.claim().unwrap().unwrap();
+    assert_eq!(again.record.id, a.id, "a re-queued job keeps its place");
+    assert_eq!(again.record.attempt, 2);
+    let _ = fs::remove_dir_all(d);
+}
+
+#[test]
+fn finish_compares_the_attempt() {
+    let (s, d) = store(1, 10);
+    let a = job(1);
+    s.enqueue(&a).unwrap();
+    let mut stale = s.claim().unwrap().unwrap();
+    // the job moved on to a later attempt meanwhile (re-queued and claimed elsewhere)
+    s.update(&a.id, |r| r.attempt = 2).unwrap();
+    stale.record.attempt = 1;
+    assert!(!s
+        .finish(stale, Finish::Failed(WpsError::no_applicable("x")))
+        .unwrap());
+    assert_eq!(s.get(&a.id).unwrap().unwrap().state, JobState::Running);
+    let _ = fs::remove_dir_all(d);
+}
+
+#[test]
+fn dismiss_queued_running_and_finished_jobs() {
+    let (s, d) = store(4, 10);
+    let (q, r, f) = (job(1), job(2), job(3));
+    for j in [&f, &r, &q] {
+        s.enqueue(j).unwrap();
+    }
+    // f and r are claimed (oldest key first: q=1 is first, so claim it first and requeue order)
+    let c1 = s.claim().unwrap().unwrap();
+    assert_eq!(c1.record.id, q.id);
+    s.requeue(c1).unwrap();
+    // dismiss the queued job: gone at once, and never claimed
+    assert_eq!(s.dismiss(&q.id).unwrap().unwrap().id, q.id);
+    assert!(s.get(&q.id).unwrap().is_none());
+    assert!(s.dismiss(&q.id).unwrap().is_none());
+    let running = s.claim().unwrap().unwrap();
+    assert_eq!(running.record.id, r.id);
+    let done = s.claim().unwrap().unwrap();
+    assert_eq!(done.record.id, f.id);
+    s.write_output(&f.id, "o.txt", b"x").unwrap();
+    assert!(s.finish(done, succeeded()).unwrap());
+    // a finished job: record and outputs removed
+    assert!(s.dismiss(&f.id).unwrap().is_some());
+    assert!(s.get(&f.id).unwrap().is_none());
+    assert!(s.read_output(&f.id, "o.txt").unwrap().is_none());
+    // a running job: gone for readers at once; its owner sees the request
+    assert!(!s.cancel_requested(&running));
+    assert!(s.dismiss(&r.id).unwrap().is_some());
+    assert!(s.get(&r.id).unwrap().is_none());
+    assert!(s.cancel_requested(&running));
+    assert!(s.list(&JobQuery::default()).unwrap().is_empty());
+    // the owner's final write does not bring it back
+    assert!(!s.finish(running, succeeded()).unwrap());
+    assert!(s.get(&r.id).unwrap().is_none());
+    assert!(!s.record_path(&r.id).exists() && !s.cancel_path(&r.id).exists());
+    assert!(s.claim().unwrap().is_none());
+    let _ = fs::remove_dir_all(d);
+}
+
+#[test]
+fn list_filters_and_pages_newest_first() {
+    let (s, d) = store(4, 10);
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let mut j = job(n);
+        if n % 2 == 0 {
+            j.process = "other".into();
+            j.user = Some("ann".into());
+        }
+        s.enqueue(&j).unwrap();
+        ids.push(j.id);
+    }
+    let all = s.list(&JobQuery::default()).unwrap();
+    assert_eq!(
+        all.iter().map(|r| r.id.clone()).collect::<Vec<_>>(),
+        ids.iter().rev().cloned().collect::<Vec<_>>()
+    );
+    let q = JobQuery {
+        processes: vec!["other".into()],
+        limit: Some(2),
+        offset: 1,
+        ..Default::default()
+    };
+    let page: Vec<String> = s.list(&q).unwrap().into_iter().map(|r| r.id).collect();
+    assert_eq!(page, vec![ids[2].clone(), ids[0].clone()]);
+    let q = JobQuery {
+        user: Some("ann".into()),
+        states: vec![JobState::Running],
+        ..Default::default()
+    };
+    assert!(s.list(&q).unwrap().is_empty());
+    let _ = fs::remove_dir_all(d);
+}
+
+#[test]
+fn outputs_are_written_atomically_and_expire() {
+    let (s, d) = store(1, 10);
+    let a = job(1);
+    s.write_output(&a.id, "out.json", b"{}").unwrap();
+    assert_eq!(s.read_output(&a.id, "out.json").unwrap().unwrap(), b"{}");
+    assert!(s.write_output(&a.id, "../x", b"").is_err());
+    assert!(s.read_output(&a.id, "..").unwrap().is_none());
+    // no temporary files are left behind
+    let names: Vec<_> = fs::read_dir(s.outputs().join(&a.id))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["out.json"]);
+    s.enqueue(&a).unwrap();
+    let c = s.claim().unwrap().unwrap();
+    s.finish(c, succeeded()).unwrap();
+    // a job still waiting in the queue is kept, however old
+    let waiting = job(7);
+    s.enqueue(&waiting).unwrap();
+    // a synchronous request's stored output (no job record) expires too
+    let sync_id = new_id();
+    s.write_output(&sync_id, "o.txt", b"x").unwrap();
+    assert_eq!(s.remove_expired(Duration::from_secs(3600)).unwrap(), 0);
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(s.remove_expired(Duration::from_millis(10)).unwrap(), 1);
+    assert!(s.get(&a.id).unwrap().is_none());
+    assert!(!s.outputs().join(&a.id).exists());
+    assert!(s.get(&waiting.id).unwrap().is_some());
+    assert!(!s.outputs().join(&sync_id).exists());
+    let _ = fs::remove_dir_all(d);
+}
+
+#[test]
+fn the_previous_layout_is_set_aside_with_a_note() {
+    let d = std::env::temp_dir().join(format!("mod_wps-store-{}", uuid::Uuid::new_v4()));
+    let work = d.join("work");
+    for dir in ["queue", "running", "done"] {
+        fs::create_dir_all(work.join(dir)).unwrap();
+    }
+    fs::write(work.join("queue/1.json"), "{}").unwrap();
+    fs::write(work.join("done/2.json"), "{}").unwrap();
+    fs::create_dir_all(d.join("out")).unwrap();
+    let old_doc = new_id();
+    fs::write(d.join("out").join(format!("{old_doc}.xml")), "<old/>").unwrap();
+    let s = FileStore::new(work.clone(), d.join("out"), 1, 10);
+    let notes = s.prepare(None).unwrap();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0].contains("1 queued") && notes[0].contains("1 finished"),
+        "{notes:?}"
+    );
+    assert_eq!(s.queued(), 0);
+    assert_eq!(s.legacy_status(&old_doc).unwrap(), b"<old/>");
+    // a second start finds the current layout: nothing to say
+    assert!(s.prepare(None).unwrap().is_empty());
+    let _ = Instant::now();
+    let _ = fs::remove_dir_all(d);
+}
