@@ -362,3 +362,84 @@ fn references_to_the_same_server() {
         200
     );
 }
+
+/// A loopback HTTP server that records the request lines it sees (it should see none).
+fn loopback_server() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut first = String::new();
+            let _ = reader.read_line(&mut first);
+            s2.lock().unwrap().push(first.trim().to_owned());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let body = "x,y\n1,2\n3,4\n";
+            let _ = write!(
+                conn,
+                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (port, seen)
+}
+
+fn cdata_layer(content: &str) -> String {
+    format!(
+        r#"<wps:Input><ows:Identifier>layer</ows:Identifier><wps:Data><wps:ComplexData mimeType="application/gml+xml"><![CDATA[{content}]]></wps:ComplexData></wps:Data></wps:Input>"#
+    )
+}
+
+#[test]
+fn gdal_opens_only_the_declared_format_and_stays_off_the_network() {
+    let a = server("geo-hostile", Mpm::Event);
+    let (port, seen) = loopback_server();
+    // a local CSV outside allowedinputpaths (there are none), readable by Apache's user
+    let secret = a.dir.join("secret.csv");
+    std::fs::write(&secret, "x,y,name\n1,2,a\n3,4,b\n5,6,c\n").unwrap();
+    chmod(&secret, 0o644);
+    let vrt = |source: &str, layer: &str| {
+        format!(
+            r#"<OGRVRTDataSource><OGRVRTLayer name="l"><SrcDataSource>{source}</SrcDataSource><SrcLayer>{layer}</SrcLayer><GeometryType>wkbPoint</GeometryType><GeometryField encoding="PointFromColumns" x="x" y="y"/></OGRVRTLayer></OGRVRTDataSource>"#
+        )
+    };
+    for doc in [
+        vrt(
+            &format!("/vsicurl/http://127.0.0.1:{port}/data.csv"),
+            "data",
+        ),
+        vrt(&secret.display().to_string(), "secret"),
+        vrt(
+            &format!("/vsicurl/http://127.0.0.1:{}/wps-status?json", a.port),
+            "wps-status",
+        ),
+    ] {
+        for process in ["feature_count", "area", "centroids"] {
+            let r = a.post("/wps", exec_xml(process, &cdata_layer(&doc), "").as_bytes());
+            r.assert_exception(500, "NoApplicableCode", None);
+            assert!(r.text().contains("is not readable GML"), "{}", r.text());
+        }
+    }
+    // a WFS response naming its DescribeFeatureType schema: counted without downloading it
+    let members = &POLYGONS[POLYGONS.find("<gml:featureMember>").unwrap()
+        ..POLYGONS.rfind("</ogr:FeatureCollection>").unwrap()];
+    let wfs = format!(
+        r#"<wfs:FeatureCollection xmlns:ogr="http://ogr.maptools.org/" xmlns:gml="http://www.opengis.net/gml" xmlns:wfs="http://www.opengis.net/wfs" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:schemaLocation="http://ogr.maptools.org/ http://127.0.0.1:{port}/wfs?SERVICE=WFS&amp;VERSION=1.0.0&amp;REQUEST=DescribeFeatureType&amp;TYPENAME=ogr:polys">{members}</wfs:FeatureCollection>"#
+    );
+    let r = a.post(
+        "/wps",
+        exec_xml("feature_count", &cdata_layer(&wfs), &raw("count")).as_bytes(),
+    );
+    assert_eq!((r.status, r.text().as_str()), (200, "3"), "{}", r.text());
+    assert_eq!(areas_of(&a, &wfs), vec![100.0, 200.0, 450.0]);
+    assert_eq!(*seen.lock().unwrap(), Vec::<String>::new());
+    assert!(!a.error_log().contains("secret.csv"), "{}", a.error_log());
+}

@@ -294,6 +294,11 @@ impl Context {
         (self.progress)(percent.min(100), message);
         Ok(())
     }
+    /// Whether the job has been cancelled (time limit reached): long loops that do not report
+    /// progress at every step check this and return `ProcessError::Cancelled`.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
     /// Sleeps, waking early with Err when the job is cancelled.
     pub fn sleep(&self, d: Duration) -> Result<(), ProcessError> {
         let deadline = Instant::now() + d;
