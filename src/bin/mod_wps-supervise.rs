@@ -15,6 +15,7 @@
 //! - when its parent (the thread of the Apache child that runs the job) goes away, the kernel
 //!   sends it SIGTERM (`PR_SET_PDEATHSIG`), which is handled the same way.
 //!
+//! The command starts with an empty signal mask (whatever the Apache thread had blocked).
 //! Processes below it are found in /proc (their parent chain leads to it) and killed until it
 //! has no child left. Exit status 127 means `PROGRAM` could not be started (the reason is on
 //! stderr), 2 a usage error.
@@ -68,6 +69,16 @@ fn descendants(root: Pid) -> Vec<Pid> {
     out
 }
 
+/// Whether SIGCHLD is ignored (the `SigIgn` mask of /proc/self/status).
+fn ignores_sigchld() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        .is_some_and(|m| m & (1 << (Signal::SIGCHLD as i32 - 1)) != 0)
+}
+
 /// Reaps every child that has exited; returns false once there is no child at all. The status
 /// of `main` is stored when it is reaped.
 fn reap(main: Pid, status: &mut Option<WaitStatus>) -> bool {
@@ -102,8 +113,30 @@ fn kill_all(main: Pid, status: &mut Option<WaitStatus>) {
     }
 }
 
+/// `--exec PROGRAM [ARG...]`: the command's side. The signal mask is inherited through fork and
+/// exec (std::process::Command does not reset it), and the supervisor blocks the signals it
+/// waits for: the command gets an empty mask, then becomes PROGRAM.
+fn exec(mut args: impl Iterator<Item = std::ffi::OsString>) -> ! {
+    use std::os::unix::process::CommandExt;
+    let Some(program) = args.next() else {
+        die(2, "usage: mod_wps-supervise --exec PROGRAM [ARG...]")
+    };
+    if let Err(e) = SigSet::empty().thread_set_mask() {
+        die(127, &format!("cannot reset the signal mask: {e}"));
+    }
+    let e = Command::new(&program).args(args).exec();
+    die(
+        127,
+        &format!("cannot run {}: {e}", program.to_string_lossy()),
+    )
+}
+
 fn main() {
-    let mut args = std::env::args_os().skip(1);
+    let mut args = std::env::args_os().skip(1).peekable();
+    if args.peek().is_some_and(|a| a == "--exec") {
+        args.next();
+        exec(args);
+    }
     let parent = args
         .next()
         .and_then(|a| a.to_str()?.strip_prefix("--parent=")?.parse::<i32>().ok())
@@ -111,8 +144,13 @@ fn main() {
     let Some(program) = args.next() else {
         die(2, "usage: mod_wps-supervise --parent=PID PROGRAM [ARG...]")
     };
+    // An ignored SIGCHLD (inherited through exec) would lose the command's status; it cannot be
+    // reset without unsafe code, so it is refused (Apache does not ignore it).
+    if ignores_sigchld() {
+        die(1, "SIGCHLD is ignored by the parent; cannot supervise");
+    }
     // Only this thread exists: the mask holds for the whole process until these are waited for
-    // with sigwait (the command gets an empty mask: std::process::Command resets it).
+    // with sigwait (the command resets it, see `exec`).
     let mut handled = SigSet::empty();
     for s in [
         Signal::SIGCHLD,
@@ -135,7 +173,14 @@ fn main() {
     if getppid().as_raw() != parent {
         die(1, "the parent is gone");
     }
-    let main = match Command::new(&program).args(args).spawn() {
+    let me =
+        std::env::current_exe().unwrap_or_else(|e| die(1, &format!("cannot find myself: {e}")));
+    let main = match Command::new(me)
+        .arg("--exec")
+        .arg(&program)
+        .args(args)
+        .spawn()
+    {
         Ok(c) => Pid::from_raw(c.id() as i32),
         Err(e) => die(
             127,

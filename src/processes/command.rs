@@ -1090,6 +1090,18 @@ mod tests {
     }
 
     #[test]
+    fn commands_start_with_no_signal_blocked() {
+        // the supervisor blocks the signals it waits for; the command must not inherit that
+        let cfg =
+            "[process:p]\ncommand = grep SigBlk /proc/self/status\noutput.o = literal string\n";
+        let out = run_cfg(cfg, Inputs::default(), &Context::detached()).unwrap();
+        assert_eq!(
+            out.get("o"),
+            Some(&OutputValue::Literal("SigBlk:\t0000000000000000".into()))
+        );
+    }
+
+    #[test]
     fn the_supervisor_is_found_next_to_the_module() {
         let s = supervisor();
         assert!(s.ends_with(SUPERVISOR), "{}", s.display());
