@@ -1117,10 +1117,16 @@ mod tests {
                 ),
             "{e}"
         );
+        // installed: next to the module
+        let dir = scratch();
+        let installed = dir.join(SUPERVISOR);
+        std::fs::copy(&s, &installed).unwrap();
+        assert_eq!(supervisor_near(&dir.join("mod_wps.so")), Ok(installed));
+        std::fs::remove_dir_all(&dir).unwrap();
         assert!(
-            supervisor_near(Path::new("/usr/lib/apache2/modules/mod_wps.so"))
+            supervisor_near(Path::new("/nonexistent/modules/mod_wps.so"))
                 .unwrap_err()
-                .contains("(looked for /usr/lib/apache2/modules/mod_wps-supervise;")
+                .contains("(looked for /nonexistent/modules/mod_wps-supervise;")
         );
     }
 }
