@@ -1,6 +1,7 @@
 //! Command-line processes (`[process:ID]` sections) against a real Apache: the shipped
 //! examples (conf/processes.cfg) sync and async, hostile values passed verbatim, failures with
-//! the stderr tail, time limits that kill the whole process group, progress, and configtest.
+//! the stderr tail, time limits that kill the whole process group, daemons that do not outlive
+//! their job, stdout past its limit, progress, and configtest.
 
 mod common;
 use common::*;
@@ -313,6 +314,98 @@ fn timeouts_kill_the_whole_process_group() {
     r.assert_exception(500, "NoApplicableCode", None);
     assert!(r.text().contains("timeout of 2 s"), "{}", r.text());
     assert!(processes_with(&["sleep", "3607"]).is_empty());
+}
+
+/// Pids of the processes whose command line contains `marker`.
+fn processes_containing(marker: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Starts a daemon (fork, setsid, fork: a new session, no longer in the job's process group)
+/// that writes its pid to the file argv[1] and sleeps 300 s; waits for that file, then sleeps
+/// argv[2] seconds and prints "done".
+const DAEMON_PY: &str = "#!/usr/bin/python3\nimport os, sys, time\nf = sys.argv[1]\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        n = os.open(os.devnull, os.O_RDWR)\n        for i in (0, 1, 2): os.dup2(n, i)\n        open(f + '.tmp', 'w').write(str(os.getpid()))\n        os.rename(f + '.tmp', f)\n        time.sleep(300)\n    os._exit(0)\nos.wait()\nwhile not os.path.exists(f): time.sleep(0.01)\ntime.sleep(float(sys.argv[2]))\nprint('done')\n";
+
+#[test]
+fn daemons_do_not_outlive_their_job() {
+    // the pid files are written by the Apache user into a directory of their own
+    let pids = scratch("cmd-daemon-pids");
+    chmod(&pids, 0o777);
+    let p = pids.display();
+    let extra = format!(
+        "\n[process:daemon_exits]\ncommand = {{dir}}/daemon.py {p}/exits.pid 0\noutput.o = literal string\n\n\
+         [process:daemon_times_out]\ncommand = {{dir}}/daemon.py {p}/times-out.pid 30\noutput.o = literal string\ntimeout = 1s\n\n\
+         [process:mask]\ncommand = grep SigBlk /proc/self/status\noutput.o = literal string\n"
+    );
+    let a = start("cmd-daemon", &extra, &[("daemon.py", DAEMON_PY)]);
+    // commands do not inherit the signals the Apache thread (or the supervisor) blocks
+    let r = a.get(&format!("{EXEC}&identifier=mask"));
+    assert!(
+        r.text()
+            .contains(">SigBlk:\t0000000000000000</wps:LiteralData>"),
+        "{}",
+        r.text()
+    );
+    // the command exits and leaves its daemon behind: the supervisor kills it
+    let r = a.get(&format!("{EXEC}&identifier=daemon_exits"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains(">done</wps:LiteralData>"), "{}", r.text());
+    // the command passes its time limit (async)
+    let start = Instant::now();
+    let r = a.get(&format!(
+        "{EXEC}&identifier=daemon_times_out&storeExecuteResponse=true&status=true"
+    ));
+    let (fin, _) = wait_final(&a, &status_path(&r.text()), Duration::from_secs(20));
+    let t = fin.text();
+    assert!(
+        t.contains("<wps:ProcessFailed") && t.contains("timeout of 1 s"),
+        "{t}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(10));
+    for name in ["exits.pid", "times-out.pid"] {
+        let file = pids.join(name);
+        let pid = std::fs::read_to_string(&file).expect("the daemon started");
+        // the pid file's path is in the command line of each process of that job
+        let left = processes_containing(&file.display().to_string());
+        assert!(
+            left.is_empty(),
+            "{name}: left running: {left:?} (daemon {pid})"
+        );
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "daemon {pid} survived"
+        );
+    }
+}
+
+#[test]
+fn stdout_past_its_limit_fails_the_job_at_once() {
+    let extra = "\n[process:flood]\ncommand = cat /dev/zero\noutput.o = complex application/octet-stream from=stdout\nmaxstdout = 2mb\ntimeout = 60s\n";
+    let a = start("cmd-flood", extra, &[]);
+    let start = Instant::now();
+    let r = a.get(&format!("{EXEC}&identifier=flood"));
+    r.assert_exception(500, "NoApplicableCode", None);
+    assert!(
+        r.text()
+            .contains("the command wrote more than 2 MB to stdout (maxstdout) and was stopped"),
+        "{}",
+        r.text()
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(processes_with(&["cat", "/dev/zero"]).is_empty());
 }
 
 /// Runs `apache2 -t` with a service config made of the test base plus `sections`; returns

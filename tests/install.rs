@@ -39,6 +39,7 @@ fn paths() -> Vec<PathBuf> {
     .map(PathBuf::from)
     .collect();
     v.push(Path::new(&libexec()).join("mod_wps.so"));
+    v.push(Path::new(&libexec()).join("mod_wps-supervise"));
     v
 }
 
@@ -152,6 +153,17 @@ fn module_copy() -> PathBuf {
     .clone()
 }
 
+/// A copy of the freshly built supervisor, taken once.
+fn supervisor_copy() -> PathBuf {
+    static COPY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    COPY.get_or_init(|| {
+        let p = scratch("install-supervisor").join("mod_wps-supervise");
+        fs::copy(env!("CARGO_BIN_EXE_mod_wps-supervise"), &p).unwrap();
+        p
+    })
+    .clone()
+}
+
 /// Asserts two files have the same content (without printing them).
 fn assert_same(a: &Path, b: &Path) {
     let (x, y) = (fs::read(a).unwrap(), fs::read(b).unwrap());
@@ -163,6 +175,7 @@ fn install_script(arg: &str) -> Output {
         .arg(manifest_dir().join(".ci/install"))
         .arg(arg)
         .env("MOD_WPS_SO", module_copy())
+        .env("MOD_WPS_SUPERVISE", supervisor_copy())
         .env_remove("DESTDIR"))
 }
 
@@ -235,6 +248,9 @@ fn install_enable_serve_uninstall_and_deb() {
     // install
     install_script("install");
     assert_same(Path::new(&so), &module_copy());
+    let sup = Path::new(&libexec()).join("mod_wps-supervise");
+    assert_same(&sup, &supervisor_copy());
+    assert_eq!(fs::metadata(&sup).unwrap().mode() & 0o777, 0o755);
     let load = fs::read_to_string("/etc/apache2/mods-available/wps.load").unwrap();
     assert!(
         load.contains(&format!("LoadModule wps_module {so}\n")),
@@ -320,8 +336,10 @@ fn install_enable_serve_uninstall_and_deb() {
     assert!(is_installed(PKG));
     let listed =
         String::from_utf8_lossy(&run(Command::new("dpkg").args(["-L", PKG])).stdout).into_owned();
+    let sup = format!("{}/mod_wps-supervise", libexec());
     for f in [
         so.as_str(),
+        sup.as_str(),
         "/etc/apache2/mods-available/wps.load",
         "/etc/apache2/mods-available/wps.conf",
         "/usr/share/mod_wps/wps.cfg",
@@ -368,6 +386,7 @@ fn install_enable_serve_uninstall_and_deb() {
     }
     let _ = fs::remove_dir_all(&debdir);
     let _ = fs::remove_dir_all(module_copy().parent().unwrap());
+    let _ = fs::remove_dir_all(supervisor_copy().parent().unwrap());
 }
 
 fn install_script_deb(out: &Path) -> Output {
@@ -376,5 +395,6 @@ fn install_script_deb(out: &Path) -> Output {
         .arg("deb")
         .arg(out)
         .env("MOD_WPS_SO", module_copy())
+        .env("MOD_WPS_SUPERVISE", supervisor_copy())
         .env_remove("DESTDIR"))
 }

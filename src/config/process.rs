@@ -3,13 +3,17 @@
 //! is split into words here, when the config is loaded; `processes::command` runs it.
 
 use super::ini::Section;
-use super::values::{parse_duration, ConfigError};
+use super::values::{parse_duration, parse_size, ConfigError};
 use crate::model::{
     Allowed, DataSpec, Format, InputSpec, LiteralSpec, LiteralType, OutputSpec, ProcessDescription,
 };
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// The default of `maxstdout`: the most a command may write to stdout (PROGRESS lines aside)
+/// when an output is read from it.
+pub const DEFAULT_MAX_STDOUT: usize = 256 << 20;
 
 /// The `PATH` of every command (and where bare program names are looked up at load time).
 pub const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
@@ -59,6 +63,8 @@ pub struct CommandSpec {
     pub sources: Vec<Source>,
     /// `timeout`: the command's own time limit.
     pub timeout: Option<Duration>,
+    /// `maxstdout`: the most the command may write to stdout when an output is read from it.
+    pub max_stdout: usize,
     /// `env.NAME = value`.
     pub env: Vec<(String, String)>,
     pub rerunnable: bool,
@@ -442,6 +448,7 @@ pub fn parse_section(
         args: vec![],
         sources: vec![],
         timeout: None,
+        max_stdout: DEFAULT_MAX_STDOUT,
         env: vec![],
         rerunnable: true,
         line: section.line,
@@ -473,6 +480,13 @@ pub fn parse_section(
                 command = Some((words, line));
             }
             "timeout" => spec.timeout = Some(parse_duration(&value).map_err(bad)?),
+            "maxstdout" => {
+                spec.max_stdout = parse_size(&value)
+                    .ok()
+                    .and_then(|n| usize::try_from(n).ok())
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| bad(format!("'{value}' is not a size such as 10mb")))?
+            }
             "rerunnable" => {
                 spec.rerunnable = match value.to_ascii_lowercase().as_str() {
                     "true" | "yes" | "on" | "1" => true,
@@ -510,7 +524,7 @@ pub fn parse_section(
             }
             _ => {
                 return Err(bad(
-                    "unknown key (known: title, abstract, version, command, timeout, rerunnable, input.ID, output.ID, env.NAME)"
+                    "unknown key (known: title, abstract, version, command, timeout, maxstdout, rerunnable, input.ID, output.ID, env.NAME)"
                         .into(),
                 ))
             }
@@ -678,6 +692,9 @@ pub(crate) mod tests {
         assert_eq!(s.env, [("MY_Var".to_string(), "1".to_string())]);
         assert!(!s.rerunnable);
         assert_eq!(s.timeout, Some(Duration::from_secs(5)));
+        assert_eq!(s.max_stdout, DEFAULT_MAX_STDOUT);
+        let s = parse("[process:p]\ncommand = echo\noutput.o = literal string\nmaxstdout = 2mb\n");
+        assert_eq!(s.unwrap().max_stdout, 2 << 20);
     }
     #[test]
     fn bad_declarations_name_the_line() {
@@ -706,6 +723,8 @@ pub(crate) mod tests {
             ("[process:p]\ncommand = echo\noutput.o = literal string\noutput.p = complex text/plain from=stdout\n", 4, "only one output"),
             ("[process:p]\ncommand = echo\noutput.o = literal string\ntimeout = soon\n", 4, "soon"),
             ("[process:p]\ncommand = echo\noutput.o = literal string\nenv.1X = y\n", 4, "variable name"),
+            ("[process:p]\ncommand = echo\noutput.o = literal string\nmaxstdout = 0\n", 4, "not a size"),
+            ("[process:p]\ncommand = echo\noutput.o = literal string\nmaxstdout = lots\n", 4, "not a size"),
             ("[process:p q]\ncommand = echo\noutput.o = literal string\n", 1, "identifier"),
             ("[process:p]\ncommand = echo\ninput.workdir = literal string\noutput.o = literal string\n", 3, "workdir"),
         ];

@@ -5,7 +5,10 @@
 //! at run time every placeholder is replaced by a value *inside its word*, so each value is
 //! exactly one argv element (or part of one) and is never seen by a shell: the program is started
 //! with `std::process::Command`, in a fresh job directory, with a cleared environment and in its
-//! own process group, which is killed as a whole at the time limit or on cancellation.
+//! own process group, under the supervisor `mod_wps-supervise` (src/bin), a child subreaper
+//! that kills every process the command started when it ends or is stopped (at the time limit,
+//! on cancellation, when stdout passes its limit). stdout and stderr are read in bounded chunks:
+//! memory per job is bounded whatever the command writes.
 
 use crate::config::process::{CommandSpec, Piece, Source, PATH};
 use crate::config::ConfigError;
@@ -15,16 +18,21 @@ use crate::model::{
     Context, DataSpec, Inputs, OutputSpec, OutputValue, Outputs, Process, ProcessDescription,
     ProcessError, Value,
 };
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-/// Largest stdout kept (an output read from stdout may not be larger).
-const MAX_STDOUT: usize = 256 << 20;
+/// The supervisor program, installed next to the module.
+pub const SUPERVISOR: &str = "mod_wps-supervise";
+/// stdout and stderr are read in chunks of this size.
+const READ_CHUNK: usize = 64 << 10;
+/// The longest line (newline included) that can be a PROGRESS line.
+const PROGRESS_LINE_MAX: usize = 4096;
 /// How much of the end of stderr is kept for the error log.
 const MAX_STDERR: usize = 64 << 10;
 /// The stderr tail shown to the client: lines and bytes.
@@ -32,12 +40,16 @@ const TAIL_LINES: usize = 20;
 const TAIL_BYTES: usize = 2048;
 /// How long to wait for stdout/stderr to close after the process group is gone.
 const PIPE_GRACE: Duration = Duration::from_secs(2);
+/// How long the supervisor may take to kill everything below it after SIGTERM.
+const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// A command-line process.
 pub struct CommandProcess {
     spec: CommandSpec,
     /// Where job directories are made (`<workdir>/jobs`).
     jobs: PathBuf,
+    /// The supervisor program (`mod_wps-supervise`).
+    supervisor: PathBuf,
 }
 
 /// Removes a job directory when dropped.
@@ -89,6 +101,178 @@ pub fn stderr_tail(stderr: &str) -> String {
     xml_safe(&tail)
 }
 
+/// A size for messages: `256 MB`, `64 KB` or `1000 bytes`.
+fn size_text(n: usize) -> String {
+    if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
+        format!("{} MB", n >> 20)
+    } else if n >= 1 << 10 && n.is_multiple_of(1 << 10) {
+        format!("{} KB", n >> 10)
+    } else {
+        format!("{n} bytes")
+    }
+}
+
+/// Splits a command's stdout, fed in chunks, into PROGRESS lines and the rest, in bounded
+/// memory: the current line is buffered only up to `PROGRESS_LINE_MAX` bytes (a longer line is
+/// not a progress line), and the rest is kept (when an output is read from stdout) up to
+/// `limit` bytes; past that the sink overflows and drops what it kept.
+pub struct StdoutSink {
+    keep: bool,
+    limit: usize,
+    kept: Vec<u8>,
+    /// The start of the current line while it may still be a progress line.
+    line: Vec<u8>,
+    /// The current line is longer than `PROGRESS_LINE_MAX`.
+    long: bool,
+    overflow: bool,
+}
+
+impl StdoutSink {
+    pub fn new(keep: bool, limit: usize) -> Self {
+        StdoutSink {
+            keep,
+            limit,
+            kept: Vec::new(),
+            line: Vec::with_capacity(PROGRESS_LINE_MAX),
+            long: false,
+            overflow: false,
+        }
+    }
+
+    /// Whether more than `limit` bytes were to be kept.
+    pub fn overflowed(&self) -> bool {
+        self.overflow
+    }
+
+    /// The bytes kept so far (stdout without the PROGRESS lines).
+    pub fn into_kept(self) -> Vec<u8> {
+        self.kept
+    }
+
+    /// The memory the sink holds (its two buffers' capacities).
+    pub fn capacity(&self) -> usize {
+        self.kept.capacity() + self.line.capacity()
+    }
+
+    fn rest(&mut self, data: &[u8]) {
+        if !self.keep || self.overflow || data.is_empty() {
+            return;
+        }
+        let need = self.kept.len() + data.len();
+        if need > self.limit {
+            self.overflow = true;
+            self.kept = Vec::new();
+            return;
+        }
+        if need > self.kept.capacity() {
+            // grow by doubling, but never past the limit
+            let cap = need.max(self.kept.capacity() * 2).min(self.limit);
+            self.kept.reserve_exact(cap - self.kept.len());
+        }
+        self.kept.extend_from_slice(data);
+    }
+
+    /// The end of a line (or of stdout): a progress line is reported, anything else kept.
+    fn end_line(&mut self, progress: &mut dyn FnMut(u32, String)) {
+        if !self.long {
+            if let Some((pct, msg)) = parse_progress(&self.line) {
+                progress(pct, msg);
+            } else {
+                let line = std::mem::take(&mut self.line);
+                self.rest(&line);
+                self.line = line;
+            }
+        }
+        self.line.clear();
+        self.long = false;
+    }
+
+    /// Takes the next chunk of stdout.
+    pub fn feed(&mut self, mut data: &[u8], progress: &mut dyn FnMut(u32, String)) {
+        while !data.is_empty() {
+            let (seg, eol) = match data.iter().position(|&b| b == b'\n') {
+                Some(i) => (&data[..=i], true),
+                None => (data, false),
+            };
+            data = &data[seg.len()..];
+            if self.long {
+                self.rest(seg);
+            } else if self.line.len() + seg.len() <= PROGRESS_LINE_MAX {
+                self.line.extend_from_slice(seg);
+            } else {
+                // too long for a progress line: what was buffered and this go to the rest
+                self.long = true;
+                let line = std::mem::take(&mut self.line);
+                self.rest(&line);
+                self.line = line;
+                self.line.clear();
+                self.rest(seg);
+            }
+            if eol {
+                self.end_line(progress);
+            }
+        }
+    }
+
+    /// The end of stdout (a last line without a newline).
+    pub fn finish(&mut self, progress: &mut dyn FnMut(u32, String)) {
+        if !self.line.is_empty() {
+            self.end_line(progress);
+        }
+    }
+}
+
+/// The file the code of this module was loaded from (from /proc/self/maps: the mapping that
+/// holds this function): `mod_wps.so` in Apache, the test executable in unit tests.
+fn module_file() -> Option<PathBuf> {
+    let here = module_file as fn() -> Option<PathBuf> as usize;
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines().find_map(|l| {
+        let (range, rest) = l.split_once(' ')?;
+        let (lo, hi) = range.split_once('-')?;
+        let (lo, hi) = (
+            usize::from_str_radix(lo, 16).ok()?,
+            usize::from_str_radix(hi, 16).ok()?,
+        );
+        if !(lo..hi).contains(&here) {
+            return None;
+        }
+        // perms offset dev inode path (the path may contain spaces)
+        let path = rest.splitn(5, ' ').nth(4)?.trim_start();
+        let path = path.strip_suffix(" (deleted)").unwrap_or(path);
+        path.starts_with('/').then(|| PathBuf::from(path))
+    })
+}
+
+/// The supervisor `mod_wps-supervise`: next to the module file, or (cargo's layout, the
+/// module or test binary in `target/<profile>/deps/`) in the directory above.
+pub fn find_supervisor() -> Result<PathBuf, String> {
+    let module = module_file().ok_or("cannot tell where the module was loaded from")?;
+    supervisor_near(&module)
+}
+
+/// The supervisor next to the module file `module`.
+fn supervisor_near(module: &Path) -> Result<PathBuf, String> {
+    let dir = module.parent().unwrap_or(Path::new("/"));
+    let mut candidates = vec![dir.join(SUPERVISOR)];
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        if let Some(up) = dir.parent() {
+            candidates.push(up.join(SUPERVISOR));
+        }
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let usable = |p: &PathBuf| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    candidates.iter().find(|p| usable(p)).cloned().ok_or_else(|| {
+        let list: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+        format!(
+            "the command supervisor {SUPERVISOR} is not installed (looked for {}; .ci/install puts it next to the module)",
+            list.join(" and ")
+        )
+    })
+}
+
 /// SIGKILL to the process group `pgid` (the child leads its own group, so that is its pid).
 /// Only called while the group leader is not yet reaped, so the id cannot have been reused.
 fn kill_group(pgid: u32) {
@@ -129,15 +313,34 @@ fn reap_if_exited(child: &mut Child, have_proc: bool) -> std::io::Result<Option<
     }
 }
 
-/// Kills the group of a child that still runs and reaps it.
-fn kill_and_reap(child: &mut Child) {
+/// Stops the supervisor while it runs, and reaps it: SIGTERM, on which it kills every process
+/// below it and exits; should it not exit within `STOP_GRACE`, SIGKILL to its process group.
+fn stop(child: &mut Child, have_proc: bool) {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    if let Ok(pid) = i32::try_from(child.id()) {
+        // not reaped yet, so the pid is still the supervisor's
+        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+    }
+    let end = Instant::now() + STOP_GRACE;
+    while Instant::now() < end {
+        match reap_if_exited(child, have_proc) {
+            Ok(Some(_)) => return,
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(_) => break,
+        }
+    }
     kill_group(child.id());
     let _ = child.wait();
 }
 
 impl CommandProcess {
-    pub fn new(spec: CommandSpec, jobs: PathBuf) -> Self {
-        CommandProcess { spec, jobs }
+    pub fn new(spec: CommandSpec, jobs: PathBuf, supervisor: PathBuf) -> Self {
+        CommandProcess {
+            spec,
+            jobs,
+            supervisor,
+        }
     }
 
     pub fn spec(&self) -> &CommandSpec {
@@ -272,7 +475,10 @@ impl CommandProcess {
                 dir.display()
             ),
         );
-        let mut child = std::process::Command::new(&spec.program)
+        // the supervisor runs the program (no shell) and kills all it started when it ends
+        let mut child = std::process::Command::new(&self.supervisor)
+            .arg(format!("--parent={}", std::process::id()))
+            .arg(&spec.program)
             .args(&args)
             .env_clear()
             .env("PATH", PATH)
@@ -286,34 +492,46 @@ impl CommandProcess {
             .stderr(Stdio::piped())
             .process_group(0)
             .spawn()
-            .map_err(|e| failed(format!("cannot start {}: {e}", spec.program.display())))?;
-        // stdout: PROGRESS lines go to the job's status, the rest is kept
+            .map_err(|e| {
+                failed(format!(
+                    "cannot start the command supervisor {}: {e}",
+                    self.supervisor.display()
+                ))
+            })?;
+        // stdout, in chunks: PROGRESS lines go to the job's status, the rest is kept (up to
+        // its limit) when an output is read from it
         let (out_tx, out_rx) = mpsc::channel();
-        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+        let mut stdout = child.stdout.take().expect("piped");
         let pctx = ctx.clone();
+        let keep = spec.sources.contains(&Source::Stdout);
+        let overflow = Arc::new(AtomicBool::new(false));
+        let over = overflow.clone();
+        let limit = spec.max_stdout;
         std::thread::spawn(move || {
-            let (mut buf, mut line, mut overflow) = (Vec::new(), Vec::new(), false);
+            let mut sink = StdoutSink::new(keep, limit);
+            let mut chunk = vec![0u8; READ_CHUNK];
+            let mut report = |pct, msg: String| {
+                let _ = pctx.progress(pct, &msg);
+            };
             loop {
-                line.clear();
-                match stdout.read_until(b'\n', &mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
+                match stdout.read(&mut chunk) {
+                    Ok(0) => break,
+                    Ok(n) => sink.feed(&chunk[..n], &mut report),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
                 }
-                if let Some((pct, msg)) = parse_progress(&line) {
-                    let _ = pctx.progress(pct, &msg);
-                } else if buf.len() + line.len() > MAX_STDOUT {
-                    overflow = true;
-                } else {
-                    buf.extend_from_slice(&line);
+                if sink.overflowed() {
+                    over.store(true, Ordering::SeqCst);
                 }
             }
-            let _ = out_tx.send((buf, overflow));
+            sink.finish(&mut report);
+            let _ = out_tx.send(sink);
         });
         // stderr: the last MAX_STDERR bytes
         let (err_tx, err_rx) = mpsc::channel();
         let mut stderr = child.stderr.take().expect("piped");
         std::thread::spawn(move || {
-            let (mut buf, mut chunk, mut dropped) = (Vec::new(), [0u8; 8192], 0usize);
+            let (mut buf, mut chunk, mut dropped) = (Vec::new(), vec![0u8; READ_CHUNK], 0usize);
             while let Ok(n) = stderr.read(&mut chunk) {
                 if n == 0 {
                     break;
@@ -335,30 +553,43 @@ impl CommandProcess {
                 Ok(Some(s)) => break Some(s),
                 Ok(None) => {}
                 Err(e) => {
-                    kill_and_reap(&mut child);
+                    stop(&mut child, have_proc);
                     return Err(failed(format!("cannot wait for the command: {e}")));
                 }
             }
+            if overflow.load(Ordering::SeqCst) {
+                stop(&mut child, have_proc);
+                break None;
+            }
             let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {
-                kill_and_reap(&mut child);
+                stop(&mut child, have_proc);
                 break None;
             }
             let nap = deadline.map_or(poll, |d| poll.min(d - now));
             if ctx.sleep(nap).is_err() {
-                kill_and_reap(&mut child);
+                stop(&mut child, have_proc);
                 ctx.log(
                     LogLevel::Info,
-                    &format!("process '{id}': cancelled; its process group was killed"),
+                    &format!(
+                        "process '{id}': cancelled; the command and all it started were killed"
+                    ),
                 );
                 return Err(ProcessError::Cancelled);
             }
             poll = (poll * 2).min(Duration::from_millis(50));
         };
-        let (stdout, overflow) = out_rx.recv_timeout(PIPE_GRACE).unwrap_or_default();
+        let sink = out_rx.recv_timeout(PIPE_GRACE).ok();
+        let overflowed =
+            overflow.load(Ordering::SeqCst) || sink.as_ref().is_some_and(|s| s.overflowed());
+        let stdout = sink.map(StdoutSink::into_kept).unwrap_or_default();
         let (stderr, dropped) = err_rx.recv_timeout(PIPE_GRACE).unwrap_or_default();
         let stderr = String::from_utf8_lossy(&stderr).into_owned();
         let why = match status {
+            _ if overflowed => Some(format!(
+                "the command wrote more than {} to stdout (maxstdout) and was stopped",
+                size_text(spec.max_stdout)
+            )),
             None => Some(format!(
                 "the command did not finish within its timeout of {} s and was killed",
                 spec.timeout.unwrap_or_default().as_secs()
@@ -393,12 +624,6 @@ impl CommandProcess {
             } else {
                 format!("{why}; the end of its stderr:\n{tail}")
             }));
-        }
-        if overflow {
-            return Err(failed(format!(
-                "the command wrote more than {} MB to stdout",
-                MAX_STDOUT >> 20
-            )));
         }
         let mut outputs = Outputs::default();
         for (o, src) in spec.description.outputs.iter().zip(&spec.sources) {
@@ -446,6 +671,14 @@ pub fn build(
     jobs: &Path,
 ) -> Result<Vec<std::sync::Arc<dyn Process>>, ConfigError> {
     let mut v: Vec<std::sync::Arc<dyn Process>> = Vec::new();
+    let Some(first) = specs.first() else {
+        return Ok(v);
+    };
+    let supervisor = find_supervisor().map_err(|m| ConfigError {
+        path: config.to_path_buf(),
+        line: Some(first.line),
+        message: format!("[process:{}] {m}", first.description.identifier),
+    })?;
     for spec in specs {
         let id = &spec.description.identifier;
         if taken.contains(&id.as_str()) {
@@ -460,6 +693,7 @@ pub fn build(
         v.push(std::sync::Arc::new(CommandProcess::new(
             spec.clone(),
             jobs.to_path_buf(),
+            supervisor.clone(),
         )));
     }
     Ok(v)
@@ -486,6 +720,40 @@ mod tests {
     use crate::model::{BoundingBox, ComplexValue};
     use std::sync::{Arc, Mutex};
 
+    /// The supervisor, built for these tests (`cargo test --lib` builds no binaries) into the
+    /// target directory of the test executable, and found there as the module finds it.
+    pub(crate) fn supervisor() -> PathBuf {
+        static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+        BUILT
+            .get_or_init(|| {
+                let exe = std::env::current_exe().unwrap();
+                // target/<profile>/deps/<test executable>
+                let target = exe.ancestors().nth(3).unwrap();
+                let mut cmd = std::process::Command::new(option_env!("CARGO").unwrap_or("cargo"));
+                // without what cargo set for this test run: build scripts that see another
+                // CARGO_MANIFEST_DIR run again, and everything above them is rebuilt
+                for (k, _) in std::env::vars_os() {
+                    let k = k.to_string_lossy();
+                    if k.starts_with("CARGO_PKG_")
+                        || k.starts_with("CARGO_MANIFEST_")
+                        || ["CARGO_CRATE_NAME", "CARGO_PRIMARY_PACKAGE", "OUT_DIR"].contains(&&*k)
+                    {
+                        cmd.env_remove(&*k);
+                    }
+                }
+                cmd.args(["build", "--quiet", "--bin", SUPERVISOR, "--target-dir"])
+                    .arg(target)
+                    .current_dir(env!("CARGO_MANIFEST_DIR"));
+                if !cfg!(debug_assertions) {
+                    cmd.arg("--release");
+                }
+                let st = cmd.status().unwrap();
+                assert!(st.success(), "cargo build --bin {SUPERVISOR}: {st}");
+                find_supervisor().unwrap()
+            })
+            .clone()
+    }
+
     fn lit(id: &str, v: &str) -> (String, Value) {
         (id.into(), Value::Literal(v.into()))
     }
@@ -498,7 +766,11 @@ mod tests {
 
     #[test]
     fn values_are_substituted_as_single_arguments() {
-        let p = CommandProcess::new(parse(ECHO).unwrap(), PathBuf::from("/nowhere"));
+        let p = CommandProcess::new(
+            parse(ECHO).unwrap(),
+            PathBuf::from("/nowhere"),
+            PathBuf::from("/nowhere"),
+        );
         let dir = scratch();
         let evil = "a b; rm -rf / $(touch x) `id` \"q' \n";
         let inputs = Inputs(vec![
@@ -572,7 +844,7 @@ mod tests {
 
     fn run_cfg(cfg: &str, inputs: Inputs, ctx: &Context) -> Result<Outputs, ProcessError> {
         let jobs = std::env::temp_dir().join(format!("mod_wps-cmd-{}", uuid::Uuid::new_v4()));
-        let p = CommandProcess::new(parse(cfg).unwrap(), jobs.clone());
+        let p = CommandProcess::new(parse(cfg).unwrap(), jobs.clone(), supervisor());
         let r = p.execute(&inputs, ctx);
         // the job directory is gone
         assert_eq!(std::fs::read_dir(&jobs).unwrap().count(), 0);
@@ -651,5 +923,210 @@ mod tests {
             Err(ProcessError::Cancelled)
         );
         assert!(start.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn stdout_is_split_in_bounded_memory() {
+        let mut seen = Vec::new();
+        let mut report = |p, m: String| seen.push((p, m));
+        // progress lines split across chunks, lines too long to be progress lines, a last line
+        let long = format!("PROGRESS 7 {}\n", "x".repeat(PROGRESS_LINE_MAX));
+        let text = format!("a\nPROGRESS 10 one\nb\n{long}PROGRESS 20 two\nc");
+        let mut sink = StdoutSink::new(true, 1 << 20);
+        for b in text.as_bytes().chunks(3) {
+            sink.feed(b, &mut report);
+        }
+        sink.finish(&mut report);
+        assert_eq!(
+            String::from_utf8(sink.into_kept()).unwrap(),
+            format!("a\nb\n{long}c")
+        );
+        assert_eq!(seen, [(10, "one".to_string()), (20, "two".to_string())]);
+
+        // one 10 MB line against a 1 MB limit: the sink overflows when the limit is crossed,
+        // and never holds more than the limit plus one progress line
+        let limit = 1 << 20;
+        let chunk = vec![b'y'; READ_CHUNK];
+        let mut sink = StdoutSink::new(true, limit);
+        let (mut fed, mut peak) = (0, 0);
+        while !sink.overflowed() {
+            sink.feed(&chunk, &mut |_, _| panic!("not a progress line"));
+            fed += chunk.len();
+            peak = peak.max(sink.capacity());
+            assert!(fed <= 10 << 20);
+        }
+        assert_eq!(
+            fed,
+            limit + READ_CHUNK,
+            "overflows as soon as the limit is crossed"
+        );
+        assert!(peak <= limit + PROGRESS_LINE_MAX, "{peak}");
+        sink.feed(&chunk, &mut |_, _| {});
+        assert!(
+            sink.capacity() <= PROGRESS_LINE_MAX,
+            "what was kept is dropped"
+        );
+        // not kept (no output from stdout): no overflow, only the line buffer
+        let mut sink = StdoutSink::new(false, limit);
+        for _ in 0..(10 << 20) / READ_CHUNK {
+            sink.feed(&chunk, &mut |_, _| {});
+        }
+        let mut last = None;
+        sink.feed(b"\nPROGRESS 30 three\n", &mut |p, m| last = Some((p, m)));
+        assert!(!sink.overflowed() && sink.capacity() <= PROGRESS_LINE_MAX);
+        assert_eq!(last, Some((30, "three".to_string())));
+        assert_eq!(size_text(256 << 20), "256 MB");
+        assert_eq!(size_text(1536), "1536 bytes");
+    }
+
+    #[test]
+    fn stdout_past_its_limit_stops_the_command() {
+        let ctx = Context::detached();
+        // an endless single line: only the limit ends the job
+        let cfg = "[process:p]\ncommand = cat /dev/zero\noutput.o = complex application/octet-stream from=stdout\nmaxstdout = 1mb\ntimeout = 60s\n";
+        let start = Instant::now();
+        let Err(ProcessError::Failed(m)) = run_cfg(cfg, Inputs::default(), &ctx) else {
+            panic!()
+        };
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            start.elapsed()
+        );
+        assert!(
+            m.starts_with("the command wrote more than 1 MB to stdout (maxstdout) and was stopped"),
+            "{m}"
+        );
+        // stdout that no output is read from is not kept, and not limited
+        let cfg = "[process:p]\ncommand = sh -c \"head -c 5000000 /dev/zero; echo PROGRESS 50 x; echo 7 > $1\" sh {output:o}\noutput.o = literal integer from=file\nmaxstdout = 1mb\n";
+        let out = run_cfg(cfg, Inputs::default(), &ctx).unwrap();
+        assert_eq!(out.get("o"), Some(&OutputValue::Literal("7".into())));
+    }
+
+    /// A python3 script that starts a daemon (fork, setsid, fork) which writes its pid to the
+    /// file `argv[1]` and sleeps 300 s; it waits for that file, sleeps `argv[2]` s and exits.
+    const DAEMON_PY: &str = "import os, sys, time\nf = sys.argv[1]\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        n = os.open(os.devnull, os.O_RDWR)\n        for i in (0, 1, 2): os.dup2(n, i)\n        open(f + '.tmp', 'w').write(str(os.getpid()))\n        os.rename(f + '.tmp', f)\n        time.sleep(300)\n    os._exit(0)\nos.wait()\nwhile not os.path.exists(f): time.sleep(0.01)\ntime.sleep(float(sys.argv[2]))\nprint('done')\n";
+
+    /// A process running DAEMON_PY (written to `dir`) with the pid file `dir/daemon.pid`.
+    fn daemonizing(dir: &Path, then: u32, extra: &str) -> String {
+        let script = dir.join("daemon.py");
+        std::fs::write(&script, DAEMON_PY).unwrap();
+        format!(
+            "[process:p]\ncommand = python3 {} {} {then}\noutput.o = literal string\n{extra}",
+            script.display(),
+            dir.join("daemon.pid").display()
+        )
+    }
+
+    /// Pids of the processes whose command line contains `marker`.
+    pub(crate) fn processes_with(marker: &str) -> Vec<u32> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn nothing_a_job_starts_outlives_it() {
+        let ctx = Context::detached();
+        // the command exits (the daemon runs on), the command passes its timeout, the job is
+        // cancelled
+        for (then, extra, cancel) in [
+            (0, "", false),
+            (30, "timeout = 1s\n", false),
+            (30, "", true),
+        ] {
+            let dir = scratch();
+            let pidfile = dir.join("daemon.pid");
+            // the pid file's path is in the command line of every process of the job
+            let marker = pidfile.display().to_string();
+            let token = Arc::new(crate::model::CancelToken::default());
+            let ctx = if cancel {
+                let (t2, p2) = (token.clone(), pidfile.clone());
+                std::thread::spawn(move || {
+                    while !p2.exists() {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    t2.cancel();
+                });
+                Context::new(token, Arc::new(|_, _| {}))
+            } else {
+                ctx.clone()
+            };
+            let start = Instant::now();
+            let r = run_cfg(&daemonizing(&dir, then, extra), Inputs::default(), &ctx);
+            let daemon: u32 = std::fs::read_to_string(&pidfile)
+                .expect("the daemon started")
+                .parse()
+                .unwrap();
+            match r {
+                Ok(out) if then == 0 => {
+                    assert_eq!(out.get("o"), Some(&OutputValue::Literal("done".into())))
+                }
+                Err(ProcessError::Failed(m)) if !cancel => {
+                    assert!(m.contains("timeout of 1 s"), "{m}")
+                }
+                Err(ProcessError::Cancelled) if cancel => {}
+                r => panic!("{r:?}"),
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{then} {cancel}: {:?}",
+                start.elapsed()
+            );
+            // gone, and reaped (not even a zombie), when the job ends
+            assert!(
+                !Path::new(&format!("/proc/{daemon}")).exists(),
+                "daemon {daemon} survived"
+            );
+            assert_eq!(processes_with(&marker), Vec::<u32>::new(), "survivors");
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+    }
+
+    #[test]
+    fn commands_start_with_no_signal_blocked() {
+        // the supervisor blocks the signals it waits for; the command must not inherit that
+        let cfg =
+            "[process:p]\ncommand = grep SigBlk /proc/self/status\noutput.o = literal string\n";
+        let out = run_cfg(cfg, Inputs::default(), &Context::detached()).unwrap();
+        assert_eq!(
+            out.get("o"),
+            Some(&OutputValue::Literal("SigBlk:\t0000000000000000".into()))
+        );
+    }
+
+    #[test]
+    fn the_supervisor_is_found_next_to_the_module() {
+        let s = supervisor();
+        assert!(s.ends_with(SUPERVISOR), "{}", s.display());
+        // the module file is this test executable here, in target/<profile>/deps
+        let exe = std::env::current_exe().unwrap();
+        assert_eq!(module_file().as_ref(), Some(&exe));
+        assert_eq!(s, exe.ancestors().nth(2).unwrap().join(SUPERVISOR));
+        let e = supervisor_near(Path::new("/nonexistent/deps/libmod_wps.so")).unwrap_err();
+        assert!(
+            e.contains("mod_wps-supervise is not installed")
+                && e.contains(
+                    "/nonexistent/deps/mod_wps-supervise and /nonexistent/mod_wps-supervise"
+                ),
+            "{e}"
+        );
+        // installed: next to the module
+        let dir = scratch();
+        let installed = dir.join(SUPERVISOR);
+        std::fs::copy(&s, &installed).unwrap();
+        assert_eq!(supervisor_near(&dir.join("mod_wps.so")), Ok(installed));
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            supervisor_near(Path::new("/nonexistent/modules/mod_wps.so"))
+                .unwrap_err()
+                .contains("(looked for /nonexistent/modules/mod_wps-supervise;")
+        );
     }
 }
