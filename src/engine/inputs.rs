@@ -22,17 +22,37 @@ use crate::model::{
 use crate::model::{DataSpec, Inputs, ProcessDescription};
 use base64::Engine;
 
-fn fetch_error(id: &str, e: FetchError) -> WpsError {
+fn fetch_error(id: &str, e: FetchError, max_single: u64) -> WpsError {
     match e {
-        FetchError::TooLarge(max) => WpsError::new(
+        FetchError::TooLarge(_) => WpsError::new(
             ExceptionCode::FileSizeExceeded,
             Some(id),
             format!(
-                "Input '{id}': the referenced data is larger than maxsingleinputsize ({max} bytes)"
+                "Input '{id}': the referenced data is larger than maxsingleinputsize ({max_single} bytes)"
             ),
         ),
         e => WpsError::invalid(id, format!("Input '{id}': {e}")),
     }
+}
+
+/// The number of bytes base64 `text` decodes to (exact for valid base64; whitespace, such as
+/// line breaks, is not counted). `maxsingleinputsize` limits this, not the length of the text.
+pub(crate) fn base64_decoded_len(text: &str) -> usize {
+    let mut n = 0usize;
+    let mut pad = 0usize;
+    for b in text.bytes().filter(|b| !b.is_ascii_whitespace()) {
+        n += 1;
+        pad = if b == b'=' { pad + 1 } else { 0 };
+    }
+    n.saturating_sub(pad.min(2)) * 3 / 4
+}
+
+/// How much base64 text a reference declared `encoding="base64"` may have so that it can
+/// decode to `max` bytes: 4/3 of `max`, plus an eighth for line breaks. The decoded size is
+/// then checked exactly.
+pub(crate) fn base64_text_limit(max: u64) -> u64 {
+    let text = max.div_ceil(3).saturating_mul(4);
+    text.saturating_add(text / 8)
 }
 
 impl Service {
@@ -64,15 +84,16 @@ impl Service {
         let checked =
             validate_inputs_unfetched(desc, inputs, self.config.server.maxsingleinputsize)?;
         let policy = self.fetch_policy();
+        let max = policy.max_size;
         for i in inputs {
             if let InputData::Reference(r) = &i.data {
                 policy
                     .precheck(&r.href)
-                    .map_err(|e| fetch_error(&i.identifier, e))?;
+                    .map_err(|e| fetch_error(&i.identifier, e, max))?;
                 if let Some(b) = &r.body_reference {
                     policy
                         .precheck(b)
-                        .map_err(|e| fetch_error(&i.identifier, e))?;
+                        .map_err(|e| fetch_error(&i.identifier, e, max))?;
                 }
             }
         }
@@ -124,7 +145,16 @@ impl Service {
                     format!("Process '{}' has no input '{id}'", desc.identifier),
                 )
             })?;
-            let fetched = policy.fetch(r).map_err(|e| fetch_error(id, e))?;
+            // the limit is on the decoded size: base64 text may be longer (checked once decoded)
+            let already_base64 = crate::model::format::is_base64(r.encoding.as_deref());
+            let fetched = if already_base64 {
+                let mut p = policy.clone();
+                p.max_size = base64_text_limit(policy.max_size);
+                p.fetch(r)
+            } else {
+                policy.fetch(r)
+            };
+            let fetched = fetched.map_err(|e| fetch_error(id, e, policy.max_size))?;
             let data = match &spec.data {
                 DataSpec::Literal(_) => {
                     let text = String::from_utf8(fetched.data).map_err(|_| {
@@ -152,7 +182,6 @@ impl Service {
                             .ok()
                             .map(|f| f.mime_type.clone())
                     });
-                    let already_base64 = crate::model::format::is_base64(r.encoding.as_deref());
                     let (content, encoding) = match String::from_utf8(fetched.data) {
                         Ok(text) => (text, r.encoding.clone()),
                         Err(e) if !already_base64 => (
@@ -196,11 +225,15 @@ mod tests {
     const POLYGONS: &str = include_str!("../../tests/data/polygons.gml");
 
     fn runner(server: &str) -> (Arc<Runner>, std::path::PathBuf) {
+        runner_sized("8kb", server)
+    }
+
+    fn runner_sized(max_single: &str, server: &str) -> (Arc<Runner>, std::path::PathBuf) {
         let dir = std::env::temp_dir().join(format!("mod_wps-inputs-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(dir.join("data")).unwrap();
         std::fs::write(dir.join("data/polygons.gml"), POLYGONS).unwrap();
         let text = format!(
-            "[server]\nworkdir = {}\nmaxsingleinputsize = 8kb\n{server}\n[processes]\nbuiltin = all\n",
+            "[server]\nworkdir = {}\nmaxsingleinputsize = {max_single}\n{server}\n[processes]\nbuiltin = all\n",
             dir.join("work").display()
         );
         let cfg = ServiceConfig::parse(&text, &dir.join("wps.cfg")).unwrap();
@@ -315,8 +348,9 @@ mod tests {
             );
             assert!(t.contains(what), "{t}");
         }
-        // decoded base64 larger than maxsingleinputsize
-        let big = base64::engine::general_purpose::STANDARD.encode(vec![b'x'; 7000]);
+        // decoded base64 larger than maxsingleinputsize (8kb; 7000 bytes, whose base64 is
+        // larger than 8kb, used to be refused here although they are within the limit)
+        let big = base64::engine::general_purpose::STANDARD.encode(vec![b'x'; 8193]);
         let (st, t) = req(
             &r,
             "POST",
@@ -391,6 +425,128 @@ mod tests {
         let (st, t) = req(&r, "GET", &kvp("file:///etc/passwd"), "");
         assert!(st == 400 && !t.contains("root:"), "{t}");
         for d in [dir, dir2] {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+
+    /// maxsingleinputsize limits decoded bytes: with 1kb, base64 of 900 bytes (1200
+    /// characters) passes, base64 of 1100 bytes does not; inline and by reference.
+    #[test]
+    fn maxsingleinputsize_is_the_decoded_size() {
+        use crate::engine::service::{validate_inputs, validate_inputs_unfetched};
+        use crate::model::{ComplexValue, ExceptionCode, Input, InputData, Reference};
+        use base64::Engine;
+        let b64 = |n: usize| base64::engine::general_purpose::STANDARD.encode(vec![0xffu8; n]);
+        let wrapped = |s: String| {
+            s.as_bytes()
+                .chunks(76)
+                .map(|c| std::str::from_utf8(c).unwrap())
+                .collect::<Vec<_>>()
+                .join("\r\n")
+        };
+        let (r, dir) = runner_sized(
+            "1kb",
+            &format!(
+                "allowedinputpaths = {}",
+                std::env::temp_dir().join("never-used").display()
+            ),
+        );
+        let desc = r
+            .service
+            .process("feature_count")
+            .unwrap()
+            .description()
+            .clone();
+        let input = |content: String, encoding: Option<&str>| Input {
+            identifier: "layer".into(),
+            data: InputData::Complex(ComplexValue {
+                mime_type: Some("application/gml+xml".into()),
+                encoding: encoding.map(str::to_owned),
+                content,
+                ..Default::default()
+            }),
+        };
+        assert_eq!(b64(900).len(), 1200);
+        for ok in [b64(900), wrapped(b64(900)), b64(1024), b64(1023), b64(1022)] {
+            let i = [input(ok, Some("base64"))];
+            assert!(validate_inputs(&desc, &i, 1024).is_ok());
+            assert!(validate_inputs_unfetched(&desc, &i, 1024).is_ok());
+        }
+        for (content, enc) in [
+            (b64(1100), Some("base64")),
+            (wrapped(b64(1100)), Some("base64")),
+            (b64(1025), Some("base64")),
+            ("x".repeat(1025), None),
+        ] {
+            for f in [validate_inputs, validate_inputs_unfetched] {
+                let e = f(&desc, &[input(content.clone(), enc)], 1024).unwrap_err();
+                assert_eq!(e.code, ExceptionCode::FileSizeExceeded, "{}", e.text);
+                assert_eq!(e.locator.as_deref(), Some("layer"));
+            }
+        }
+        assert_eq!(crate::engine::inputs::base64_decoded_len(&b64(1100)), 1100);
+        assert_eq!(
+            crate::engine::inputs::base64_decoded_len(&wrapped(b64(1022))),
+            1022
+        );
+        // through a whole request: 413 with the locator (not a decoding or format error)
+        let (st, t) = req(
+            &r,
+            "POST",
+            "",
+            &exec_xml(
+                "feature_count",
+                &complex(
+                    "layer",
+                    r#"mimeType="application/gml+xml" encoding="base64""#,
+                    &b64(1100),
+                ),
+                RAW_COUNT,
+            ),
+        );
+        assert!(
+            st == 413 && t.contains(r#"exceptionCode="FileSizeExceeded" locator="layer""#),
+            "{st} {t}"
+        );
+        drop(r);
+        // references: binary data is limited by its size (not by its base64 form), base64 text
+        // declared as such by what it decodes to
+        let data = std::env::temp_dir().join(format!("mod_wps-sizes-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&data).unwrap();
+        let (r, dir2) = runner_sized("1kb", &format!("allowedinputpaths = {}", data.display()));
+        let reference = |name: &str, bytes: Vec<u8>, encoding: Option<&str>| {
+            std::fs::write(data.join(name), bytes).unwrap();
+            let i = Input {
+                identifier: "layer".into(),
+                data: InputData::Reference(Reference {
+                    href: format!("file://{}", data.join(name).display()),
+                    mime_type: Some("application/gml+xml".into()),
+                    encoding: encoding.map(str::to_owned),
+                    ..Default::default()
+                }),
+            };
+            r.service.prepare_inputs(&desc, &[i], None)
+        };
+        assert!(reference("bin900", vec![0xff; 900], None).is_ok());
+        assert!(reference("b64-900", wrapped(b64(900)).into_bytes(), Some("base64")).is_ok());
+        assert!(reference("b64-1024", b64(1024).into_bytes(), Some("base64")).is_ok());
+        for (name, bytes, enc) in [
+            ("bin1100", vec![0xff; 1100], None),
+            ("b64-1100", b64(1100).into_bytes(), Some("base64")),
+            ("b64-1100w", wrapped(b64(1100)).into_bytes(), Some("base64")),
+            ("b64-huge", b64(4000).into_bytes(), Some("base64")),
+        ] {
+            let e = reference(name, bytes, enc).unwrap_err();
+            assert_eq!(
+                e.code,
+                ExceptionCode::FileSizeExceeded,
+                "{name}: {}",
+                e.text
+            );
+            assert_eq!(e.locator.as_deref(), Some("layer"), "{name}");
+            assert!(e.text.contains("1024 bytes"), "{name}: {}", e.text);
+        }
+        for d in [dir, dir2, data] {
             let _ = std::fs::remove_dir_all(d);
         }
     }
