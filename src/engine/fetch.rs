@@ -881,14 +881,18 @@ mod tests {
                 head.to_ascii_lowercase().contains("x-token")
             ))
         });
-        let (port, _) = serve("127.0.0.1:0", move |method, path, head| {
-            match path {
-            "/post" => format!("HTTP/1.1 303 See Other\r\nLocation: /echo\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
-            "/keep" => format!("HTTP/1.1 307 Temporary Redirect\r\nLocation: /echo\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+        let moved = |status: &str| {
+            format!("HTTP/1.1 {status}\r\nLocation: /echo\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        };
+        let (port, _) = serve("127.0.0.1:0", move |method, path, head| match path {
+            "/post" => moved("303 See Other"),
+            "/keep" => moved("307 Temporary Redirect"),
             "/away" => redirect(&format!("http://127.0.0.1:{echo_port}/echo")),
-            "/echo" => ok(&format!("{method} {}", head.to_ascii_lowercase().contains("x-token"))),
+            "/echo" => ok(&format!(
+                "{method} {}",
+                head.to_ascii_lowercase().contains("x-token")
+            )),
             _ => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(),
-        }
         });
         let p = policy(&["127.0.0.1"], vec![]);
         let fetch = |path: &str, method: &str| {
