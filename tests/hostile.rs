@@ -1,6 +1,6 @@
 //! Hostile input against a real Apache: every case checks the answer AND that the server keeps
 //! serving afterwards. (References to file://, loopback and redirects are in tests/geo.rs,
-//! against a static file of the same server.)
+//! against a static file of the same server; redirects to hostile locations are here.)
 
 mod common;
 use common::*;
@@ -297,4 +297,132 @@ fn identifiers_and_paths_with_separators_nul_and_dots() {
         );
     }
     still_serving(&a);
+}
+
+/// A loopback HTTP server that redirects `/r/<i>` to `targets[i]` and `/chain/<n>` to
+/// `/chain/<n-1>` (`/chain/0` answers 200).
+fn redirect_server(targets: Vec<String>) -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut head = Vec::new();
+            let mut b = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && s.read(&mut b).unwrap_or(0) == 1 {
+                head.push(b[0]);
+            }
+            let head = String::from_utf8_lossy(&head).into_owned();
+            let path = head.split(' ').nth(1).unwrap_or("").to_owned();
+            let location = if let Some(i) = path.strip_prefix("/r/") {
+                targets
+                    .get(i.parse::<usize>().unwrap_or(usize::MAX))
+                    .cloned()
+            } else if let Some(n) = path.strip_prefix("/chain/") {
+                match n.parse::<u32>().unwrap_or(0) {
+                    0 => None,
+                    n => Some(format!("/chain/{}", n - 1)),
+                }
+            } else {
+                None
+            };
+            let resp = match location {
+                Some(l) => format!(
+                    "HTTP/1.1 302 Found\r\nLocation: {l}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                ),
+                None => "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno".into(),
+            };
+            let _ = s.write_all(resp.as_bytes());
+        }
+    });
+    port
+}
+
+/// Issue #10: a reference whose server redirects to `file:///etc/passwd` panicked inside the
+/// HTTP client (a 500 for a synchronous Execute, a lost pool worker for a job). Every redirect is
+/// now checked: refused with InvalidParameterValue and the input as locator, no panic, and the
+/// server keeps serving.
+#[test]
+fn redirecting_references_are_refused_without_a_panic() {
+    let targets: Vec<String> = [
+        "file:///etc/passwd",
+        "http:///x",
+        "ftp://127.0.0.1/x",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://127.0.0.2:1/x",
+    ]
+    .map(String::from)
+    .to_vec();
+    let n = targets.len();
+    let port = redirect_server(targets);
+    let dir = scratch("hostile-redirect");
+    let d = dir.join("wps");
+    std::fs::create_dir_all(&d).unwrap();
+    chmod(&d, 0o755);
+    let cfg = write_service_config_with(&d, "wps.cfg", "allowedhosts = 127.0.0.1", "");
+    let a = Apache::start_in(
+        dir,
+        Mpm::Event,
+        &format!(
+            "WPSDaemonProcess pywps threads=2\nWPSScriptAlias /wps {} process-group=pywps\n",
+            cfg.display()
+        ),
+    );
+    let execute = |href: &str, extra: &str| {
+        format!(
+            "/wps?service=WPS&version=1.0.0&request=Execute&identifier=feature_count&DataInputs={}{extra}",
+            enc(&format!("layer=@xlink:href={href}@mimeType=application/gml+xml"))
+        )
+    };
+    let mut hrefs: Vec<String> = (0..n)
+        .map(|i| format!("http://127.0.0.1:{port}/r/{i}"))
+        .collect();
+    hrefs.push(format!("http://127.0.0.1:{port}/chain/20")); // more than the redirect limit
+    for href in &hrefs {
+        let r = a.get(&execute(href, "&RawDataOutput=count"));
+        r.assert_exception(400, "InvalidParameterValue", Some("layer"));
+        assert!(!r.text().contains("root:"), "{}", r.text());
+        // the same through XML POST
+        let body = format!(
+            r#"<wps:Execute service="WPS" version="1.0.0" {NS} xmlns:xlink="http://www.w3.org/1999/xlink"><ows:Identifier>feature_count</ows:Identifier><wps:DataInputs><wps:Input><ows:Identifier>layer</ows:Identifier><wps:Reference xlink:href="{href}" mimeType="application/gml+xml"/></wps:Input></wps:DataInputs></wps:Execute>"#
+        );
+        a.post("/wps", body.as_bytes()).assert_exception(
+            400,
+            "InvalidParameterValue",
+            Some("layer"),
+        );
+    }
+    // asynchronous: the job fails (ProcessFailed); the worker survives
+    let r = a.get(&execute(
+        &hrefs[0],
+        "&storeExecuteResponse=true&status=true",
+    ));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let t = r.text();
+    let loc = t
+        .split("statusLocation=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let path = loc.splitn(4, '/').nth(3).map(|p| format!("/{p}")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let doc = loop {
+        let s = a.get(&path).text();
+        if s.contains("ProcessSucceeded") || s.contains("ProcessFailed") {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "job did not finish: {s}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(doc.contains("ProcessFailed"), "{doc}");
+    assert!(doc.contains("file:///etc/passwd"), "{doc}");
+    // both pool workers still run jobs
+    for _ in 0..4 {
+        still_serving(&a);
+    }
+    let log = a.error_log();
+    assert!(!log.contains("panic"), "{log}");
 }

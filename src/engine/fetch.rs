@@ -1,7 +1,13 @@
 //! Reference (`xlink:href`) inputs: the address policy and the fetcher.
 //!
-//! - `http://` and `https://` references are fetched with `ureq` (rustls), with a time limit, a
-//!   redirect limit and `maxsingleinputsize` (the body is read no further than that).
+//! - `http://` and `https://` references are fetched with `ureq` (rustls), with a time limit
+//!   and `maxsingleinputsize` (the body is read no further than that).
+//! - Redirects are followed here, not by `ureq` (whose redirect code panics on a `Location`
+//!   without a host, e.g. `file:///etc/passwd`): at most `max_redirects`, each `Location` must be
+//!   an `http`/`https` URL with a host that [`FetchPolicy::precheck`] accepts, and the request
+//!   to it resolves through [`checked_resolve`] like the first one. The reference's own headers
+//!   go to its origin only. Library calls run under `catch_unwind`: a panic in them is a failed
+//!   fetch, not a lost request thread or pool worker.
 //! - Every connection, including each one after a redirect, goes through [`checked_resolve`]:
 //!   the host is resolved once, *every* address is checked, and the connection is made to those
 //!   checked addresses only (no second lookup, so DNS rebinding cannot slip past the check).
@@ -18,7 +24,7 @@ use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Time limit of one fetch (connect, request and the whole body).
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
@@ -308,6 +314,10 @@ impl FetchPolicy {
         self.http(&url, &method, &r.headers, body)
     }
 
+    /// Fetches `url` over HTTP(S), following at most `max_redirects` redirects itself (the
+    /// library's own redirect handling is off): every `Location` is checked by
+    /// [`FetchPolicy::redirect_target`] before anything is sent to it, and each connection
+    /// resolves through [`checked_resolve`]. `timeout` bounds the whole fetch, all hops together.
     fn http(
         &self,
         url: &url::Url,
@@ -320,7 +330,7 @@ impl FetchPolicy {
         let r2 = refusal.clone();
         let agent = ureq::AgentBuilder::new()
             .timeout(self.timeout)
-            .redirects(self.max_redirects)
+            .redirects(0)
             .try_proxy_from_env(false)
             .user_agent(concat!("mod_wps/", env!("CARGO_PKG_VERSION")))
             .resolver(move |netloc: &str| {
@@ -331,43 +341,93 @@ impl FetchPolicy {
                 })
             })
             .build();
-        let mut req = agent.request_url(method, url);
-        for (k, v) in headers {
-            let lk = k.trim().to_ascii_lowercase();
-            let forbidden = [
-                "host",
-                "content-length",
-                "transfer-encoding",
-                "connection",
-                "te",
-                "upgrade",
-                "proxy-authorization",
-            ];
-            if lk.is_empty() || forbidden.contains(&lk.as_str()) {
-                continue;
+        let deadline = Instant::now() + self.timeout;
+        let first = url;
+        let mut url = url.clone();
+        let mut method = method.to_owned();
+        let mut body = body;
+        // the reference's own headers go to its origin only, not to where it redirects
+        let mut same_origin = true;
+        for _ in 0..=self.max_redirects {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(FetchError::Failed(format!(
+                    "fetching '{first}' took longer than {}s",
+                    self.timeout.as_secs()
+                )));
             }
-            req = req.set(k.trim(), v);
-        }
-        let result = match body {
-            Some(b) => req.send_bytes(&b),
-            None => req.call(),
-        };
-        let resp = match result {
-            Ok(resp) => resp,
-            Err(e) => {
-                if let Some(r) = refusal.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                    return Err(r);
+            let hdrs = if same_origin { headers } else { &[] };
+            let resp = guarded(&url, || {
+                one_request(&agent, &url, &method, hdrs, body.as_deref(), remaining)
+            });
+            let resp = match resp {
+                Ok(r) => r,
+                Err(e) => {
+                    // a refusal by the resolver explains the failure better than the library
+                    if let Some(r) = refusal.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                        return Err(r);
+                    }
+                    return Err(e);
                 }
-                return Err(match e {
-                    ureq::Error::Status(code, _) => {
-                        FetchError::Failed(format!("fetching '{url}' answered HTTP {code}"))
-                    }
-                    ureq::Error::Transport(t) => {
-                        FetchError::Failed(format!("cannot fetch '{url}': {t}"))
-                    }
-                });
+            };
+            let status = resp.status();
+            if !(300..400).contains(&status) {
+                return guarded(&url, || self.read_body(resp));
             }
+            if !matches!(status, 301 | 302 | 303 | 307 | 308) {
+                return Err(FetchError::Failed(format!(
+                    "fetching '{url}' answered HTTP {status}"
+                )));
+            }
+            let Some(location) = resp.header("Location").map(str::to_owned) else {
+                return Err(FetchError::Failed(format!(
+                    "fetching '{url}' answered HTTP {status} without a Location"
+                )));
+            };
+            drop(resp);
+            let next = self.redirect_target(&url, &location)?;
+            if status != 307 && status != 308 {
+                // as browsers and curl do: the redirected request is a GET without a body
+                method = "GET".to_owned();
+                body = None;
+            }
+            same_origin = same_origin && next.origin() == first.origin();
+            url = next;
+        }
+        Err(FetchError::Failed(format!(
+            "fetching '{first}': more than {} redirects",
+            self.max_redirects
+        )))
+    }
+
+    /// The URL a redirect from `base` to `location` leads to, if the policy allows it: an
+    /// `http`/`https` URL with a host, which [`FetchPolicy::precheck`] accepts (literal
+    /// addresses, `localhost`). Its resolved addresses are checked when it is connected to.
+    pub fn redirect_target(&self, base: &url::Url, location: &str) -> Result<url::Url, FetchError> {
+        let refused = |why: &str| {
+            FetchError::Refused(format!(
+                "'{base}' redirects to '{}', which is not allowed: {why}",
+                location.escape_debug()
+            ))
         };
+        if location_has_empty_host(location) {
+            return Err(refused("the URL has no host"));
+        }
+        let next = base
+            .join(location.trim())
+            .map_err(|e| refused(&format!("not a valid URL ({e})")))?;
+        if !matches!(next.scheme(), "http" | "https") {
+            return Err(refused("only http and https redirects are followed"));
+        }
+        if next.host_str().is_none_or(str::is_empty) {
+            return Err(refused("the URL has no host"));
+        }
+        self.precheck(next.as_str())
+            .map_err(|e| refused(&e.to_string()))?;
+        Ok(next)
+    }
+
+    fn read_body(&self, resp: ureq::Response) -> Result<Fetched, FetchError> {
         if let Some(len) = resp
             .header("Content-Length")
             .and_then(|l| l.trim().parse::<u64>().ok())
@@ -380,6 +440,79 @@ impl FetchPolicy {
         let data = read_limited(resp.into_reader(), self.max_size)?;
         Ok(Fetched { data, content_type })
     }
+}
+
+/// One request, no redirect followed: a 3xx answer is returned as it is.
+fn one_request(
+    agent: &ureq::Agent,
+    url: &url::Url,
+    method: &str,
+    headers: &[(String, String)],
+    body: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<ureq::Response, FetchError> {
+    let mut req = agent.request_url(method, url).timeout(timeout);
+    for (k, v) in headers {
+        let lk = k.trim().to_ascii_lowercase();
+        let forbidden = [
+            "host",
+            "content-length",
+            "transfer-encoding",
+            "connection",
+            "te",
+            "upgrade",
+            "proxy-authorization",
+        ];
+        if lk.is_empty() || forbidden.contains(&lk.as_str()) {
+            continue;
+        }
+        req = req.set(k.trim(), v);
+    }
+    let result = match body {
+        Some(b) => req.send_bytes(b),
+        None => req.call(),
+    };
+    result.map_err(|e| match e {
+        ureq::Error::Status(code, _) => {
+            FetchError::Failed(format!("fetching '{url}' answered HTTP {code}"))
+        }
+        ureq::Error::Transport(t) => FetchError::Failed(format!("cannot fetch '{url}': {t}")),
+    })
+}
+
+/// Runs library code so that a panic in it (a bug there, triggered by what a remote server
+/// sent) becomes a failed fetch instead of taking the request or the pool worker down.
+fn guarded<T>(url: &url::Url, f: impl FnOnce() -> Result<T, FetchError>) -> Result<T, FetchError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        Err(FetchError::Failed(format!(
+            "fetching '{url}' failed: internal error in the HTTP client"
+        )))
+    })
+}
+
+/// Whether a `Location` value names an empty host (`http:///x`, `///x`, `https:\\\x`):
+/// URL parsers disagree about these (WHATWG's takes the first path segment as the host), so
+/// they are refused before parsing. Tabs and line breaks are ignored, as URL parsers do.
+fn location_has_empty_host(location: &str) -> bool {
+    let s: String = location
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+        .collect();
+    let s = s.trim_matches(|c: char| c <= ' ');
+    let rest = match s.split_once(':') {
+        Some((scheme, rest))
+            if scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')) =>
+        {
+            rest
+        }
+        _ => s,
+    };
+    let slashes = rest.chars().take_while(|c| matches!(c, '/' | '\\')).count();
+    let after = &rest[slashes..];
+    slashes >= 3 || (slashes == 2 && (after.is_empty() || after.starts_with(['?', '#'])))
 }
 
 /// Reads at most `max` bytes; more → `TooLarge` (the rest is never read).
@@ -570,6 +703,223 @@ mod tests {
         assert!(p.precheck("https://example.com/data.gml").is_ok());
         let p = policy(&["localhost"], vec![]);
         assert!(p.precheck("http://localhost:8080/x").is_ok());
+    }
+
+    /// A loopback HTTP server: each request gets `answer(method, path, request head)` (the
+    /// whole response); the counter counts connections.
+    fn serve(
+        addr: &str,
+        answer: impl Fn(&str, &str, &str) -> String + Send + 'static,
+    ) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::io::Write;
+        let l = std::net::TcpListener::bind(addr).unwrap();
+        let port = l.local_addr().unwrap().port();
+        let count: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
+        let c2 = count.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { continue };
+                c2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut head = Vec::new();
+                let mut b = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && s.read(&mut b).unwrap_or(0) == 1 {
+                    head.push(b[0]);
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let len = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                    })
+                    .unwrap_or(0);
+                let mut body = vec![0u8; len];
+                let _ = s.read_exact(&mut body);
+                let mut words = head.split(' ');
+                let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+                let _ = s.write_all(answer(method, path, &head).as_bytes());
+            }
+        });
+        (port, count)
+    }
+
+    fn redirect(location: &str) -> String {
+        format!("HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    }
+
+    fn ok(body: &str) -> String {
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    fn get(p: &FetchPolicy, href: String) -> Result<Fetched, FetchError> {
+        p.fetch(&Reference {
+            href,
+            ..Default::default()
+        })
+    }
+
+    fn conns(c: &std::sync::atomic::AtomicUsize) -> usize {
+        c.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Redirects to URLs that are not http(s) with a host are refused, without a panic and
+    /// without any further connection.
+    #[test]
+    fn redirects_to_non_http_or_hostless_urls_are_refused() {
+        const TARGETS: &[&str] = &[
+            "file:///etc/passwd",
+            "http:///x",
+            "https:///",
+            "///x",
+            "http:\\\\\\x",
+            "http://",
+            "http://?x",
+            "gopher://127.0.0.1/",
+            "ftp://127.0.0.1/x",
+            "data:text/plain,root:x:0:0",
+            "javascript:alert(1)",
+            "http://[::1",
+        ];
+        let (port, count) = serve("127.0.0.1:0", |_, path, _| {
+            let i: usize = path.trim_start_matches("/r/").parse().unwrap();
+            redirect(TARGETS[i])
+        });
+        let p = policy(&["127.0.0.1"], vec![]);
+        for (i, target) in TARGETS.iter().enumerate() {
+            let before = conns(&count);
+            let r = get(&p, format!("http://127.0.0.1:{port}/r/{i}"));
+            match r {
+                Err(FetchError::Refused(m)) => assert!(m.contains("not allowed"), "{target}: {m}"),
+                other => panic!("{target}: {other:?}"),
+            }
+            assert_eq!(conns(&count), before + 1, "{target}");
+        }
+        for (loc, empty) in [
+            ("http:///x", true),
+            ("  http:\t///x", true),
+            ("HTTPS:///", true),
+            ("//", true),
+            ("http://h/x", false),
+            ("//h/x", false),
+            ("/x", false),
+            ("x", false),
+            ("?a=//", false),
+        ] {
+            assert_eq!(location_has_empty_host(loc), empty, "{loc}");
+        }
+    }
+
+    /// A redirect to an address the policy refuses is refused before any connection to it.
+    #[test]
+    fn redirects_to_disallowed_addresses_are_refused_without_connecting() {
+        let (far_port, far_count) = serve("127.0.0.2:0", |_, _, _| ok("secret"));
+        let targets = [
+            format!("http://127.0.0.2:{far_port}/x"),
+            "http://169.254.169.254/latest/meta-data/".to_owned(),
+            "http://10.1.2.3/x".to_owned(),
+            "http://[::1]:1/x".to_owned(),
+            "http://[::ffff:127.0.0.2]:1/x".to_owned(),
+        ];
+        let t2 = targets.clone();
+        let (port, _) = serve("127.0.0.1:0", move |_, path, _| {
+            let i: usize = path.trim_start_matches("/r/").parse().unwrap();
+            redirect(&t2[i])
+        });
+        let p = policy(&["127.0.0.1"], vec![]);
+        for (i, target) in targets.iter().enumerate() {
+            match get(&p, format!("http://127.0.0.1:{port}/r/{i}")) {
+                Err(FetchError::Refused(m)) => assert!(m.contains("non-public"), "{target}: {m}"),
+                other => panic!("{target}: {other:?}"),
+            }
+        }
+        assert_eq!(conns(&far_count), 0);
+        // allowed once listed
+        let p = policy(&["127.0.0.1", "127.0.0.2"], vec![]);
+        let r = get(&p, format!("http://127.0.0.1:{port}/r/0")).unwrap();
+        assert_eq!(r.data, b"secret");
+        assert_eq!(conns(&far_count), 1);
+    }
+
+    /// At most `max_redirects` redirects are followed (2 here); relative locations work.
+    #[test]
+    fn redirect_chains_are_limited() {
+        let (port, count) = serve("127.0.0.1:0", |_, path, _| {
+            let n: u32 = path.trim_start_matches("/chain/").parse().unwrap();
+            if n == 0 {
+                ok("done")
+            } else {
+                redirect(&format!("/chain/{}", n - 1))
+            }
+        });
+        let p = policy(&["127.0.0.1"], vec![]);
+        let r = get(&p, format!("http://127.0.0.1:{port}/chain/2")).unwrap();
+        assert_eq!(r.data, b"done");
+        assert_eq!(r.content_type.as_deref(), Some("text/plain"));
+        assert_eq!(conns(&count), 3);
+        match get(&p, format!("http://127.0.0.1:{port}/chain/3")) {
+            Err(FetchError::Failed(m)) => assert!(m.contains("more than 2 redirects"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(conns(&count), 6, "no request after the limit");
+        match get(&p, format!("http://127.0.0.1:{port}/chain/50")) {
+            Err(FetchError::Failed(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// 303 turns a POST into a GET without body; the reference's headers are not sent to
+    /// another origin.
+    #[test]
+    fn redirected_requests() {
+        let (echo_port, _) = serve("127.0.0.1:0", |method, _, head| {
+            ok(&format!(
+                "{method} {}",
+                head.to_ascii_lowercase().contains("x-token")
+            ))
+        });
+        let moved = |status: &str| {
+            format!("HTTP/1.1 {status}\r\nLocation: /echo\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        };
+        let (port, _) = serve("127.0.0.1:0", move |method, path, head| match path {
+            "/post" => moved("303 See Other"),
+            "/keep" => moved("307 Temporary Redirect"),
+            "/away" => redirect(&format!("http://127.0.0.1:{echo_port}/echo")),
+            "/echo" => ok(&format!(
+                "{method} {}",
+                head.to_ascii_lowercase().contains("x-token")
+            )),
+            _ => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(),
+        });
+        let p = policy(&["127.0.0.1"], vec![]);
+        let fetch = |path: &str, method: &str| {
+            let r = p.fetch(&Reference {
+                href: format!("http://127.0.0.1:{port}{path}"),
+                method: Some(method.into()),
+                body: (method == "POST").then(|| "q".to_owned()),
+                headers: vec![("X-Token".into(), "s".into())],
+                ..Default::default()
+            });
+            String::from_utf8(r.unwrap().data).unwrap()
+        };
+        assert_eq!(fetch("/echo", "POST"), "POST true");
+        assert_eq!(fetch("/post", "POST"), "GET true");
+        assert_eq!(fetch("/keep", "POST"), "POST true");
+        assert_eq!(fetch("/away", "GET"), "GET false");
+        assert!(matches!(
+            get(&p, format!("http://127.0.0.1:{port}/nope")),
+            Err(FetchError::Failed(m)) if m.contains("404")
+        ));
+    }
+
+    #[test]
+    fn a_panic_in_the_client_is_a_failed_fetch() {
+        let url = url::Url::parse("http://example.com/").unwrap();
+        let r: Result<(), FetchError> = guarded(&url, || panic!("bug in the library"));
+        assert!(matches!(r, Err(FetchError::Failed(m)) if m.contains("internal error")));
     }
 
     #[test]

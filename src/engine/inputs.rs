@@ -23,17 +23,37 @@ use crate::model::{
 use crate::model::{DataSpec, Inputs, ProcessDescription};
 use base64::Engine;
 
-fn fetch_error(id: &str, e: FetchError) -> WpsError {
+fn fetch_error(id: &str, e: FetchError, max_single: u64) -> WpsError {
     match e {
-        FetchError::TooLarge(max) => WpsError::new(
+        FetchError::TooLarge(_) => WpsError::new(
             ExceptionCode::FileSizeExceeded,
             Some(id),
             format!(
-                "Input '{id}': the referenced data is larger than maxsingleinputsize ({max} bytes)"
+                "Input '{id}': the referenced data is larger than maxsingleinputsize ({max_single} bytes)"
             ),
         ),
         e => WpsError::invalid(id, format!("Input '{id}': {e}")),
     }
+}
+
+/// The number of bytes base64 `text` decodes to (exact for valid base64; whitespace, such as
+/// line breaks, is not counted). `maxsingleinputsize` limits this, not the length of the text.
+pub(crate) fn base64_decoded_len(text: &str) -> usize {
+    let mut n = 0usize;
+    let mut pad = 0usize;
+    for b in text.bytes().filter(|b| !b.is_ascii_whitespace()) {
+        n += 1;
+        pad = if b == b'=' { pad + 1 } else { 0 };
+    }
+    n.saturating_sub(pad.min(2)) * 3 / 4
+}
+
+/// How much base64 text a reference declared `encoding="base64"` may have so that it can
+/// decode to `max` bytes: 4/3 of `max`, plus an eighth for line breaks. The decoded size is
+/// then checked exactly.
+pub(crate) fn base64_text_limit(max: u64) -> u64 {
+    let text = max.div_ceil(3).saturating_mul(4);
+    text.saturating_add(text / 8)
 }
 
 impl Service {
@@ -65,15 +85,16 @@ impl Service {
         let checked =
             validate_inputs_unfetched(desc, inputs, self.config.server.maxsingleinputsize)?;
         let policy = self.fetch_policy();
+        let max = policy.max_size;
         for i in inputs {
             if let InputData::Reference(r) = &i.data {
                 policy
                     .precheck(&r.href)
-                    .map_err(|e| fetch_error(&i.identifier, e))?;
+                    .map_err(|e| fetch_error(&i.identifier, e, max))?;
                 if let Some(b) = &r.body_reference {
                     policy
                         .precheck(b)
-                        .map_err(|e| fetch_error(&i.identifier, e))?;
+                        .map_err(|e| fetch_error(&i.identifier, e, max))?;
                 }
             }
         }
@@ -125,7 +146,16 @@ impl Service {
                     format!("Process '{}' has no input '{id}'", desc.identifier),
                 )
             })?;
-            let fetched = policy.fetch(r).map_err(|e| fetch_error(id, e))?;
+            // the limit is on the decoded size: base64 text may be longer (checked once decoded)
+            let already_base64 = crate::model::format::is_base64(r.encoding.as_deref());
+            let fetched = if already_base64 {
+                let mut p = policy.clone();
+                p.max_size = base64_text_limit(policy.max_size);
+                p.fetch(r)
+            } else {
+                policy.fetch(r)
+            };
+            let fetched = fetched.map_err(|e| fetch_error(id, e, policy.max_size))?;
             let data = match &spec.data {
                 DataSpec::Literal(_) => {
                     let text = String::from_utf8(fetched.data).map_err(|_| {
@@ -153,7 +183,6 @@ impl Service {
                             .ok()
                             .map(|f| f.mime_type.clone())
                     });
-                    let already_base64 = crate::model::format::is_base64(r.encoding.as_deref());
                     let (content, encoding) = match String::from_utf8(fetched.data) {
                         Ok(text) => (text, r.encoding.clone()),
                         Err(e) if !already_base64 => (

@@ -64,6 +64,10 @@ fn validate_inputs_impl(
         let bad = |m: String| WpsError::invalid(id, format!("Input '{id}': {m}"));
         let size = match &i.data {
             InputData::Literal(l) => l.value.len(),
+            // base64 text: the size it decodes to (checked exactly once decoded, below)
+            InputData::Complex(c) if is_base64(c.encoding.as_deref()) => {
+                crate::engine::inputs::base64_decoded_len(&c.content)
+            }
             InputData::Complex(c) => c.content.len(),
             _ => 0,
         };

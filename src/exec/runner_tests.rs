@@ -87,7 +87,7 @@ fn a_job_runs_reports_progress_and_keeps_its_results() {
     assert!(
         matches!(value, crate::model::OutputValue::Literal(ref s) if s.contains("done sleeping"))
     );
-    assert!(fx.logged(&format!(
+    assert!(fx.logs(&format!(
         "job {} (sleep) finished in slot 0: succeeded",
         job.id
     )));
@@ -116,7 +116,7 @@ fn dismissing_a_running_job_frees_its_slot_at_once() {
     let t0 = Instant::now();
     assert_eq!(final_state(&fx, &next.id).state, JobState::Succeeded);
     assert!(t0.elapsed() < Duration::from_secs(20));
-    assert!(fx.logged("was dismissed"));
+    assert!(fx.logs("was dismissed"));
     // a queued job dismissed never runs
     let blocker = submit(&fx, "sleep", sleep_input("30"));
     wait(&fx, &blocker.id, |r| {
@@ -164,7 +164,7 @@ fn a_panic_fails_one_job_and_frees_its_slot_and_worker() {
     assert!(fx.service.job(&a.id).unwrap().unwrap().state != JobState::Accepted);
     assert_eq!(final_state(&fx, &a.id).state, JobState::Succeeded);
     assert_eq!(final_state(&fx, &b.id).state, JobState::Succeeded);
-    assert!(fx.logged("panicked: selftest_panic was asked to panic"));
+    assert!(fx.logs("panicked: selftest_panic was asked to panic"));
 }
 
 #[test]

@@ -48,6 +48,18 @@ impl Fixture {
         }
     }
 
+    /// Whether `needle` is logged within 10 s (a line may follow the state it reports).
+    pub fn logs(&self, needle: &str) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !self.logged(needle) {
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        true
+    }
+
     pub fn logged(&self, needle: &str) -> bool {
         self.log
             .lock()

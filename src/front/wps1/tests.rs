@@ -43,12 +43,16 @@ fn service(processes: &str) -> Fixture {
 
 /// A service with all processes and `server` lines, and a data directory with polygons.gml.
 fn runner(server: &str) -> (Fixture, PathBuf) {
+    runner_sized("8kb", server)
+}
+
+fn runner_sized(max_single: &str, server: &str) -> (Fixture, PathBuf) {
     let data = std::env::temp_dir().join(format!("mod_wps-data-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(data.join("data")).unwrap();
     std::fs::write(data.join("data/polygons.gml"), POLYGONS).unwrap();
     std::fs::write(data.join("wps.cfg"), "secret").unwrap();
     let fx = Fixture::new(
-        &format!("maxsingleinputsize = 8kb\n{server}"),
+        &format!("maxsingleinputsize = {max_single}\n{server}"),
         "builtin = all",
         PoolConfig::new("t"),
     );
@@ -199,7 +203,7 @@ fn complex_inputs_inline_base64_and_format_checks() {
         assert!(t.contains(what), "{t}");
     }
     // decoded base64 larger than maxsingleinputsize
-    let big = base64::engine::general_purpose::STANDARD.encode(vec![b'x'; 7000]);
+    let big = base64::engine::general_purpose::STANDARD.encode(vec![b'x'; 8193]);
     let (st, t) = req(
         &r,
         "POST",
@@ -386,4 +390,125 @@ fn stored_jobs_are_rendered_from_their_record() {
     assert_eq!(r.status, 404);
     let r = call(&fx, "GET", rel, "", Body::Bytes(vec![]));
     assert_eq!(r.status, 404);
+}
+
+/// maxsingleinputsize limits decoded bytes: with 1kb, base64 of 900 bytes (1200
+/// characters) passes, base64 of 1100 bytes does not; inline and by reference.
+#[test]
+fn maxsingleinputsize_is_the_decoded_size() {
+    use crate::engine::validate::{validate_inputs, validate_inputs_unfetched};
+    use crate::model::{ComplexValue, ExceptionCode, Input, InputData, Reference};
+    use base64::Engine;
+    let b64 = |n: usize| base64::engine::general_purpose::STANDARD.encode(vec![0xffu8; n]);
+    let wrapped = |s: String| {
+        s.as_bytes()
+            .chunks(76)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join("\r\n")
+    };
+    let (r, dir) = runner_sized(
+        "1kb",
+        &format!(
+            "allowedinputpaths = {}",
+            std::env::temp_dir().join("never-used").display()
+        ),
+    );
+    let desc = r.service
+        .process("feature_count")
+        .unwrap()
+        .description()
+        .clone();
+    let input = |content: String, encoding: Option<&str>| Input {
+        identifier: "layer".into(),
+        data: InputData::Complex(ComplexValue {
+            mime_type: Some("application/gml+xml".into()),
+            encoding: encoding.map(str::to_owned),
+            content,
+            ..Default::default()
+        }),
+    };
+    assert_eq!(b64(900).len(), 1200);
+    for ok in [b64(900), wrapped(b64(900)), b64(1024), b64(1023), b64(1022)] {
+        let i = [input(ok, Some("base64"))];
+        assert!(validate_inputs(&desc, &i, 1024).is_ok());
+        assert!(validate_inputs_unfetched(&desc, &i, 1024).is_ok());
+    }
+    for (content, enc) in [
+        (b64(1100), Some("base64")),
+        (wrapped(b64(1100)), Some("base64")),
+        (b64(1025), Some("base64")),
+        ("x".repeat(1025), None),
+    ] {
+        for f in [validate_inputs, validate_inputs_unfetched] {
+            let e = f(&desc, &[input(content.clone(), enc)], 1024).unwrap_err();
+            assert_eq!(e.code, ExceptionCode::FileSizeExceeded, "{}", e.text);
+            assert_eq!(e.locator.as_deref(), Some("layer"));
+        }
+    }
+    assert_eq!(crate::engine::inputs::base64_decoded_len(&b64(1100)), 1100);
+    assert_eq!(
+        crate::engine::inputs::base64_decoded_len(&wrapped(b64(1022))),
+        1022
+    );
+    // through a whole request: 413 with the locator (not a decoding or format error)
+    let (st, t) = req(
+        &r,
+        "POST",
+        "",
+        &exec_xml(
+            "feature_count",
+            &complex(
+                "layer",
+                r#"mimeType="application/gml+xml" encoding="base64""#,
+                &b64(1100),
+            ),
+            RAW_COUNT,
+        ),
+    );
+    assert!(
+        st == 413 && t.contains(r#"exceptionCode="FileSizeExceeded" locator="layer""#),
+        "{st} {t}"
+    );
+    drop(r);
+    // references: binary data is limited by its size (not by its base64 form), base64 text
+    // declared as such by what it decodes to
+    let data = std::env::temp_dir().join(format!("mod_wps-sizes-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&data).unwrap();
+    let (r, dir2) = runner_sized("1kb", &format!("allowedinputpaths = {}", data.display()));
+    let reference = |name: &str, bytes: Vec<u8>, encoding: Option<&str>| {
+        std::fs::write(data.join(name), bytes).unwrap();
+        let i = Input {
+            identifier: "layer".into(),
+            data: InputData::Reference(Reference {
+                href: format!("file://{}", data.join(name).display()),
+                mime_type: Some("application/gml+xml".into()),
+                encoding: encoding.map(str::to_owned),
+                ..Default::default()
+            }),
+        };
+        r.service.prepare_inputs(&desc, &[i], None)
+    };
+    assert!(reference("bin900", vec![0xff; 900], None).is_ok());
+    assert!(reference("b64-900", wrapped(b64(900)).into_bytes(), Some("base64")).is_ok());
+    assert!(reference("b64-1024", b64(1024).into_bytes(), Some("base64")).is_ok());
+    for (name, bytes, enc) in [
+        ("bin1100", vec![0xff; 1100], None),
+        ("b64-1100", b64(1100).into_bytes(), Some("base64")),
+        ("b64-1100w", wrapped(b64(1100)).into_bytes(), Some("base64")),
+        ("b64-huge", b64(4000).into_bytes(), Some("base64")),
+    ] {
+        let e = reference(name, bytes, enc).unwrap_err();
+        assert_eq!(
+            e.code,
+            ExceptionCode::FileSizeExceeded,
+            "{name}: {}",
+            e.text
+        );
+        assert_eq!(e.locator.as_deref(), Some("layer"), "{name}");
+        assert!(e.text.contains("1024 bytes"), "{name}: {}", e.text);
+    }
+    for d in [dir, dir2, data] {
+        let _ = std::fs::remove_dir_all(d);
+    }
 }
