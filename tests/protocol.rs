@@ -194,6 +194,8 @@ fn exception_cases() {
         ("/wps?service=WPS&version=1.0.0&request=DescribeProcess", 400, "MissingParameterValue", Some("identifier")),
         ("/wps?service=WPS&version=1.0.0&request=DescribeProcess&identifier=nope", 400, "InvalidParameterValue", Some("identifier")),
         ("/wps?service=WPS&request=DescribeProcess&identifier=sleep", 400, "MissingParameterValue", Some("version")),
+        ("/wps?service=WPS&version=2.0.0&request=DescribeProcess&identifier=sleep", 400, "InvalidParameterValue", Some("version")),
+        ("/wps?service=WPS&version=0.4.0&request=Execute&identifier=say_hello&DataInputs=name=x", 400, "InvalidParameterValue", Some("version")),
         ("/wps?service=WPS&version=1.0.0&request=Execute", 400, "MissingParameterValue", Some("identifier")),
         ("/wps?service=WPS&version=1.0.0&request=Execute&identifier=nope", 400, "InvalidParameterValue", Some("identifier")),
         ("/wps?service=WPS&version=1.0.0&request=Execute&identifier=say_hello", 400, "MissingParameterValue", Some("name")),
@@ -265,8 +267,13 @@ fn xml_post_operations_validate() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_valid(&r.body);
     let bad = String::from_utf8_lossy(caps).replace(">1.0.0<", ">3.0.0<");
-    a.post("/wps", bad.as_bytes())
-        .assert_exception(400, "VersionNegotiationFailed", None);
+    let r = a.post("/wps", bad.as_bytes());
+    r.assert_exception(400, "VersionNegotiationFailed", None);
+    // OWS 1.1 Table 25: no locator for VersionNegotiationFailed.
+    assert!(!r.text().contains("locator="), "{}", r.text());
+    let r = a.get("/wps?service=WPS&request=GetCapabilities&AcceptVersions=3.0.0");
+    r.assert_exception(400, "VersionNegotiationFailed", None);
+    assert!(!r.text().contains("locator="), "{}", r.text());
     let desc = br#"<wps:DescribeProcess xmlns:ows="http://www.opengis.net/ows/1.1" xmlns:wps="http://www.opengis.net/wps/1.0.0" service="WPS" version="1.0.0">
   <ows:Identifier>sleep</ows:Identifier><ows:Identifier>testjson</ows:Identifier></wps:DescribeProcess>"#;
     let r = a.post("/wps", desc);

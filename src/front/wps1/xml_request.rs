@@ -7,7 +7,7 @@
 //! prefixes used inside but declared on ancestors are therefore not re-declared
 //! (acceptable for now).
 
-use super::kvp::check_version;
+use super::kvp::{check_version, version_negotiation_failed};
 use super::request::*;
 use crate::model::check_bbox;
 use crate::model::*;
@@ -274,11 +274,7 @@ pub fn parse(body: &[u8]) -> WpsResult<Request> {
             });
             if let Some(versions) = &accept_versions {
                 if !versions.iter().any(|v| v == "1.0.0") {
-                    return Err(WpsError::new(
-                        ExceptionCode::VersionNegotiationFailed,
-                        Some("AcceptVersions"),
-                        format!("none of the versions {versions:?} is supported; only 1.0.0 is"),
-                    ));
+                    return Err(version_negotiation_failed(versions));
                 }
             }
             Ok(Request::GetCapabilities(GetCapabilities {
@@ -597,10 +593,7 @@ mod tests {
         let bad = format!(
             r#"<wps:GetCapabilities service="wps" {NS}><ows:AcceptVersions><ows:Version>2.0.0</ows:Version></ows:AcceptVersions></wps:GetCapabilities>"#
         );
-        assert_eq!(
-            err(&bad),
-            code_loc(ExceptionCode::VersionNegotiationFailed, "AcceptVersions")
-        );
+        assert_eq!(err(&bad), (ExceptionCode::VersionNegotiationFailed, None));
     }
 
     #[test]
@@ -763,7 +756,7 @@ mod tests {
         let old_version = no_version.replace("service=", r#"version="0.4.0" service="#);
         assert_eq!(
             err(&old_version),
-            code_loc(VersionNegotiationFailed, "version")
+            code_loc(InvalidParameterValue, "version")
         );
         let no_ids = format!(r#"<wps:DescribeProcess service="WPS" version="1.0.0" {NS}/>"#);
         assert_eq!(err(&no_ids), code_loc(MissingParameterValue, "identifier"));
