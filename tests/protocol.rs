@@ -125,6 +125,22 @@ fn normal_session(a: &Apache) {
     assert_eq!(r.header("Content-Type"), Some("application/json"));
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(v["greeting"], "Hello Ada");
+    // encoding=base64 asked for a complex output: honoured, raw and in the document
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let r = a.get("/wps?service=WPS&version=1.0.0&request=Execute&identifier=testjson&DataInputs=name=Ada&RawDataOutput=out@mimeType=application/json@encoding=base64");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v: serde_json::Value = serde_json::from_slice(&b64.decode(&r.body).unwrap()).unwrap();
+    assert_eq!(v["greeting"], "Hello Ada");
+    let r = a.get("/wps?service=WPS&version=1.0.0&request=Execute&identifier=testjson&DataInputs=name=Ada&ResponseDocument=out@encoding=base64");
+    let t = r.text();
+    assert_valid(&r.body);
+    let (_, rest) = t
+        .split_once("<wps:ComplexData mimeType=\"application/json\" encoding=\"base64\">")
+        .unwrap_or_else(|| panic!("no base64 ComplexData: {t}"));
+    let data = b64.decode(rest.split('<').next().unwrap()).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&data).unwrap();
+    assert_eq!(v["greeting"], "Hello Ada");
 
     // sleep with progress points completes synchronously
     let r = a.get(

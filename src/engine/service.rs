@@ -455,7 +455,10 @@ fn raw_output(value: &OutputValue, req: &OutputRequest) -> HttpResponse {
         ),
         OutputValue::Complex { mime_type, data } => (
             req.mime_type.clone().unwrap_or_else(|| mime_type.clone()),
-            data.clone(),
+            match crate::model::format::is_base64(req.encoding.as_deref()) {
+                true => crate::model::format::encode_base64(data).into_bytes(),
+                false => data.clone(),
+            },
         ),
         OutputValue::BoundingBox(_) => (
             XML_CONTENT_TYPE.to_owned(),

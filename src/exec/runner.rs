@@ -115,7 +115,8 @@ pub fn run_process(process: &dyn Process, inputs: &Inputs, ctx: &Context) -> Out
 }
 
 /// An output with the URL it was stored at (when asked `asReference`).
-type StoredEntry<'a> = (&'a OutputSpec, &'a OutputValue, Option<String>);
+/// (spec, value, reference URL when stored, base64 asked)
+type StoredEntry<'a> = (&'a OutputSpec, &'a OutputValue, Option<String>, bool);
 
 /// Stores the outputs asked for `asReference` and returns the ExecuteResponse entries.
 fn entries<'a>(
@@ -140,6 +141,8 @@ fn entries<'a>(
                     r.identifier
                 ))
             })?;
+        let b64 = matches!(value, OutputValue::Complex { .. })
+            && crate::model::format::is_base64(r.encoding.as_deref());
         let reference = if r.as_reference {
             let (data, mime): (Vec<u8>, &str) = match value {
                 OutputValue::Literal(s) => (s.clone().into_bytes(), "text/plain"),
@@ -149,6 +152,10 @@ fn entries<'a>(
                     "text/xml",
                 ),
             };
+            let data = match b64 {
+                true => crate::model::format::encode_base64(&data).into_bytes(),
+                false => data,
+            };
             let name = format!("{}.{}", r.identifier, extension_for(mime));
             let rel = store.write_output(job_id, &name, &data).map_err(|e| {
                 WpsError::no_applicable(format!("cannot store output '{}': {e}", r.identifier))
@@ -157,7 +164,7 @@ fn entries<'a>(
         } else {
             None
         };
-        v.push((spec, value, reference));
+        v.push((spec, value, reference, b64));
     }
     Ok(v)
 }
@@ -433,10 +440,11 @@ impl Runner {
                     Ok(list) => {
                         let es: Vec<OutputEntry> = list
                             .iter()
-                            .map(|(s, v, r)| OutputEntry {
+                            .map(|(s, v, r, b64)| OutputEntry {
                                 spec: s,
                                 value: v,
                                 reference: r.as_deref(),
+                                base64: *b64,
                             })
                             .collect();
                         let msg = format!("Process {} finished successfully", spec.process);
