@@ -214,7 +214,7 @@ def main():
     args = ap.parse_args()
     secs = 1 if args.smoke else args.seconds
     jobs = 50 if args.smoke else args.jobs
-    a = Apache(args.module)
+    a = Apache(os.path.abspath(args.module))
     try:
         caps = urllib.request.urlopen(a.url("/wps?service=WPS&request=GetCapabilities")).read()
         with open(os.path.join(a.dir, "htdocs", "caps.xml"), "wb") as f:

@@ -28,10 +28,13 @@ const NS_XML: &str = "http://www.w3.org/XML/1998/namespace";
 
 /// Elements open at once.
 pub const MAX_DEPTH: usize = 64;
-/// Elements of the request's structure, i.e. outside the content of `wps:ComplexData` and
-/// `wps:Body` (which is not kept as a tree and not counted): bounds the tree's memory. 1000
+/// Elements of the request's structure kept as a tree: the WPS and OWS elements outside the
+/// content of `wps:ComplexData` and `wps:Body` (that content, and elements of other
+/// namespaces, are checked but not kept and not counted). Bounds the tree's memory; 1000
 /// inputs (`MAX_INPUTS`) with every optional element need fewer than 10 000.
 pub const MAX_STRUCTURE_ELEMENTS: usize = 20_000;
+/// Attributes kept on those elements (unqualified and `xlink:` ones; others are not used).
+pub const MAX_STRUCTURE_ATTRIBUTES: usize = 100_000;
 /// Attributes (namespace declarations included) on one element.
 pub const MAX_ATTRIBUTES: usize = 256;
 /// Namespace declarations in scope at once (on all open elements together).
@@ -179,8 +182,15 @@ impl Scopes {
 }
 
 /// Checks a start tag (attributes, namespace declarations, prefixes) and opens its namespace
-/// scope; returns the element when `keep` (part of the request's structure).
-fn start_tag(e: &BytesStart, scopes: &mut Scopes, keep: bool, pos: u64) -> WpsResult<Option<Elem>> {
+/// scope. Returns the element if it is kept in the tree: when `structure` (not inside inline
+/// content) and it is the root or a WPS or OWS element.
+fn start_tag(
+    e: &BytesStart,
+    scopes: &mut Scopes,
+    structure: bool,
+    is_root: bool,
+    pos: u64,
+) -> WpsResult<Option<Elem>> {
     let mut decls = Vec::new();
     let mut plain = Vec::new();
     let mut keys = Vec::new();
@@ -220,11 +230,12 @@ fn start_tag(e: &BytesStart, scopes: &mut Scopes, keep: bool, pos: u64) -> WpsRe
     scopes.push_element(decls)?;
     let (local, prefix) = e.name().decompose();
     let ns = scopes.resolve(prefix.map(|p| p.into_inner()), true)?;
+    let keep = structure && (is_root || matches!(ns.as_deref(), Some(NS_WPS | NS_OWS)));
     let mut attrs = Vec::new();
     for (key, value) in plain {
         let (alocal, aprefix) = key.decompose();
         let ans = scopes.resolve(aprefix.map(|p| p.into_inner()), false)?;
-        if keep {
+        if keep && matches!(ans.as_deref(), None | Some(NS_XLINK)) {
             attrs.push((
                 ans,
                 String::from_utf8_lossy(alocal.into_inner()).into_owned(),
@@ -274,10 +285,11 @@ fn read_tree(doc: &str) -> WpsResult<Elem> {
     let mut scopes = Scopes::new();
     // The open elements of the request's structure...
     let mut stack: Vec<Elem> = Vec::new();
-    // ...and how many elements are open inside the inline content on top of it.
+    // ...and how many elements are open inside a subtree that is not kept (inline content,
+    // elements of other namespaces) on top of it.
     let mut inline_open = 0usize;
     let mut root: Option<Elem> = None;
-    let mut kept = 0usize;
+    let (mut kept, mut kept_attrs) = (0usize, 0usize);
     loop {
         let before = reader.buffer_position() as usize;
         let event = reader
@@ -295,19 +307,20 @@ fn read_tree(doc: &str) -> WpsResult<Elem> {
                 }
                 let inline =
                     inline_open > 0 || stack.last().is_some_and(Elem::holds_inline_content);
-                if inline {
-                    if let Some(holder) = stack.last_mut() {
-                        holder.has_elements = true;
-                    }
-                } else {
+                let is_root = stack.is_empty() && inline_open == 0;
+                let pos = reader.buffer_position();
+                let el = start_tag(e, &mut scopes, !inline, is_root, pos)?;
+                if let Some(el) = &el {
                     kept += 1;
-                    if kept > MAX_STRUCTURE_ELEMENTS {
+                    kept_attrs += el.attrs.len();
+                    if kept > MAX_STRUCTURE_ELEMENTS || kept_attrs > MAX_STRUCTURE_ATTRIBUTES {
                         return Err(bad_request(format!(
-                            "more than {MAX_STRUCTURE_ELEMENTS} elements outside wps:ComplexData and wps:Body"
+                            "more than {MAX_STRUCTURE_ELEMENTS} WPS elements or {MAX_STRUCTURE_ATTRIBUTES} attributes on them outside wps:ComplexData and wps:Body"
                         )));
                     }
+                } else if let Some(parent) = stack.last_mut() {
+                    parent.has_elements = true;
                 }
-                let el = start_tag(e, &mut scopes, !inline, reader.buffer_position())?;
                 if matches!(event, Event::Start(_)) {
                     match el {
                         Some(el) => stack.push(el),
@@ -1021,11 +1034,21 @@ mod tests {
         assert!(parse(deep.as_bytes()).unwrap_err().text.contains("deeper"));
         let ok_depth = exec_with(&format!("{}{}", "<x>".repeat(60), "</x>".repeat(60)));
         assert!(parse(ok_depth.as_bytes()).is_ok());
-        let many = exec_with(&"<x/>".repeat(MAX_STRUCTURE_ELEMENTS));
+        let many = exec_with(&"<wps:x/>".repeat(MAX_STRUCTURE_ELEMENTS));
         assert!(parse(many.as_bytes())
             .unwrap_err()
             .text
-            .contains("elements outside wps:ComplexData"));
+            .contains("WPS elements"));
+        let attrs: String = (0..200).map(|i| format!(" a{i}=\"\"")).collect();
+        let many_attrs =
+            exec_with(&format!("<wps:x{attrs}/>").repeat(MAX_STRUCTURE_ATTRIBUTES / 200 + 1));
+        assert!(parse(many_attrs.as_bytes())
+            .unwrap_err()
+            .text
+            .contains("attributes on them"));
+        // elements of other namespaces are read, not kept
+        let foreign = exec_with(&"<x/>".repeat(MAX_STRUCTURE_ELEMENTS));
+        assert!(parse(foreign.as_bytes()).is_ok());
         // deep inline content counts for the depth limit too
         let deep_inline = exec_with(&format!(
             "<wps:DataInputs><wps:Input><ows:Identifier>g</ows:Identifier><wps:Data><wps:ComplexData>{}{}</wps:ComplexData></wps:Data></wps:Input></wps:DataInputs>",
