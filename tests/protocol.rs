@@ -141,6 +141,23 @@ fn normal_session(a: &Apache) {
     let data = b64.decode(rest.split('<').next().unwrap()).unwrap();
     let v: serde_json::Value = serde_json::from_slice(&data).unwrap();
     assert_eq!(v["greeting"], "Hello Ada");
+    // ...and stored base64 for asReference
+    let r = a.get("/wps?service=WPS&version=1.0.0&request=Execute&identifier=testjson&DataInputs=name=Ada&ResponseDocument=out@asReference=true@encoding=base64");
+    let t = r.text();
+    assert_valid(&r.body);
+    assert!(t.contains(" encoding=\"base64\"/>"), "{t}");
+    let href = t
+        .split("href=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let path = &href[href.find("/wps/").unwrap()..];
+    let stored = a.get(path);
+    assert_eq!(stored.status, 200, "{href}");
+    let v: serde_json::Value = serde_json::from_slice(&b64.decode(&stored.body).unwrap()).unwrap();
+    assert_eq!(v["greeting"], "Hello Ada");
 
     // sleep with progress points completes synchronously
     let r = a.get(
