@@ -6,7 +6,8 @@
 //! resolved with one hash lookup each (not by searching every declaration in scope), duplicate
 //! attributes are found by sorting, and the content of `wps:ComplexData` / `wps:Body` (inline
 //! data of any size, e.g. GML) is checked (well-formed, prefixes declared, depth) but not kept
-//! as a tree: it is kept verbatim as the original text. DOCTYPEs are refused and only the
+//! as a tree: it is kept verbatim as the original text. Elements of other namespaces in the
+//! request's structure are checked and skipped likewise (nothing reads them). DOCTYPEs are refused and only the
 //! predefined XML entities are known. Namespace prefixes used inside inline content but declared
 //! on ancestors are not re-declared (acceptable for now).
 
