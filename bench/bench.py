@@ -162,6 +162,22 @@ HELLO_XML = """<?xml version="1.0" encoding="UTF-8"?>
 </wps:Execute>"""
 
 
+def namespace_flood():
+    """62 nested elements with 250 namespace declarations each, then 1100 elements with 250
+    prefixed attributes each: 2.8 MB, under the default maxrequestsize (3mb). Refused with a
+    400 (too many namespace declarations in scope); what is measured is how cheaply. The same
+    document as namespace_flood() in src/front/wps1/xml_request.rs."""
+    ns = ('xmlns:wps="http://www.opengis.net/wps/1.0.0" xmlns:ows="http://www.opengis.net/ows/1.1" '
+          'xmlns:xlink="http://www.w3.org/1999/xlink"')
+    decls = "".join(f' xmlns:p{i}="u:{i}"' for i in range(250))
+    attrs = "".join(f' p{i}:a=""' for i in range(250))
+    return (f'<wps:Execute service="WPS" version="1.0.0" {ns}>'
+            + "".join(f"<n{d}{decls}>" for d in range(62))
+            + f"<e{attrs}/>" * 1100
+            + "".join(f"</n{d}>" for d in reversed(range(62)))
+            + "</wps:Execute>")
+
+
 def async_jobs(a, n):
     """Submits n async sleep jobs (delay 0) with ab (16 at a time) as fast as the server takes
     them, then waits until the job store has n more finished jobs and checks their status
@@ -198,7 +214,7 @@ def main():
     args = ap.parse_args()
     secs = 1 if args.smoke else args.seconds
     jobs = 50 if args.smoke else args.jobs
-    a = Apache(args.module)
+    a = Apache(os.path.abspath(args.module))
     try:
         caps = urllib.request.urlopen(a.url("/wps?service=WPS&request=GetCapabilities")).read()
         with open(os.path.join(a.dir, "htdocs", "caps.xml"), "wb") as f:
@@ -212,6 +228,8 @@ def main():
             ("Execute say_hello KVP", a.url(q + "Execute&identifier=say_hello&DataInputs=name=bench"), None),
             ("Execute say_hello XML POST", a.url("/wps"), HELLO_XML),
             ("Execute ultimate_question raw", a.url(q + "Execute&identifier=ultimate_question&RawDataOutput=answer"), None),
+            # hostile: answered 400, so its non-2xx column is its whole count
+            ("XML namespace flood 2.8 MB (400)", a.url("/wps"), namespace_flood()),
         ]
         # warm-up at both concurrencies (threads, allocator arenas, caches), then RSS baseline
         for conns in (8, 64):

@@ -183,9 +183,29 @@ fn parser_limits_hold_with_large_bodies() {
     let r = a.post("/big", wrap(&format!("<x{attrs}/>")).as_bytes());
     r.assert_exception(400, "InvalidParameterValue", Some("request"));
     assert!(r.text().contains("attributes"), "{}", r.text());
-    // 200 000 elements
-    let r = a.post("/big", wrap(&"<x/>".repeat(200_000)).as_bytes());
+    // 200 000 WPS elements
+    let r = a.post("/big", wrap(&"<wps:x/>".repeat(200_000)).as_bytes());
     r.assert_exception(400, "InvalidParameterValue", Some("request"));
+    // a namespace-declaration flood (62 x 250 declarations, then 1100 elements with 250
+    // prefixed attributes; 2.8 MB): refused at once, not after seconds of CPU
+    let decls: String = (0..250)
+        .map(|i| format!(r#" xmlns:p{i}="u:{i}""#))
+        .collect();
+    let attrs: String = (0..250).map(|i| format!(r#" p{i}:a="""#)).collect();
+    let flood = format!(
+        "{}{}{}",
+        (0..62)
+            .map(|d| format!("<n{d}{decls}>"))
+            .collect::<String>(),
+        format!("<e{attrs}/>").repeat(1100),
+        (0..62)
+            .rev()
+            .map(|d| format!("</n{d}>"))
+            .collect::<String>()
+    );
+    let r = a.post("/big", wrap(&flood).as_bytes());
+    r.assert_exception(400, "InvalidParameterValue", Some("request"));
+    assert!(r.text().contains("namespace declarations"), "{}", r.text());
     // 2000 inputs (XML)
     let one = "<wps:Input><ows:Identifier>name</ows:Identifier><wps:Data><wps:LiteralData>x</wps:LiteralData></wps:Data></wps:Input>";
     let r = a.post(

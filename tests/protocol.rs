@@ -125,6 +125,39 @@ fn normal_session(a: &Apache) {
     assert_eq!(r.header("Content-Type"), Some("application/json"));
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(v["greeting"], "Hello Ada");
+    // encoding=base64 asked for a complex output: honoured, raw and in the document
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let r = a.get("/wps?service=WPS&version=1.0.0&request=Execute&identifier=testjson&DataInputs=name=Ada&RawDataOutput=out@mimeType=application/json@encoding=base64");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v: serde_json::Value = serde_json::from_slice(&b64.decode(&r.body).unwrap()).unwrap();
+    assert_eq!(v["greeting"], "Hello Ada");
+    let r = a.get("/wps?service=WPS&version=1.0.0&request=Execute&identifier=testjson&DataInputs=name=Ada&ResponseDocument=out@encoding=base64");
+    let t = r.text();
+    assert_valid(&r.body);
+    let (_, rest) = t
+        .split_once("<wps:ComplexData mimeType=\"application/json\" encoding=\"base64\">")
+        .unwrap_or_else(|| panic!("no base64 ComplexData: {t}"));
+    let data = b64.decode(rest.split('<').next().unwrap()).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&data).unwrap();
+    assert_eq!(v["greeting"], "Hello Ada");
+    // ...and stored base64 for asReference
+    let r = a.get("/wps?service=WPS&version=1.0.0&request=Execute&identifier=testjson&DataInputs=name=Ada&ResponseDocument=out@asReference=true@encoding=base64");
+    let t = r.text();
+    assert_valid(&r.body);
+    assert!(t.contains(" encoding=\"base64\"/>"), "{t}");
+    let href = t
+        .split("href=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let path = &href[href.find("/wps/").unwrap()..];
+    let stored = a.get(path);
+    assert_eq!(stored.status, 200, "{href}");
+    let v: serde_json::Value = serde_json::from_slice(&b64.decode(&stored.body).unwrap()).unwrap();
+    assert_eq!(v["greeting"], "Hello Ada");
 
     // sleep with progress points completes synchronously
     let r = a.get(
@@ -194,6 +227,8 @@ fn exception_cases() {
         ("/wps?service=WPS&version=1.0.0&request=DescribeProcess", 400, "MissingParameterValue", Some("identifier")),
         ("/wps?service=WPS&version=1.0.0&request=DescribeProcess&identifier=nope", 400, "InvalidParameterValue", Some("identifier")),
         ("/wps?service=WPS&request=DescribeProcess&identifier=sleep", 400, "MissingParameterValue", Some("version")),
+        ("/wps?service=WPS&version=2.0.0&request=DescribeProcess&identifier=sleep", 400, "InvalidParameterValue", Some("version")),
+        ("/wps?service=WPS&version=0.4.0&request=Execute&identifier=say_hello&DataInputs=name=x", 400, "InvalidParameterValue", Some("version")),
         ("/wps?service=WPS&version=1.0.0&request=Execute", 400, "MissingParameterValue", Some("identifier")),
         ("/wps?service=WPS&version=1.0.0&request=Execute&identifier=nope", 400, "InvalidParameterValue", Some("identifier")),
         ("/wps?service=WPS&version=1.0.0&request=Execute&identifier=say_hello", 400, "MissingParameterValue", Some("name")),
@@ -265,8 +300,13 @@ fn xml_post_operations_validate() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_valid(&r.body);
     let bad = String::from_utf8_lossy(caps).replace(">1.0.0<", ">3.0.0<");
-    a.post("/wps", bad.as_bytes())
-        .assert_exception(400, "VersionNegotiationFailed", None);
+    let r = a.post("/wps", bad.as_bytes());
+    r.assert_exception(400, "VersionNegotiationFailed", None);
+    // OWS 1.1 Table 25: no locator for VersionNegotiationFailed.
+    assert!(!r.text().contains("locator="), "{}", r.text());
+    let r = a.get("/wps?service=WPS&request=GetCapabilities&AcceptVersions=3.0.0");
+    r.assert_exception(400, "VersionNegotiationFailed", None);
+    assert!(!r.text().contains("locator="), "{}", r.text());
     let desc = br#"<wps:DescribeProcess xmlns:ows="http://www.opengis.net/ows/1.1" xmlns:wps="http://www.opengis.net/wps/1.0.0" service="WPS" version="1.0.0">
   <ows:Identifier>sleep</ows:Identifier><ows:Identifier>testjson</ows:Identifier></wps:DescribeProcess>"#;
     let r = a.post("/wps", desc);

@@ -5,7 +5,7 @@
 
 use super::service::Service;
 use crate::jobs::{new_id, JobOutput, JobQuery, JobRecord, StoreError, StoredValue};
-use crate::model::format::{bounding_box_xml, extension_for, select};
+use crate::model::format::{bounding_box_xml, encode_base64, extension_for, is_base64, select};
 use crate::model::{
     DataSpec, ExceptionCode, Input, Inputs, OutputRequest, OutputValue, Outputs, Process,
     ProcessDescription, WpsError, WpsResult,
@@ -222,7 +222,12 @@ impl Service {
                     (StoredValue::BoundingBox(b.clone()), file)
                 }
                 OutputValue::Complex { mime_type, data } => {
-                    let file = write(extension_for(mime_type), data)?;
+                    // a reference asked base64 points at base64 text
+                    let file = if r.as_reference && is_base64(r.encoding.as_deref()) {
+                        write(extension_for(mime_type), encode_base64(data).as_bytes())?
+                    } else {
+                        write(extension_for(mime_type), data)?
+                    };
                     let reference = r.as_reference.then(|| file.clone());
                     (
                         StoredValue::Complex {

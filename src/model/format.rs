@@ -35,6 +35,11 @@ pub fn is_base64(encoding: Option<&str>) -> bool {
     encoding.is_some_and(|e| e.trim().eq_ignore_ascii_case("base64"))
 }
 
+/// Encodes output data for `encoding="base64"` (standard alphabet, padded, one line).
+pub fn encode_base64(data: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
+
 /// Decodes base64 content leniently about whitespace (line breaks are usual in base64).
 pub fn decode_base64(s: &str) -> Result<Vec<u8>, String> {
     let compact: String = s.chars().filter(|c| !c.is_ascii_whitespace()).collect();

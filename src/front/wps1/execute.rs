@@ -3,13 +3,13 @@
 
 use super::request::{Execute, ResponseForm};
 use super::response::Status;
-use super::status::{document, status_document, Entry, Wps1Job};
+use super::status::{document, status_document, wants_base64, Entry, Wps1Job};
 use super::Ctx;
 use crate::engine::jobs::requested_outputs;
 use crate::engine::Submission;
 use crate::front::http::{HttpResponse, XML_CONTENT_TYPE};
 use crate::jobs::{new_id, unix_now, JobRecord};
-use crate::model::format::bounding_box_xml;
+use crate::model::format::{bounding_box_xml, encode_base64, is_base64};
 use crate::model::{
     ExceptionCode, LogLevel, OutputRequest, OutputValue, Outputs, ProcessDescription, WpsError,
     WpsResult,
@@ -154,7 +154,7 @@ fn sync_entries<'a>(
             .find(|s| s.identifier == r.identifier)
             .and_then(|s| s.reference.as_ref())
             .map(|file| format!("{}{}/{file}", opts.output_url, job.id));
-        v.push((spec, value.clone(), href));
+        v.push((spec, value.clone(), href, wants_base64(r, value)));
     }
     Ok(v)
 }
@@ -167,6 +167,9 @@ fn raw_output(value: &OutputValue, req: &OutputRequest) -> HttpResponse {
             "text/plain; charset=utf-8".to_owned(),
             s.clone().into_bytes(),
         ),
+        OutputValue::Complex { mime_type, data } if is_base64(req.encoding.as_deref()) => {
+            (mime_type.clone(), encode_base64(data).into_bytes())
+        }
         OutputValue::Complex { mime_type, data } => (mime_type.clone(), data.clone()),
         OutputValue::BoundingBox(b) => (
             XML_CONTENT_TYPE.to_owned(),

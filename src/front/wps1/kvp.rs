@@ -46,11 +46,7 @@ pub fn parse(query: &str) -> WpsResult<Request> {
             .filter(|v| !v.is_empty());
         if let Some(versions) = &accept_versions {
             if !versions.iter().any(|v| v == "1.0.0") {
-                return Err(WpsError::new(
-                    ExceptionCode::VersionNegotiationFailed,
-                    Some("AcceptVersions"),
-                    format!("none of the versions {versions:?} is supported; only 1.0.0 is"),
-                ));
+                return Err(version_negotiation_failed(versions));
             }
         }
         return Ok(Request::GetCapabilities(GetCapabilities {
@@ -135,12 +131,22 @@ pub(crate) fn check_version(version: Option<&str>) -> WpsResult<()> {
             "parameter 'version' is missing",
         )),
         Some("1.0.0") => Ok(()),
-        Some(v) => Err(WpsError::new(
-            ExceptionCode::VersionNegotiationFailed,
-            Some("version"),
+        Some(v) => Err(WpsError::invalid(
+            "version",
             format!("version '{v}' is not supported; only 1.0.0 is"),
         )),
     }
+}
+
+/// GetCapabilities whose `AcceptVersions` lacks 1.0.0: `VersionNegotiationFailed` without a
+/// locator (OWS 1.1 Table 25). A wrong `version` on the other operations is
+/// `InvalidParameterValue` (`check_version`).
+pub(crate) fn version_negotiation_failed(versions: &[String]) -> WpsError {
+    WpsError::new(
+        ExceptionCode::VersionNegotiationFailed,
+        None,
+        format!("none of the versions {versions:?} is supported; only 1.0.0 is"),
+    )
 }
 
 /// Comma-separated list: items trimmed, empty items dropped.
@@ -353,7 +359,7 @@ mod tests {
         use ExceptionCode::*;
         assert_eq!(
             err("service=WPS&request=GetCapabilities&acceptversions=2.0.0"),
-            code_loc(VersionNegotiationFailed, "AcceptVersions")
+            (VersionNegotiationFailed, None)
         );
     }
 
@@ -382,7 +388,7 @@ mod tests {
         );
         assert_eq!(
             err("service=WPS&request=Execute&version=2.0.0&identifier=a"),
-            code_loc(VersionNegotiationFailed, "version")
+            code_loc(InvalidParameterValue, "version")
         );
         assert_eq!(
             err("service=WPS&request=DescribeProcess&version=1.0.0&identifier=,"),

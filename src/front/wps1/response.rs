@@ -368,6 +368,9 @@ pub struct OutputEntry<'a> {
     pub value: &'a OutputValue,
     /// The `wps:Reference` URL when the output is stored (asReference).
     pub reference: Option<&'a str>,
+    /// The client asked `encoding="base64"` for this (complex) output: its data is written
+    /// base64-encoded, whatever it contains (a stored output was encoded when stored).
+    pub base64: bool,
 }
 
 /// Lineage: the inputs and output definitions as requested.
@@ -539,7 +542,11 @@ fn output_entry(x: &mut Xml, o: &OutputEntry) {
             OutputValue::Literal(_) => "text/plain",
             OutputValue::BoundingBox(_) => "text/xml",
         };
-        x.empty("wps:Reference", &[("href", href), ("mimeType", mime)]);
+        let mut a = vec![("href", href), ("mimeType", mime)];
+        if o.base64 {
+            a.push(("encoding", "base64"));
+        }
+        x.empty("wps:Reference", &a);
     } else {
         x.open("wps:Data", &[]);
         match o.value {
@@ -555,23 +562,22 @@ fn output_entry(x: &mut Xml, o: &OutputEntry) {
             }
             OutputValue::BoundingBox(b) => bbox(x, "wps:BoundingBoxData", b),
             OutputValue::Complex { mime_type, data } => match std::str::from_utf8(data) {
-                Ok(s) if is_xml_mime(mime_type) && well_formed(s) => {
+                Ok(s) if !o.base64 && is_xml_mime(mime_type) && well_formed(s) => {
                     x.open("wps:ComplexData", &[("mimeType", mime_type)])
                         .raw(strip_xml_decl(s))
                         .close("wps:ComplexData");
                 }
-                Ok(s) => {
+                Ok(s) if !o.base64 => {
                     x.open("wps:ComplexData", &[("mimeType", mime_type)])
                         .cdata(s)
                         .close("wps:ComplexData");
                 }
-                Err(_) => {
-                    use base64::Engine;
+                _ => {
                     x.open(
                         "wps:ComplexData",
                         &[("mimeType", mime_type), ("encoding", "base64")],
                     )
-                    .text(&base64::engine::general_purpose::STANDARD.encode(data))
+                    .text(&crate::model::format::encode_base64(data))
                     .close("wps:ComplexData");
                 }
             },
@@ -687,16 +693,19 @@ pub(crate) mod tests {
                 spec: &p.outputs[0],
                 value: &gml,
                 reference: None,
+                base64: false,
             },
             OutputEntry {
                 spec: &p.outputs[1],
                 value: &bin,
                 reference: None,
+                base64: false,
             },
             OutputEntry {
                 spec: &p.outputs[2],
                 value: &n,
                 reference: Some("http://h/outputs/n.txt"),
+                base64: false,
             },
         ];
         let inputs = [Input {
@@ -738,6 +747,56 @@ pub(crate) mod tests {
             assert!(x.contains("encoding=\"base64\">iVD/AA==<"), "{x}");
             assert!(x.contains("<wps:Reference href=\"http://h/outputs/n.txt\""));
         }
+    }
+
+    #[test]
+    fn base64_asked_for_a_complex_output_is_base64() {
+        let p = process();
+        let gml = OutputValue::Complex {
+            mime_type: "application/gml+xml".into(),
+            data: b"<gml:Point xmlns:gml=\"http://www.opengis.net/gml\"><gml:pos>1 2</gml:pos></gml:Point>".to_vec(),
+        };
+        let OutputValue::Complex { data, .. } = &gml else {
+            unreachable!()
+        };
+        let entries = [
+            OutputEntry {
+                spec: &p.outputs[0],
+                value: &gml,
+                reference: None,
+                base64: true,
+            },
+            OutputEntry {
+                spec: &p.outputs[0],
+                value: &gml,
+                reference: Some("http://h/outputs/1/gml.gml"),
+                base64: true,
+            },
+        ];
+        let doc = ExecuteDoc {
+            lang: "en-US",
+            service_instance: "http://h/wps?service=WPS&request=GetCapabilities",
+            status_location: None,
+            process: &p,
+            creation_time: "2026-01-01T00:00:00Z",
+            status: Status::Succeeded("done"),
+            lineage: None,
+            outputs: &entries,
+        };
+        let x = execute_response(&doc);
+        assert_valid(&x);
+        let b64 = crate::model::format::encode_base64(data);
+        assert!(
+            x.contains(&format!(
+                "<wps:ComplexData mimeType=\"application/gml+xml\" encoding=\"base64\">{b64}</wps:ComplexData>"
+            )),
+            "{x}"
+        );
+        assert!(!x.contains("<gml:pos>"), "{x}");
+        assert!(
+            x.contains("mimeType=\"application/gml+xml\" encoding=\"base64\"/>"),
+            "{x}"
+        );
     }
 
     #[test]

@@ -51,8 +51,15 @@ pub fn rfc3339(unix_secs: u64) -> String {
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(unix_secs)).to_string()
 }
 
-/// An output as written into an ExecuteResponse: its value and, by reference, its URL.
-pub type Entry<'a> = (&'a OutputSpec, OutputValue, Option<String>);
+/// An output as written into an ExecuteResponse: its value, its URL when given by reference,
+/// and whether the client asked it base64-encoded.
+pub type Entry<'a> = (&'a OutputSpec, OutputValue, Option<String>, bool);
+
+/// Whether a complex output is asked `encoding="base64"`.
+pub fn wants_base64(r: &crate::model::OutputRequest, v: &OutputValue) -> bool {
+    matches!(v, OutputValue::Complex { .. })
+        && crate::model::format::is_base64(r.encoding.as_deref())
+}
 
 /// The outputs of a finished job, read back from the store.
 fn stored_entries<'a>(
@@ -88,7 +95,8 @@ fn stored_entries<'a>(
             ),
             (None, _) => (service.load_output(&job.id, stored)?, None),
         };
-        v.push((spec, entry.0, entry.1));
+        let b64 = wants_base64(&r, &entry.0);
+        v.push((spec, entry.0, entry.1, b64));
     }
     Ok(v)
 }
@@ -104,10 +112,11 @@ pub fn document(
 ) -> String {
     let es: Vec<OutputEntry> = entries
         .iter()
-        .map(|(s, v, r)| OutputEntry {
+        .map(|(s, v, r, b64)| OutputEntry {
             spec: s,
             value: v,
             reference: r.as_deref(),
+            base64: *b64,
         })
         .collect();
     let location = format!("{}{}.xml", opts.status_base, job.id);

@@ -414,7 +414,8 @@ fn maxsingleinputsize_is_the_decoded_size() {
             std::env::temp_dir().join("never-used").display()
         ),
     );
-    let desc = r.service
+    let desc = r
+        .service
         .process("feature_count")
         .unwrap()
         .description()

@@ -1,35 +1,56 @@
 //! WPS 1.0.0 XML (HTTP POST) request parsing.
 //!
-//! The body is first read into a small element tree (with limits on depth,
-//! element count and attributes; DOCTYPEs are refused and only the predefined
-//! XML entities are known), then interpreted. Inline XML content of
-//! `wps:ComplexData` / `wps:Body` is kept verbatim as the original bytes; namespace
-//! prefixes used inside but declared on ancestors are therefore not re-declared
-//! (acceptable for now).
+//! The body is decoded (UTF-8, UTF-16 with a byte order mark, ISO-8859-1), then read into a
+//! small element tree of the request's own structure, then interpreted. Reading costs time
+//! and memory linear in the size of the body, whatever its shape: namespace prefixes are
+//! resolved with one hash lookup each (not by searching every declaration in scope), duplicate
+//! attributes are found by sorting, and the content of `wps:ComplexData` / `wps:Body` (inline
+//! data of any size, e.g. GML) is checked (well-formed, prefixes declared, depth) but not kept
+//! as a tree: it is kept verbatim as the original text. Elements of other namespaces in the
+//! request's structure are checked and skipped likewise (nothing reads them). DOCTYPEs are refused and only the
+//! predefined XML entities are known. Namespace prefixes used inside inline content but declared
+//! on ancestors are not re-declared (acceptable for now).
 
-use super::kvp::check_version;
+use super::kvp::{check_version, version_negotiation_failed};
 use super::request::*;
 use crate::model::check_bbox;
 use crate::model::*;
 use quick_xml::events::{BytesStart, Event};
-use quick_xml::name::ResolveResult;
-use quick_xml::NsReader;
+use quick_xml::name::PrefixDeclaration;
+use quick_xml::Reader;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::rc::Rc;
 
 const NS_WPS: &str = "http://www.opengis.net/wps/1.0.0";
 const NS_OWS: &str = "http://www.opengis.net/ows/1.1";
 const NS_XLINK: &str = "http://www.w3.org/1999/xlink";
+const NS_XML: &str = "http://www.w3.org/XML/1998/namespace";
 
-const MAX_DEPTH: usize = 64;
-const MAX_ELEMENTS: usize = 10_000;
-const MAX_ATTRIBUTES: usize = 256;
+/// Elements open at once.
+pub const MAX_DEPTH: usize = 64;
+/// Elements of the request's structure kept as a tree: the WPS and OWS elements outside the
+/// content of `wps:ComplexData` and `wps:Body` (that content, and elements of other
+/// namespaces, are checked but not kept and not counted). Bounds the tree's memory; 1000
+/// inputs (`MAX_INPUTS`) with every optional element need fewer than 10 000.
+pub const MAX_STRUCTURE_ELEMENTS: usize = 20_000;
+/// Attributes kept on those elements (unqualified and `xlink:` ones; others are not used).
+pub const MAX_STRUCTURE_ATTRIBUTES: usize = 100_000;
+/// Attributes (namespace declarations included) on one element.
+pub const MAX_ATTRIBUTES: usize = 256;
+/// Namespace declarations in scope at once (on all open elements together).
+pub const MAX_NAMESPACES_IN_SCOPE: usize = 1024;
 
 struct Elem {
-    ns: Option<String>,
+    ns: Option<Rc<str>>,
     local: String,
     /// (namespace, local name, unescaped value); namespace declarations excluded.
-    attrs: Vec<(Option<String>, String, String)>,
+    attrs: Vec<(Option<Rc<str>>, String, String)>,
+    /// Child elements and text; for `wps:ComplexData` / `wps:Body` only the text.
     children: Vec<Node>,
-    /// Byte range of the element content in the original document.
+    /// Whether it has child elements (also those of inline content, not in `children`).
+    has_elements: bool,
+    /// Byte range of the element content in the (decoded) document.
     inner: (usize, usize),
 }
 
@@ -41,6 +62,10 @@ enum Node {
 impl Elem {
     fn is(&self, ns: &str, local: &str) -> bool {
         self.ns.as_deref() == Some(ns) && self.local == local
+    }
+    /// Elements whose content is data, kept verbatim rather than as a tree.
+    fn holds_inline_content(&self) -> bool {
+        self.is(NS_WPS, "ComplexData") || self.is(NS_WPS, "Body")
     }
     fn elems(&self) -> impl Iterator<Item = &Elem> {
         self.children.iter().filter_map(|n| match n {
@@ -73,13 +98,10 @@ impl Elem {
             })
             .collect()
     }
-    fn has_elements(&self) -> bool {
-        self.elems().next().is_some()
-    }
     /// Content as in the model: inner markup verbatim when it has child elements
     /// (`is_xml` true), else its text / CDATA.
     fn content(&self, doc: &str) -> (String, bool) {
-        if self.has_elements() {
+        if self.has_elements {
             (doc[self.inner.0..self.inner.1].to_owned(), true)
         } else {
             (self.text(), false)
@@ -95,42 +117,141 @@ fn xml_error(e: impl std::fmt::Display, pos: u64) -> WpsError {
     bad_request(format!("malformed XML request at byte {pos}: {e}"))
 }
 
-fn resolved_ns(r: ResolveResult) -> Option<String> {
-    match r {
-        ResolveResult::Bound(ns) => Some(String::from_utf8_lossy(ns.into_inner()).into_owned()),
-        _ => None,
+/// The namespace bindings in scope. Each prefix (`""`: the default namespace) has the stack of
+/// its bindings, innermost last (`None`: `xmlns=""`), so resolving a name is one hash lookup
+/// however many declarations are in scope. (quick-xml's `NsReader` searches all bindings in
+/// scope for every name: a flood of declarations then costs seconds.)
+struct Scopes {
+    bindings: HashMap<Vec<u8>, Vec<Option<Rc<str>>>>,
+    /// The prefixes declared by the open elements, in document order...
+    declared: Vec<Vec<u8>>,
+    /// ...and how many each open element declared.
+    per_element: Vec<usize>,
+    xml: Rc<str>,
+}
+
+impl Scopes {
+    fn new() -> Self {
+        Scopes {
+            bindings: HashMap::new(),
+            declared: Vec::new(),
+            per_element: Vec::new(),
+            xml: Rc::from(NS_XML),
+        }
+    }
+
+    fn push_element(&mut self, decls: Vec<(Vec<u8>, Option<Rc<str>>)>) -> WpsResult<()> {
+        if self.declared.len() + decls.len() > MAX_NAMESPACES_IN_SCOPE {
+            return Err(bad_request(format!(
+                "more than {MAX_NAMESPACES_IN_SCOPE} namespace declarations in scope"
+            )));
+        }
+        self.per_element.push(decls.len());
+        for (prefix, ns) in decls {
+            self.bindings.entry(prefix.clone()).or_default().push(ns);
+            self.declared.push(prefix);
+        }
+        Ok(())
+    }
+
+    fn pop_element(&mut self) {
+        let n = self.per_element.pop().unwrap_or(0);
+        let from = self.declared.len().saturating_sub(n);
+        for prefix in self.declared.drain(from..) {
+            if let Some(stack) = self.bindings.get_mut(&prefix) {
+                stack.pop();
+            }
+        }
+    }
+
+    /// The namespace of a name with this prefix; unprefixed attributes have none.
+    fn resolve(&self, prefix: Option<&[u8]>, element: bool) -> WpsResult<Option<Rc<str>>> {
+        let bound = |p: &[u8]| self.bindings.get(p).and_then(|s| s.last());
+        match prefix {
+            None if !element => Ok(None),
+            None => Ok(bound(b"").cloned().flatten()),
+            Some(b"xml") => Ok(Some(self.xml.clone())),
+            Some(p) => match bound(p) {
+                Some(Some(ns)) => Ok(Some(ns.clone())),
+                _ => Err(bad_request(format!(
+                    "namespace prefix '{}' is not declared",
+                    String::from_utf8_lossy(p)
+                ))),
+            },
+        }
     }
 }
 
-fn start_elem(reader: &NsReader<&[u8]>, e: &BytesStart, ns: Option<String>) -> WpsResult<Elem> {
-    let pos = reader.buffer_position();
-    let mut attrs = Vec::new();
-    for (count, a) in e.attributes().enumerate() {
+/// Checks a start tag (attributes, namespace declarations, prefixes) and opens its namespace
+/// scope. Returns the element if it is kept in the tree: when `structure` (not inside inline
+/// content) and it is the root or a WPS or OWS element.
+fn start_tag(
+    e: &BytesStart,
+    scopes: &mut Scopes,
+    structure: bool,
+    is_root: bool,
+    pos: u64,
+) -> WpsResult<Option<Elem>> {
+    let mut decls = Vec::new();
+    let mut plain = Vec::new();
+    let mut keys = Vec::new();
+    for (count, a) in e.attributes().with_checks(false).enumerate() {
         if count >= MAX_ATTRIBUTES {
             return Err(bad_request(format!(
                 "more than {MAX_ATTRIBUTES} attributes on one element"
             )));
         }
         let a = a.map_err(|err| xml_error(err, pos))?;
-        let key = a.key;
-        if key.as_namespace_binding().is_some() {
-            continue;
-        }
-        let (ans, local) = reader.resolve_attribute(key);
         let value = a.unescape_value().map_err(|err| xml_error(err, pos))?;
-        attrs.push((
-            resolved_ns(ans),
-            String::from_utf8_lossy(local.into_inner()).into_owned(),
-            value.into_owned(),
-        ));
+        keys.push(a.key.into_inner());
+        match a.key.as_namespace_binding() {
+            Some(PrefixDeclaration::Default) => {
+                decls.push((Vec::new(), (!value.is_empty()).then(|| Rc::from(&*value))));
+            }
+            Some(PrefixDeclaration::Named(b"xml")) => {}
+            Some(PrefixDeclaration::Named(p)) if p == b"xmlns" || value.is_empty() => {
+                return Err(bad_request(format!(
+                    "invalid namespace declaration 'xmlns:{}=\"{value}\"'",
+                    String::from_utf8_lossy(p)
+                )));
+            }
+            Some(PrefixDeclaration::Named(p)) => decls.push((p.to_vec(), Some(Rc::from(&*value)))),
+            None => plain.push((a.key, value)),
+        }
     }
-    Ok(Elem {
+    if keys.len() > 1 {
+        keys.sort_unstable();
+        if let Some(w) = keys.windows(2).find(|w| w[0] == w[1]) {
+            return Err(xml_error(
+                format!("duplicate attribute '{}'", String::from_utf8_lossy(w[0])),
+                pos,
+            ));
+        }
+    }
+    scopes.push_element(decls)?;
+    let (local, prefix) = e.name().decompose();
+    let ns = scopes.resolve(prefix.map(|p| p.into_inner()), true)?;
+    let keep = structure && (is_root || matches!(ns.as_deref(), Some(NS_WPS | NS_OWS)));
+    let mut attrs = Vec::new();
+    for (key, value) in plain {
+        let (alocal, aprefix) = key.decompose();
+        let ans = scopes.resolve(aprefix.map(|p| p.into_inner()), false)?;
+        if keep && matches!(ans.as_deref(), None | Some(NS_XLINK)) {
+            attrs.push((
+                ans,
+                String::from_utf8_lossy(alocal.into_inner()).into_owned(),
+                value.into_owned(),
+            ));
+        }
+    }
+    Ok(keep.then(|| Elem {
         ns,
-        local: String::from_utf8_lossy(e.local_name().into_inner()).into_owned(),
+        local: String::from_utf8_lossy(local.into_inner()).into_owned(),
         attrs,
         children: Vec::new(),
+        has_elements: false,
         inner: (pos as usize, pos as usize),
-    })
+    }))
 }
 
 fn push_text(stack: &mut [Elem], text: &str) -> WpsResult<()> {
@@ -151,69 +272,104 @@ fn push_text(stack: &mut [Elem], text: &str) -> WpsResult<()> {
 fn close(stack: &mut [Elem], root: &mut Option<Elem>, mut el: Elem, end: usize) {
     el.inner.1 = end.max(el.inner.0);
     match stack.last_mut() {
-        Some(parent) => parent.children.push(Node::Elem(el)),
+        Some(parent) => {
+            parent.has_elements = true;
+            parent.children.push(Node::Elem(el));
+        }
         None => *root = Some(el),
     }
 }
 
 /// Reads the document into an element tree, enforcing the robustness limits.
 fn read_tree(doc: &str) -> WpsResult<Elem> {
-    let mut reader = NsReader::from_str(doc);
+    let mut reader = Reader::from_str(doc);
+    let mut scopes = Scopes::new();
+    // The open elements of the request's structure...
     let mut stack: Vec<Elem> = Vec::new();
+    // ...and how many elements are open inside a subtree that is not kept (inline content,
+    // elements of other namespaces) on top of it.
+    let mut inline_open = 0usize;
     let mut root: Option<Elem> = None;
-    let mut count = 0usize;
+    let (mut kept, mut kept_attrs) = (0usize, 0usize);
     loop {
         let before = reader.buffer_position() as usize;
-        let res = reader
-            .read_resolved_event()
-            .map(|(ns, ev)| (resolved_ns(ns), ev));
-        let (ns, event) = res.map_err(|e| xml_error(e, reader.error_position()))?;
+        let event = reader
+            .read_event()
+            .map_err(|e| xml_error(e, reader.error_position()))?;
         match event {
             Event::Start(_) | Event::Empty(_) if root.is_some() => {
                 return Err(bad_request("more than one root element"));
             }
             Event::Start(ref e) | Event::Empty(ref e) => {
-                count += 1;
-                if count > MAX_ELEMENTS {
-                    return Err(bad_request(format!("more than {MAX_ELEMENTS} elements")));
-                }
-                if stack.len() >= MAX_DEPTH {
+                if stack.len() + inline_open >= MAX_DEPTH {
                     return Err(bad_request(format!(
                         "elements nested deeper than {MAX_DEPTH}"
                     )));
                 }
-                let el = start_elem(&reader, e, ns)?;
+                let inline =
+                    inline_open > 0 || stack.last().is_some_and(Elem::holds_inline_content);
+                let is_root = stack.is_empty() && inline_open == 0;
+                let pos = reader.buffer_position();
+                let el = start_tag(e, &mut scopes, !inline, is_root, pos)?;
+                if let Some(el) = &el {
+                    kept += 1;
+                    kept_attrs += el.attrs.len();
+                    if kept > MAX_STRUCTURE_ELEMENTS || kept_attrs > MAX_STRUCTURE_ATTRIBUTES {
+                        return Err(bad_request(format!(
+                            "more than {MAX_STRUCTURE_ELEMENTS} WPS elements or {MAX_STRUCTURE_ATTRIBUTES} attributes on them outside wps:ComplexData and wps:Body"
+                        )));
+                    }
+                } else if let Some(parent) = stack.last_mut() {
+                    parent.has_elements = true;
+                }
                 if matches!(event, Event::Start(_)) {
-                    stack.push(el);
+                    match el {
+                        Some(el) => stack.push(el),
+                        None => inline_open += 1,
+                    }
                 } else {
-                    let end = el.inner.0;
-                    close(&mut stack, &mut root, el, end);
+                    scopes.pop_element();
+                    if let Some(el) = el {
+                        let end = el.inner.0;
+                        close(&mut stack, &mut root, el, end);
+                    }
                 }
             }
-            Event::End(_) => match stack.pop() {
-                Some(el) => close(&mut stack, &mut root, el, before),
-                None => return Err(bad_request("unexpected end tag")),
-            },
+            Event::End(_) => {
+                scopes.pop_element();
+                if inline_open > 0 {
+                    inline_open -= 1;
+                } else {
+                    match stack.pop() {
+                        Some(el) => close(&mut stack, &mut root, el, before),
+                        None => return Err(bad_request("unexpected end tag")),
+                    }
+                }
+            }
             Event::Text(t) => {
                 let text = t.unescape().map_err(|e| xml_error(e, before as u64))?;
-                push_text(&mut stack, &text)?;
+                if inline_open == 0 {
+                    push_text(&mut stack, &text)?;
+                }
             }
             Event::CData(c) => {
-                let text = std::str::from_utf8(&c).map_err(|e| xml_error(e, before as u64))?;
                 if stack.is_empty() {
                     return Err(bad_request("CDATA outside the root element"));
                 }
-                push_text(&mut stack, text)?;
+                if inline_open == 0 {
+                    let text = std::str::from_utf8(&c).map_err(|e| xml_error(e, before as u64))?;
+                    push_text(&mut stack, text)?;
+                }
             }
             Event::DocType(_) => {
                 return Err(bad_request("XML documents with a DOCTYPE are not accepted"));
             }
             Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
             Event::Eof => {
-                if !stack.is_empty() {
+                if let Some(open) = stack.last() {
                     return Err(bad_request(format!(
                         "malformed XML request: unexpected end of document inside <{}>",
-                        stack.last().map_or("", |e| e.local.as_str())
+                        open.local
                     )));
                 }
                 return root.ok_or_else(|| bad_request("the request contains no XML element"));
@@ -222,18 +378,83 @@ fn read_tree(doc: &str) -> WpsResult<Elem> {
     }
 }
 
+/// The encoding named by the XML declaration at the start of `head`, if any.
+fn declared_encoding(head: &[u8]) -> Option<String> {
+    let decl = head.strip_prefix(b"<?xml")?;
+    let decl = &decl[..decl.windows(2).position(|w| w == b"?>")?];
+    let at = decl.windows(8).position(|w| w == b"encoding")?;
+    let rest = std::str::from_utf8(&decl[at + 8..]).ok()?.trim_start();
+    let rest = rest.strip_prefix('=')?.trim_start();
+    let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+    let value = &rest[1..];
+    Some(value[..value.find(quote)?].to_ascii_lowercase())
+}
+
+/// The body as text (XML 1.0 §4.3.3 and Appendix F): UTF-16 when it starts with a byte order
+/// mark (or with `<?` in two-byte units); otherwise UTF-8 unless its XML declaration names
+/// ISO-8859-1 (read too) or another encoding (refused).
+fn decode(body: &[u8]) -> WpsResult<Cow<'_, str>> {
+    let utf8 = |b| {
+        std::str::from_utf8(b).map(Cow::Borrowed).map_err(|e| {
+            bad_request(format!(
+                "request body is not valid UTF-8 (at byte {}): {e}",
+                e.valid_up_to()
+            ))
+        })
+    };
+    let utf16 = |b: &[u8], big_endian: bool| -> WpsResult<Cow<str>> {
+        if !b.len().is_multiple_of(2) {
+            return Err(bad_request(
+                "UTF-16 request body with an odd number of bytes",
+            ));
+        }
+        let units = b.chunks_exact(2).map(|u| match big_endian {
+            true => u16::from_be_bytes([u[0], u[1]]),
+            false => u16::from_le_bytes([u[0], u[1]]),
+        });
+        char::decode_utf16(units)
+            .collect::<Result<String, _>>()
+            .map(Cow::Owned)
+            .map_err(|e| bad_request(format!("request body is not valid UTF-16: {e}")))
+    };
+    let (text, bom) = match body {
+        [0xEF, 0xBB, 0xBF, rest @ ..] => (utf8(rest)?, Some("utf-8")),
+        [0xFF, 0xFE, rest @ ..] => (utf16(rest, false)?, Some("utf-16")),
+        [0xFE, 0xFF, rest @ ..] => (utf16(rest, true)?, Some("utf-16")),
+        [b'<', 0, b'?', 0, ..] => (utf16(body, false)?, Some("utf-16")),
+        [0, b'<', 0, b'?', ..] => (utf16(body, true)?, Some("utf-16")),
+        _ => match declared_encoding(&body[..body.len().min(512)]).as_deref() {
+            None | Some("utf-8" | "utf8" | "us-ascii" | "ascii") => (utf8(body)?, None),
+            Some("iso-8859-1" | "iso_8859-1" | "latin1" | "latin-1" | "l1") => {
+                (Cow::Owned(body.iter().map(|&b| char::from(b)).collect()), None)
+            }
+            Some(other) => {
+                return Err(bad_request(format!(
+                    "the request's XML encoding '{other}' is not supported; send UTF-8, UTF-16 (with a byte order mark) or ISO-8859-1"
+                )))
+            }
+        },
+    };
+    if let Some(family) = bom {
+        if let Some(declared) = declared_encoding(text.as_bytes()) {
+            if !declared.replace('_', "-").starts_with(family) && declared != "utf8" {
+                return Err(bad_request(format!(
+                    "the request body is {} but declares encoding '{declared}'",
+                    family.to_ascii_uppercase()
+                )));
+            }
+        }
+    }
+    Ok(text)
+}
+
 /// Parses a WPS 1.0.0 XML request body.
 pub fn parse(body: &[u8]) -> WpsResult<Request> {
-    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-    if body.iter().all(u8::is_ascii_whitespace) {
+    let doc = decode(body)?;
+    if doc.chars().all(|c| c.is_ascii_whitespace()) {
         return Err(WpsError::missing("request", "empty request body"));
     }
-    let doc = std::str::from_utf8(body).map_err(|e| {
-        bad_request(format!(
-            "request body is not valid UTF-8 (at byte {}): {e}",
-            e.valid_up_to()
-        ))
-    })?;
+    let doc = doc.as_ref();
     let root = read_tree(doc)?;
 
     let op = root.local.as_str();
@@ -274,11 +495,7 @@ pub fn parse(body: &[u8]) -> WpsResult<Request> {
             });
             if let Some(versions) = &accept_versions {
                 if !versions.iter().any(|v| v == "1.0.0") {
-                    return Err(WpsError::new(
-                        ExceptionCode::VersionNegotiationFailed,
-                        Some("AcceptVersions"),
-                        format!("none of the versions {versions:?} is supported; only 1.0.0 is"),
-                    ));
+                    return Err(version_negotiation_failed(versions));
                 }
             }
             Ok(Request::GetCapabilities(GetCapabilities {
@@ -597,10 +814,7 @@ mod tests {
         let bad = format!(
             r#"<wps:GetCapabilities service="wps" {NS}><ows:AcceptVersions><ows:Version>2.0.0</ows:Version></ows:AcceptVersions></wps:GetCapabilities>"#
         );
-        assert_eq!(
-            err(&bad),
-            code_loc(ExceptionCode::VersionNegotiationFailed, "AcceptVersions")
-        );
+        assert_eq!(err(&bad), (ExceptionCode::VersionNegotiationFailed, None));
     }
 
     #[test]
@@ -763,7 +977,7 @@ mod tests {
         let old_version = no_version.replace("service=", r#"version="0.4.0" service="#);
         assert_eq!(
             err(&old_version),
-            code_loc(VersionNegotiationFailed, "version")
+            code_loc(InvalidParameterValue, "version")
         );
         let no_ids = format!(r#"<wps:DescribeProcess service="WPS" version="1.0.0" {NS}/>"#);
         assert_eq!(err(&no_ids), code_loc(MissingParameterValue, "identifier"));
@@ -821,11 +1035,36 @@ mod tests {
         assert!(parse(deep.as_bytes()).unwrap_err().text.contains("deeper"));
         let ok_depth = exec_with(&format!("{}{}", "<x>".repeat(60), "</x>".repeat(60)));
         assert!(parse(ok_depth.as_bytes()).is_ok());
-        let many = exec_with(&"<x/>".repeat(10_001));
+        let many = exec_with(&"<wps:x/>".repeat(MAX_STRUCTURE_ELEMENTS));
         assert!(parse(many.as_bytes())
             .unwrap_err()
             .text
-            .contains("elements"));
+            .contains("WPS elements"));
+        let attrs: String = (0..200).map(|i| format!(" a{i}=\"\"")).collect();
+        let many_attrs =
+            exec_with(&format!("<wps:x{attrs}/>").repeat(MAX_STRUCTURE_ATTRIBUTES / 200 + 1));
+        assert!(parse(many_attrs.as_bytes())
+            .unwrap_err()
+            .text
+            .contains("attributes on them"));
+        // elements of other namespaces are read, not kept
+        let foreign = exec_with(&"<x/>".repeat(MAX_STRUCTURE_ELEMENTS));
+        assert!(parse(foreign.as_bytes()).is_ok());
+        // deep inline content counts for the depth limit too
+        let deep_inline = exec_with(&format!(
+            "<wps:DataInputs><wps:Input><ows:Identifier>g</ows:Identifier><wps:Data><wps:ComplexData>{}{}</wps:ComplexData></wps:Data></wps:Input></wps:DataInputs>",
+            "<x>".repeat(60),
+            "</x>".repeat(60)
+        ));
+        assert!(parse(deep_inline.as_bytes())
+            .unwrap_err()
+            .text
+            .contains("deeper"));
+        let dup = exec_with(r#"<x a="1" b="2" a="3"/>"#);
+        assert!(parse(dup.as_bytes())
+            .unwrap_err()
+            .text
+            .contains("duplicate attribute 'a'"));
         let attrs: String = (0..257).map(|i| format!(" a{i}=\"v\"")).collect();
         let wide = exec_with(&format!("<x{attrs}/>"));
         assert!(parse(wide.as_bytes())
@@ -833,6 +1072,217 @@ mod tests {
             .text
             .contains("attributes"));
         assert!(parse(format!("{EX10}<second/>").as_bytes()).is_err());
+    }
+
+    fn inline_input(content: &str) -> String {
+        exec_with(&format!(
+            r#"<wps:DataInputs><wps:Input><ows:Identifier>layer</ows:Identifier><wps:Data><wps:ComplexData mimeType="application/gml+xml">{content}</wps:ComplexData></wps:Data></wps:Input></wps:DataInputs>"#
+        ))
+    }
+
+    /// Real data is not refused for its number of elements: inline content is checked but not
+    /// kept as a tree, so only the body size (maxrequestsize) bounds it.
+    #[test]
+    fn large_inline_content_is_accepted_verbatim() {
+        let features: String = (0..20_000)
+            .map(|i| format!(r#"<gml:featureMember><f:r gml:id="r{i}"><f:n>{i}</f:n></f:r></gml:featureMember>"#))
+            .collect();
+        let gml = format!(
+            r#"<gml:FeatureCollection xmlns:gml="http://www.opengis.net/gml" xmlns:f="urn:f">{features}</gml:FeatureCollection>"#
+        );
+        let e = execute(&inline_input(&gml));
+        let InputData::Complex(c) = &e.inputs[0].data else {
+            panic!("{:?}", e.inputs[0]);
+        };
+        assert!(c.is_xml);
+        assert_eq!(c.content, gml);
+    }
+
+    /// Namespaces in XML 1.0: every prefix used must be declared (on the element or an
+    /// ancestor); `xml` is always bound.
+    #[test]
+    fn undeclared_prefixes_are_refused() {
+        use ExceptionCode::*;
+        // as pywps's own test request (wps and ows never declared)
+        let dp = r#"<?xml version="1.0" encoding="UTF-8"?><wps:DescribeProcess language="en" service="WPS" version="1.0.0" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><ows:Identifier>say_hello</ows:Identifier></wps:DescribeProcess>"#;
+        let e = parse(dp.as_bytes()).unwrap_err();
+        assert_eq!(
+            (e.code, e.locator.as_deref()),
+            (InvalidParameterValue, Some("request"))
+        );
+        assert!(
+            e.text.contains("prefix 'wps' is not declared"),
+            "{}",
+            e.text
+        );
+        let leaf = format!(
+            r#"<wps:DescribeProcess service="WPS" version="1.0.0" xmlns:wps="{NS_WPS}"><ows:Identifier>a</ows:Identifier></wps:DescribeProcess>"#
+        );
+        assert!(parse(leaf.as_bytes()).unwrap_err().text.contains("'ows'"));
+        let attr = exec_with(r#"<x q:a="1"/>"#);
+        assert_eq!(err(&attr), code_loc(InvalidParameterValue, "request"));
+        let inline = inline_input("<gml:Point/>");
+        assert!(parse(inline.as_bytes()).unwrap_err().text.contains("'gml'"));
+        // a prefix goes out of scope with its element
+        let scoped = inline_input(r#"<a xmlns:g="urn:g"><g:b/></a><g:c/>"#);
+        assert!(parse(scoped.as_bytes()).unwrap_err().text.contains("'g'"));
+        // declared on an ancestor, redeclared, the default namespace, xml:lang: fine
+        let ok = inline_input(
+            r#"<a xmlns:g="urn:g" xmlns="urn:d"><g:b xmlns:g="urn:h" xml:lang="en"><c xmlns=""/></g:b></a>"#,
+        );
+        assert!(parse(ok.as_bytes()).is_ok());
+        let bad_decl = exec_with(r#"<x xmlns:p=""/>"#);
+        assert_eq!(err(&bad_decl), code_loc(InvalidParameterValue, "request"));
+    }
+
+    /// A namespace-declaration flood (62 nested elements with 250 declarations each, then
+    /// 1100 elements with 250 prefixed attributes; 2.8 MB) is refused at once, and would cost
+    /// one lookup per name anyway.
+    #[test]
+    fn namespace_flood_is_refused() {
+        let flood = namespace_flood();
+        assert!(flood.len() > 2_000_000 && flood.len() < 3 * 1024 * 1024);
+        let e = parse(flood.as_bytes()).unwrap_err();
+        assert_eq!(
+            (e.code, e.locator.as_deref()),
+            (ExceptionCode::InvalidParameterValue, Some("request"))
+        );
+        assert!(
+            e.text.contains("namespace declarations in scope"),
+            "{}",
+            e.text
+        );
+        // Declarations under the limit and many prefixed attributes: parsed, not refused.
+        let decls: String = (0..250)
+            .map(|i| format!(r#" xmlns:p{i}="urn:p{i}""#))
+            .collect();
+        let attrs: String = (0..250).map(|i| format!(r#" p{i}:a="v""#)).collect();
+        let wide = inline_input(&format!(
+            "<a{decls}>{}</a>",
+            format!("<b{attrs}/>").repeat(1100)
+        ));
+        assert!(parse(wide.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn encodings() {
+        use ExceptionCode::*;
+        let utf8 = EX10.replace("en-CA", "d\u{e9}-CH");
+        let expected = parse(utf8.as_bytes()).unwrap();
+        let utf16 = |big_endian: bool, bom: bool, decl: &str| {
+            let text = utf8.replace("UTF-8", decl);
+            let mut b: Vec<u8> = match (bom, big_endian) {
+                (false, _) => vec![],
+                (true, true) => vec![0xFE, 0xFF],
+                (true, false) => vec![0xFF, 0xFE],
+            };
+            for u in text.encode_utf16() {
+                b.extend(match big_endian {
+                    true => u.to_be_bytes(),
+                    false => u.to_le_bytes(),
+                });
+            }
+            b
+        };
+        for (be, bom, decl) in [
+            (false, true, "UTF-16"),
+            (true, true, "UTF-16"),
+            (false, true, "utf-16le"),
+            (false, false, "UTF-16"),
+            (true, false, "UTF-16"),
+        ] {
+            assert_eq!(
+                parse(&utf16(be, bom, decl)).unwrap(),
+                expected,
+                "{be} {bom} {decl}"
+            );
+        }
+        let bom8 = [b"\xEF\xBB\xBF".as_slice(), utf8.as_bytes()].concat();
+        assert_eq!(parse(&bom8).unwrap(), expected);
+        // ISO-8859-1 is read as such, not as mojibake
+        let latin1: Vec<u8> = utf8
+            .replace("UTF-8", "ISO-8859-1")
+            .chars()
+            .map(|c| c as u8)
+            .collect();
+        assert_eq!(parse(&latin1).unwrap(), expected);
+        // other encodings, contradictions and broken UTF-16: a clear 400
+        let cp1252 = utf8.replace("UTF-8", "windows-1252");
+        let e = parse(cp1252.as_bytes()).unwrap_err();
+        assert_eq!(
+            (e.code, e.locator.as_deref()),
+            (InvalidParameterValue, Some("request"))
+        );
+        assert!(
+            e.text.contains("'windows-1252' is not supported"),
+            "{}",
+            e.text
+        );
+        let e = parse(&utf16(false, true, "ISO-8859-1")).unwrap_err();
+        assert!(e.text.contains("declares encoding"), "{}", e.text);
+        let mut odd = utf16(false, true, "UTF-16");
+        odd.push(b'x');
+        assert!(parse(&odd).unwrap_err().text.contains("UTF-16"));
+        let lone_surrogate = [0xFF, 0xFE, b'<', 0, 0x00, 0xD8, b'/', 0, b'>', 0];
+        assert!(parse(&lone_surrogate).unwrap_err().text.contains("UTF-16"));
+    }
+
+    /// The fuzz seeds of this parser's new cases behave as their names say.
+    #[test]
+    fn fuzz_seeds() {
+        let e = parse(include_bytes!(
+            "../../../fuzz/seeds/xml_request/namespace_flood.xml"
+        ))
+        .unwrap_err();
+        assert!(
+            e.text.contains("namespace declarations in scope"),
+            "{}",
+            e.text
+        );
+        // read through (every prefix resolved); then refused for its missing identifier
+        let e = parse(include_bytes!(
+            "../../../fuzz/seeds/xml_request/namespace_many.xml"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            (e.code, e.locator.as_deref()),
+            (ExceptionCode::MissingParameterValue, Some("identifier"))
+        );
+        let caps = parse(include_bytes!(
+            "../../../fuzz/seeds/xml_request/caps_utf16.xml"
+        ));
+        assert!(matches!(caps, Ok(Request::GetCapabilities(_))), "{caps:?}");
+        let e = parse(include_bytes!(
+            "../../../fuzz/seeds/xml_request/unbound_prefix.xml"
+        ))
+        .unwrap_err();
+        assert!(e.text.contains("not declared"), "{}", e.text);
+    }
+
+    /// 62 nested elements with 250 namespace declarations each, then 1100 elements with 250
+    /// prefixed attributes each (2.8 MB, under the default maxrequestsize): quadratic for a resolver that searches the
+    /// declarations in scope. Also `fuzz/seeds/xml_request/namespace_flood.xml`.
+    pub(crate) fn namespace_flood() -> String {
+        let mut s = format!(r#"<wps:Execute service="WPS" version="1.0.0" {NS}>"#);
+        for d in 0..62 {
+            s.push_str(&format!("<n{d}"));
+            for i in 0..250 {
+                s.push_str(&format!(r#" xmlns:p{i}="u:{i}""#));
+            }
+            s.push('>');
+        }
+        for _ in 0..1100 {
+            s.push_str("<e");
+            for i in 0..250 {
+                s.push_str(&format!(r#" p{i}:a="""#));
+            }
+            s.push_str("/>");
+        }
+        for d in (0..62).rev() {
+            s.push_str(&format!("</n{d}>"));
+        }
+        s.push_str("</wps:Execute>");
+        s
     }
 
     #[test]
