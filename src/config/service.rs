@@ -121,7 +121,7 @@ pub struct Server {
     /// `allowedinputpaths`: directories `file://` references may read from (default: none).
     pub allowedinputpaths: Vec<PathBuf>,
     /// `allowedhosts`: hosts and networks references may reach although not public.
-    pub allowedhosts: Vec<crate::engine::fetch::HostRule>,
+    pub allowedhosts: Vec<crate::model::net::HostRule>,
 }
 
 impl Default for Server {
@@ -329,12 +329,12 @@ impl ServiceConfig {
                     "retention" => s.retention = Some(parse_duration(&v).map_err(bad)?),
                     "allowedinputpaths" => {
                         let base = path.parent().unwrap_or(Path::new(""));
-                        s.allowedinputpaths = crate::engine::fetch::parse_paths(&v, base);
+                        s.allowedinputpaths = super::values::parse_paths(&v, base);
                     }
                     "allowedhosts" => {
                         s.allowedhosts = split_list(&v)
                             .iter()
-                            .map(|h| crate::engine::fetch::HostRule::parse(h))
+                            .map(|h| crate::model::net::HostRule::parse(h))
                             .collect::<Result<_, _>>()
                             .map_err(bad)?;
                     }

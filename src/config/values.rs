@@ -91,3 +91,12 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     }
     Ok(bytes.round() as u64)
 }
+
+/// `allowedinputpaths`: directories separated by `:` or `,` (PyWPS's syntax), kept absolute.
+pub fn parse_paths(v: &str, base: &Path) -> Vec<PathBuf> {
+    v.split([':', ','])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| base.join(s))
+        .collect()
+}

@@ -19,10 +19,11 @@
 //!   reference cannot escape the listed directories.
 //! - Proxies from the environment are not used.
 
+pub use crate::model::net::HostRule;
 use crate::model::Reference;
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,80 +31,6 @@ use std::time::{Duration, Instant};
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 /// Redirects followed at most.
 pub const MAX_REDIRECTS: u32 = 5;
-
-/// One entry of `[server] allowedhosts`: a network (an address is a /32 or /128) or a host name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HostRule {
-    Net(IpAddr, u8),
-    Name(String),
-}
-
-impl HostRule {
-    /// Parses `127.0.0.1`, `10.0.0.0/8`, `::1`, `[::1]`, `fd00::/8` or a host name.
-    pub fn parse(s: &str) -> Result<HostRule, String> {
-        let s = s.trim();
-        let (addr, prefix) = match s.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s, None),
-        };
-        let addr = addr.trim_start_matches('[').trim_end_matches(']');
-        if let Ok(ip) = addr.parse::<IpAddr>() {
-            let max = if ip.is_ipv4() { 32 } else { 128 };
-            let prefix = match prefix {
-                None => max,
-                Some(p) => match p.trim().parse::<u8>() {
-                    Ok(n) if n <= max => n,
-                    _ => return Err(format!("'{s}': invalid network prefix length")),
-                },
-            };
-            return Ok(HostRule::Net(ip, prefix));
-        }
-        let name = s.to_ascii_lowercase();
-        let valid = prefix.is_none()
-            && !name.is_empty()
-            && name.len() <= 253
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_');
-        if valid {
-            Ok(HostRule::Name(name))
-        } else {
-            Err(format!(
-                "'{s}' is neither an address, a network nor a host name"
-            ))
-        }
-    }
-
-    fn contains(&self, ip: IpAddr) -> bool {
-        let HostRule::Net(net, prefix) = self else {
-            return false;
-        };
-        match (canonical(*net), canonical(ip)) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let p = (*prefix).min(32) as u32;
-                let mask = if p == 0 { 0 } else { u32::MAX << (32 - p) };
-                u32::from(n) & mask == u32::from(a) & mask
-            }
-            (IpAddr::V6(n), IpAddr::V6(a)) => {
-                let p = (*prefix).min(128) as u32;
-                let mask = if p == 0 { 0 } else { u128::MAX << (128 - p) };
-                u128::from(n) & mask == u128::from(a) & mask
-            }
-            _ => false,
-        }
-    }
-}
-
-/// IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) as the IPv4 address they are.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => ip,
-        },
-        v4 => v4,
-    }
-}
 
 fn is_public_v4(ip: Ipv4Addr) -> bool {
     let o = ip.octets();
@@ -567,15 +494,6 @@ pub fn checked_resolve(policy: &FetchPolicy, netloc: &str) -> Result<Vec<SocketA
     Ok(addrs)
 }
 
-/// `allowedinputpaths`: directories separated by `:` or `,` (PyWPS's syntax), kept absolute.
-pub fn parse_paths(v: &str, base: &Path) -> Vec<PathBuf> {
-    v.split([':', ','])
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| base.join(s))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -937,7 +855,7 @@ mod tests {
                 ..Default::default()
             })
         };
-        let url = |path: &Path| format!("file://{}", path.display());
+        let url = |path: &std::path::Path| format!("file://{}", path.display());
         assert_eq!(get(url(&allowed.join("sub/a.gml"))).unwrap().data, b"<a/>");
         // `..`, symlinks and absent files are refused alike
         for p in [
@@ -970,7 +888,7 @@ mod tests {
             Err(FetchError::TooLarge(1000))
         );
         assert_eq!(
-            parse_paths("/a:/b, c", Path::new("/etc")),
+            crate::config::values::parse_paths("/a:/b, c", std::path::Path::new("/etc")),
             vec![
                 PathBuf::from("/a"),
                 PathBuf::from("/b"),

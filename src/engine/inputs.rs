@@ -16,6 +16,7 @@
 use crate::engine::fetch::{FetchError, FetchPolicy, FETCH_TIMEOUT, MAX_REDIRECTS};
 use crate::engine::service::Service;
 use crate::engine::validate::{validate_inputs, validate_inputs_unfetched};
+use crate::model::format::base64_text_limit;
 use crate::model::MAX_INPUTS;
 use crate::model::{
     ComplexValue, ExceptionCode, Input, InputData, LiteralValue, WpsError, WpsResult,
@@ -34,26 +35,6 @@ fn fetch_error(id: &str, e: FetchError, max_single: u64) -> WpsError {
         ),
         e => WpsError::invalid(id, format!("Input '{id}': {e}")),
     }
-}
-
-/// The number of bytes base64 `text` decodes to (exact for valid base64; whitespace, such as
-/// line breaks, is not counted). `maxsingleinputsize` limits this, not the length of the text.
-pub(crate) fn base64_decoded_len(text: &str) -> usize {
-    let mut n = 0usize;
-    let mut pad = 0usize;
-    for b in text.bytes().filter(|b| !b.is_ascii_whitespace()) {
-        n += 1;
-        pad = if b == b'=' { pad + 1 } else { 0 };
-    }
-    n.saturating_sub(pad.min(2)) * 3 / 4
-}
-
-/// How much base64 text a reference declared `encoding="base64"` may have so that it can
-/// decode to `max` bytes: 4/3 of `max`, plus an eighth for line breaks. The decoded size is
-/// then checked exactly.
-pub(crate) fn base64_text_limit(max: u64) -> u64 {
-    let text = max.div_ceil(3).saturating_mul(4);
-    text.saturating_add(text / 8)
 }
 
 impl Service {

@@ -1,7 +1,7 @@
 //! Checks Execute inputs against a process description: known identifiers, occurrences,
 //! literal types and allowed values, bounding-box CRSs, complex formats and sizes.
 
-use crate::model::format::{is_base64, select};
+use crate::model::format::{base64_decoded_len, is_base64, select};
 use crate::model::{
     parse_kvp_bbox, ComplexValue, DataSpec, ExceptionCode, Input, InputData, Inputs,
     ProcessDescription, Value, WpsError, WpsResult,
@@ -66,7 +66,7 @@ fn validate_inputs_impl(
             InputData::Literal(l) => l.value.len(),
             // base64 text: the size it decodes to (checked exactly once decoded, below)
             InputData::Complex(c) if is_base64(c.encoding.as_deref()) => {
-                crate::engine::inputs::base64_decoded_len(&c.content)
+                base64_decoded_len(&c.content)
             }
             InputData::Complex(c) => c.content.len(),
             _ => 0,

@@ -40,6 +40,26 @@ pub fn encode_base64(data: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(data)
 }
 
+/// The number of bytes base64 `text` decodes to (exact for valid base64; whitespace, such as
+/// line breaks, is not counted). `maxsingleinputsize` limits this, not the length of the text.
+pub fn base64_decoded_len(text: &str) -> usize {
+    let mut n = 0usize;
+    let mut pad = 0usize;
+    for b in text.bytes().filter(|b| !b.is_ascii_whitespace()) {
+        n += 1;
+        pad = if b == b'=' { pad + 1 } else { 0 };
+    }
+    n.saturating_sub(pad.min(2)) * 3 / 4
+}
+
+/// How much base64 text a reference declared `encoding="base64"` may have so that it can
+/// decode to `max` bytes: 4/3 of `max`, plus an eighth for line breaks. The decoded size is
+/// then checked exactly.
+pub fn base64_text_limit(max: u64) -> u64 {
+    let text = max.div_ceil(3).saturating_mul(4);
+    text.saturating_add(text / 8)
+}
+
 /// Decodes base64 content leniently about whitespace (line breaks are usual in base64).
 pub fn decode_base64(s: &str) -> Result<Vec<u8>, String> {
     let compact: String = s.chars().filter(|c| !c.is_ascii_whitespace()).collect();

@@ -9,6 +9,7 @@
 
 pub mod error;
 pub mod format;
+pub mod net;
 pub mod panic;
 pub mod process;
 pub mod values;

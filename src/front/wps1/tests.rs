@@ -447,9 +447,9 @@ fn maxsingleinputsize_is_the_decoded_size() {
             assert_eq!(e.locator.as_deref(), Some("layer"));
         }
     }
-    assert_eq!(crate::engine::inputs::base64_decoded_len(&b64(1100)), 1100);
+    assert_eq!(crate::model::format::base64_decoded_len(&b64(1100)), 1100);
     assert_eq!(
-        crate::engine::inputs::base64_decoded_len(&wrapped(b64(1022))),
+        crate::model::format::base64_decoded_len(&wrapped(b64(1022))),
         1022
     );
     // through a whole request: 413 with the locator (not a decoding or format error)
