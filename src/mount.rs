@@ -188,10 +188,11 @@ impl ChildState {
     }
 
     /// The status page's view of this child: its pools, and each service with the counters of
-    /// this child's runners. `vhost` names an alias's virtual host.
+    /// this child's runners. `vhost` names an alias's virtual host; `user` is who asks.
     pub fn status(
         &self,
         vhost: impl Fn(usize) -> Option<String>,
+        user: Option<&str>,
     ) -> (Vec<PoolStatus>, Vec<ServiceStatus>) {
         let mut pools: Vec<PoolStatus> = self.pools.values().map(|p| PoolStatus::of(p)).collect();
         pools.sort_by(|a, b| a.name.cmp(&b.name));
@@ -208,6 +209,7 @@ impl ChildState {
                     &a.service,
                     a.group(),
                     runners.map(|m| m.runner.as_ref()),
+                    crate::engine::Caller::new(user),
                 )
             })
             .collect();

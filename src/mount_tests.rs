@@ -94,7 +94,7 @@ fn a_child_runs_each_alias_on_its_pools() {
     assert_eq!(r.status, 200);
     let r = child.handle(1, DEFAULT_POOL, &req);
     assert_eq!(r.status, 500, "alias 1 has no runner on the default pool");
-    let (pools, services) = child.status(|_| None);
+    let (pools, services) = child.status(|_| None, None);
     assert_eq!(
         pools.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
         ["big", "default"]

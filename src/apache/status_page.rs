@@ -60,14 +60,16 @@ unsafe fn vhost_name(server: usize, main: usize) -> Option<String> {
     })
 }
 
-unsafe fn collect(state: Option<&ChildState>) -> ServerStatus {
+unsafe fn collect(r: *const request_rec, state: Option<&ChildState>) -> ServerStatus {
     let now = SystemTime::now();
     let server_started = lock(&SERVER_STARTED).unwrap_or(now);
     let child_started = lock(&CHILD_STARTED).unwrap_or(server_started);
     let (pools, services) = match state {
         Some(state) => {
             let main = state.generation.main_server;
-            state.status(|server| vhost_name(server, main))
+            let user = (!(*r).user.is_null())
+                .then(|| CStr::from_ptr((*r).user).to_string_lossy().into_owned());
+            state.status(|server| vhost_name(server, main), user.as_deref())
         }
         None => (Vec::new(), Vec::new()),
     };
@@ -86,7 +88,7 @@ unsafe fn handle(r: *mut request_rec) -> c_int {
         CStr::from_ptr((*r).args).to_string_lossy().into_owned()
     };
     let state = lock(&CHILD).clone();
-    let snapshot = collect(state.as_deref());
+    let snapshot = collect(r, state.as_deref());
     send(r, &status_page::response(&snapshot, &query), head)
 }
 

@@ -100,7 +100,7 @@ const METADATA_KEYS: &str = "identification_title identification_abstract \
     contact_role";
 
 const SERVER_KEYS: &str = "url outputurl outputpath workdir maxsingleinputsize maxrequestsize \
-    parallelprocesses maxprocesses language processtimeout retention allowedinputpaths allowedhosts";
+    parallelprocesses maxprocesses language processtimeout retention allowedinputpaths allowedhosts jobaccess jobadmins";
 
 /// `[server]` settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -122,6 +122,20 @@ pub struct Server {
     pub allowedinputpaths: Vec<PathBuf>,
     /// `allowedhosts`: hosts and networks references may reach although not public.
     pub allowedhosts: Vec<crate::model::net::HostRule>,
+    /// `jobaccess`: who may read and dismiss a job.
+    pub jobaccess: JobAccess,
+    /// `jobadmins`: users who see and dismiss every job (with `jobaccess = owner`).
+    pub jobadmins: Vec<String>,
+}
+
+/// `[server] jobaccess`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum JobAccess {
+    /// Anyone who knows a job's id (the default).
+    #[default]
+    All,
+    /// Only the user who submitted it (and `jobadmins`); anonymous jobs stay readable by id.
+    Owner,
 }
 
 impl Default for Server {
@@ -140,6 +154,8 @@ impl Default for Server {
             retention: None,
             allowedinputpaths: Vec::new(),
             allowedhosts: Vec::new(),
+            jobaccess: JobAccess::All,
+            jobadmins: Vec::new(),
         }
     }
 }
@@ -338,6 +354,14 @@ impl ServiceConfig {
                             .collect::<Result<_, _>>()
                             .map_err(bad)?;
                     }
+                    "jobaccess" => {
+                        s.jobaccess = match v.trim().to_ascii_lowercase().as_str() {
+                            "all" => JobAccess::All,
+                            "owner" => JobAccess::Owner,
+                            _ => return Err(bad(format!("'{v}': expected 'all' or 'owner'"))),
+                        }
+                    }
+                    "jobadmins" => s.jobadmins = split_list(&v),
                     "language" => {
                         let langs = split_list(&v);
                         if let Some(l) = langs.iter().find(|l| !is_language_tag(l)) {

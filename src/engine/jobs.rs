@@ -4,7 +4,8 @@
 //! through [`Backend`].
 
 use super::service::Service;
-use crate::jobs::{new_id, JobOutput, JobQuery, JobRecord, StoreError, StoredValue};
+use crate::config::service::JobAccess;
+use crate::jobs::{new_id, JobOutput, JobQuery, JobRecord, Owner, StoreError, StoredValue};
 use crate::model::format::{bounding_box_xml, encode_base64, extension_for, is_base64, select};
 use crate::model::{
     DataSpec, ExceptionCode, Input, Inputs, OutputRequest, OutputValue, Outputs, Process,
@@ -43,6 +44,24 @@ impl Outcome {
                 "Process '{process}' crashed with an internal error; the details are in the server's error log"
             ))),
         }
+    }
+}
+
+/// Who asks: the authenticated user of the request (`REMOTE_USER`), if any. With
+/// `jobaccess = owner`, a job answers only its owner and `jobadmins`; to anyone else it is
+/// unknown (no hint that it exists). Anonymous jobs stay readable by id.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Caller<'a> {
+    pub user: Option<&'a str>,
+}
+
+impl<'a> Caller<'a> {
+    pub fn new(user: Option<&'a str>) -> Self {
+        Caller { user }
+    }
+    /// The caller of the server's own work (no restriction).
+    pub fn anonymous() -> Self {
+        Caller { user: None }
     }
 }
 
@@ -161,22 +180,55 @@ impl Service {
         Ok(job)
     }
 
-    /// A job's record (`None`: unknown, expired or dismissed).
-    pub fn job(&self, id: &str) -> WpsResult<Option<JobRecord>> {
-        self.store.get(id).map_err(store_error)
+    /// Whether `caller` sees and dismisses every job of this service.
+    pub fn is_job_admin(&self, caller: Caller) -> bool {
+        let server = &self.config.server;
+        server.jobaccess == JobAccess::All
+            || caller
+                .user
+                .is_some_and(|u| server.jobadmins.iter().any(|a| a == u))
     }
 
-    /// A job's output file.
-    pub fn output_file(&self, id: &str, name: &str) -> WpsResult<Option<Vec<u8>>> {
+    fn may_see(&self, job: &JobRecord, caller: Caller) -> bool {
+        job.user.is_none() || self.is_job_admin(caller) || job.user.as_deref() == caller.user
+    }
+
+    /// A job's record as `caller` may see it (`None`: unknown, expired, dismissed, or not
+    /// the caller's).
+    pub fn job(&self, id: &str, caller: Caller) -> WpsResult<Option<JobRecord>> {
+        let job = self.store.get(id).map_err(store_error)?;
+        Ok(job.filter(|j| self.may_see(j, caller)))
+    }
+
+    /// A job's output file, for `caller`.
+    pub fn output_file(&self, id: &str, name: &str, caller: Caller) -> WpsResult<Option<Vec<u8>>> {
+        if self.config.server.jobaccess == JobAccess::Owner && self.job(id, caller)?.is_none() {
+            // outputs of synchronous requests have no record: readable by their URL
+            if self.store.get(id).map_err(store_error)?.is_some() {
+                return Ok(None);
+            }
+        }
         self.store.read_output(id, name).map_err(store_error)
     }
 
-    pub fn list_jobs(&self, q: &JobQuery) -> WpsResult<Vec<JobRecord>> {
-        self.store.list(q).map_err(store_error)
+    /// The jobs `caller` may list (with `jobaccess = owner`, only their own).
+    pub fn list_jobs(&self, q: &JobQuery, caller: Caller) -> WpsResult<Vec<JobRecord>> {
+        let mut q = q.clone();
+        if !self.is_job_admin(caller) {
+            q.owner = match caller.user {
+                Some(u) => Owner::User(u.to_owned()),
+                None => Owner::Anonymous,
+            };
+        }
+        self.store.list(&q).map_err(store_error)
     }
 
-    /// Dismisses a job (see [`crate::jobs::JobStore::dismiss`]); `None` for an unknown job.
-    pub fn dismiss(&self, id: &str) -> WpsResult<Option<JobRecord>> {
+    /// Dismisses a job (see [`crate::jobs::JobStore::dismiss`]); `None` for a job unknown to
+    /// `caller`.
+    pub fn dismiss(&self, id: &str, caller: Caller) -> WpsResult<Option<JobRecord>> {
+        if self.job(id, caller)?.is_none() {
+            return Ok(None);
+        }
         self.store.dismiss(id).map_err(store_error)
     }
 
@@ -254,12 +306,16 @@ impl Service {
             StoredValue::BoundingBox(b) => OutputValue::BoundingBox(b.clone()),
             StoredValue::Complex { mime_type, file } => OutputValue::Complex {
                 mime_type: mime_type.clone(),
-                data: self.output_file(job, file)?.ok_or_else(|| {
-                    WpsError::no_applicable(format!(
-                        "the stored output '{}' of job {job} is gone",
-                        o.identifier
-                    ))
-                })?,
+                data: self
+                    .store
+                    .read_output(job, file)
+                    .map_err(store_error)?
+                    .ok_or_else(|| {
+                        WpsError::no_applicable(format!(
+                            "the stored output '{}' of job {job} is gone",
+                            o.identifier
+                        ))
+                    })?,
             },
         })
     }

@@ -7,5 +7,5 @@ pub mod jobs;
 pub mod service;
 pub mod validate;
 
-pub use jobs::{Backend, Outcome, Submission};
+pub use jobs::{Backend, Caller, Outcome, Submission};
 pub use service::Service;

@@ -2,7 +2,7 @@
 //! claimed, run, recorded, dismissed, stopped at their time limit, and survive panics.
 
 use super::*;
-use crate::engine::Submission;
+use crate::engine::{Caller, Submission};
 use crate::exec::dispatcher::Dispatcher;
 use crate::exec::testing::Fixture;
 use crate::jobs::{JobRecord, JobState};
@@ -47,7 +47,7 @@ fn submit(fx: &Fixture, process: &str, inputs: Vec<Input>) -> JobRecord {
 fn wait(fx: &Fixture, id: &str, pred: impl Fn(Option<&JobRecord>) -> bool) -> Option<JobRecord> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let r = fx.service.job(id).unwrap();
+        let r = fx.service.store.get(id).unwrap();
         if pred(r.as_ref()) {
             return r;
         }
@@ -104,14 +104,30 @@ fn dismissing_a_running_job_frees_its_slot_at_once() {
     let next = submit(&fx, "sleep", sleep_input("0"));
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
-        fx.service.job(&next.id).unwrap().unwrap().state,
+        fx.service
+            .job(&next.id, Caller::anonymous())
+            .unwrap()
+            .unwrap()
+            .state,
         JobState::Accepted
     );
-    let before = fx.service.dismiss(&long.id).unwrap().unwrap();
+    let before = fx
+        .service
+        .dismiss(&long.id, Caller::anonymous())
+        .unwrap()
+        .unwrap();
     assert_eq!(before.id, long.id);
     // gone for every job operation at once
-    assert!(fx.service.job(&long.id).unwrap().is_none());
-    assert!(fx.service.dismiss(&long.id).unwrap().is_none());
+    assert!(fx
+        .service
+        .job(&long.id, Caller::anonymous())
+        .unwrap()
+        .is_none());
+    assert!(fx
+        .service
+        .dismiss(&long.id, Caller::anonymous())
+        .unwrap()
+        .is_none());
     // the slot goes to the next job, long before the 30 s sleep would end
     let t0 = Instant::now();
     assert_eq!(final_state(&fx, &next.id).state, JobState::Succeeded);
@@ -123,10 +139,20 @@ fn dismissing_a_running_job_frees_its_slot_at_once() {
         r.is_some_and(|r| r.state == JobState::Running)
     });
     let queued = submit(&fx, "say_hello", hello("x"));
-    assert!(fx.service.dismiss(&queued.id).unwrap().is_some());
-    fx.service.dismiss(&blocker.id).unwrap();
+    assert!(fx
+        .service
+        .dismiss(&queued.id, Caller::anonymous())
+        .unwrap()
+        .is_some());
+    fx.service
+        .dismiss(&blocker.id, Caller::anonymous())
+        .unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    assert!(fx.service.job(&queued.id).unwrap().is_none());
+    assert!(fx
+        .service
+        .job(&queued.id, Caller::anonymous())
+        .unwrap()
+        .is_none());
     assert!(!fx.logged(&format!("job {} (say_hello) started", queued.id)));
 }
 
@@ -161,7 +187,14 @@ fn a_panic_fails_one_job_and_frees_its_slot_and_worker() {
         both.state == JobState::Running || both.state == JobState::Succeeded,
         "{both:?}"
     );
-    assert!(fx.service.job(&a.id).unwrap().unwrap().state != JobState::Accepted);
+    assert!(
+        fx.service
+            .job(&a.id, Caller::anonymous())
+            .unwrap()
+            .unwrap()
+            .state
+            != JobState::Accepted
+    );
     assert_eq!(final_state(&fx, &a.id).state, JobState::Succeeded);
     assert_eq!(final_state(&fx, &b.id).state, JobState::Succeeded);
     assert!(fx.logs("panicked: selftest_panic was asked to panic"));
@@ -213,4 +246,77 @@ fn an_orphan_is_requeued_and_runs_again() {
     let r = final_state(&fx2, &job.id);
     assert_eq!((r.state, r.attempt), (JobState::Succeeded, 2));
     std::mem::forget(fx2);
+}
+
+#[test]
+fn with_jobaccess_owner_a_job_answers_only_its_owner_and_admins() {
+    let fx = Fixture::new(
+        "jobaccess = owner\njobadmins = root",
+        "builtin = say_hello",
+        crate::exec::pool::PoolConfig::new("t"),
+    );
+    let submit_as = |user: Option<&str>| {
+        fx.service
+            .submit(
+                fx.runner.as_ref(),
+                Submission {
+                    process: "say_hello".into(),
+                    inputs: hello("x"),
+                    outputs: vec![crate::model::OutputRequest {
+                        identifier: "response".into(),
+                        as_reference: true,
+                        ..Default::default()
+                    }],
+                    user: user.map(str::to_owned),
+                    protocol: serde_json::Value::Null,
+                },
+            )
+            .unwrap()
+    };
+    let (ann, bob, anon) = (
+        submit_as(Some("ann")),
+        submit_as(Some("bob")),
+        submit_as(None),
+    );
+    for j in [&ann, &bob, &anon] {
+        let r = wait(&fx, &j.id, |r| r.is_some_and(|r| r.state.is_final())).unwrap();
+        assert_eq!(r.state, JobState::Succeeded, "{r:?}");
+    }
+    let (a, b, root, nobody) = (
+        Caller::new(Some("ann")),
+        Caller::new(Some("bob")),
+        Caller::new(Some("root")),
+        Caller::anonymous(),
+    );
+    let sees = |id: &str, c| fx.service.job(id, c).unwrap().is_some();
+    assert!(sees(&ann.id, a) && !sees(&ann.id, b) && !sees(&ann.id, nobody) && sees(&ann.id, root));
+    // anonymous jobs stay readable by id
+    assert!(sees(&anon.id, a) && sees(&anon.id, nobody));
+    // outputs: the same rule
+    let file = fx.service.job(&ann.id, a).unwrap().unwrap().results[0]
+        .reference
+        .clone()
+        .unwrap();
+    assert!(fx.service.output_file(&ann.id, &file, a).unwrap().is_some());
+    assert!(fx.service.output_file(&ann.id, &file, b).unwrap().is_none());
+    // lists: each user their own, the admin all
+    let ids = |c| -> Vec<String> {
+        fx.service
+            .list_jobs(&crate::jobs::JobQuery::default(), c)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect()
+    };
+    assert_eq!(ids(a), [ann.id.clone()]);
+    assert_eq!(ids(b), [bob.id.clone()]);
+    assert_eq!(ids(nobody), [anon.id.clone()]);
+    assert_eq!(ids(root).len(), 3);
+    // dismiss: someone else's job is unknown and stays
+    assert!(fx.service.dismiss(&ann.id, b).unwrap().is_none());
+    assert!(sees(&ann.id, a));
+    assert!(fx.service.dismiss(&ann.id, a).unwrap().is_some());
+    assert!(!sees(&ann.id, root));
+    assert!(fx.service.dismiss(&bob.id, root).unwrap().is_some());
+    assert!(!sees(&bob.id, b));
 }

@@ -15,7 +15,7 @@
 use super::pool::Pool;
 pub use super::runner::JobCounters;
 use super::runner::Runner;
-use crate::engine::Service;
+use crate::engine::{Caller, Service};
 use crate::jobs::JobRecord;
 use serde::Serialize;
 use std::sync::atomic::Ordering;
@@ -109,16 +109,23 @@ pub struct ServiceStatus {
 
 impl ServiceStatus {
     /// Reads the server-wide part from the job store and sums the counters of `runners` (this
-    /// child's runners of the service).
+    /// child's runners of the service). Running jobs' ids (the only secret that protects a
+    /// job) are shown only to whom `caller` may see every job (`jobaccess`, `jobadmins`).
     pub fn collect<'a>(
         url: &str,
         vhost: Option<String>,
         service: &Service,
         process_group: &str,
         runners: impl IntoIterator<Item = &'a Runner>,
+        caller: Caller,
     ) -> ServiceStatus {
         let counts = service.store.counts().unwrap_or_default();
         let mut running: Vec<RunningJob> = counts.running.iter().map(RunningJob::from).collect();
+        if !service.is_job_admin(caller) {
+            for j in &mut running {
+                j.id = "(hidden)".into();
+            }
+        }
         running.sort_by(|a, b| (a.submitted, &a.id).cmp(&(b.submitted, &b.id)));
         let (mut succeeded, mut failed, mut rejected) = (0, 0, 0);
         for r in runners {

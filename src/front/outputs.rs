@@ -4,7 +4,7 @@
 
 use super::http::{HttpRequest, HttpResponse};
 use super::wps1;
-use crate::engine::{Backend, Service};
+use crate::engine::{Backend, Caller, Service};
 use crate::jobs::{valid_id, valid_output_name};
 use crate::model::format::content_type_for;
 use crate::model::LogLevel;
@@ -31,7 +31,7 @@ pub fn serve(
             let Some(id) = rel.strip_suffix(".xml").filter(|id| valid_id(id)) else {
                 return HttpResponse::not_found();
             };
-            match service.job(id) {
+            match service.job(id, Caller::new(req.user)) {
                 Ok(Some(job)) => {
                     let ctx = wps1::Ctx {
                         service,
@@ -55,7 +55,7 @@ pub fn serve(
                 return HttpResponse::not_found();
             }
             let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
-            match service.output_file(id, name) {
+            match service.output_file(id, name, Caller::new(req.user)) {
                 Ok(Some(body)) => found(body, content_type_for(ext)),
                 Ok(None) => HttpResponse::not_found(),
                 Err(e) => failed(e),

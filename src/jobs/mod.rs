@@ -90,6 +90,27 @@ impl fmt::Debug for Claim {
     }
 }
 
+/// Whose jobs `list` returns.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Owner {
+    #[default]
+    Any,
+    /// Submitted by this user.
+    User(String),
+    /// Submitted without authentication.
+    Anonymous,
+}
+
+impl Owner {
+    pub fn matches(&self, user: Option<&str>) -> bool {
+        match self {
+            Owner::Any => true,
+            Owner::User(u) => user == Some(u.as_str()),
+            Owner::Anonymous => user.is_none(),
+        }
+    }
+}
+
 /// Which jobs `list` returns, newest first.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct JobQuery {
@@ -97,8 +118,8 @@ pub struct JobQuery {
     pub processes: Vec<String>,
     /// Only these states (any when empty).
     pub states: Vec<JobState>,
-    /// Only the jobs of this user.
-    pub user: Option<String>,
+    /// Only the jobs of this owner.
+    pub owner: Owner,
     pub offset: usize,
     /// At most this many (all when `None`).
     pub limit: Option<usize>,

@@ -379,7 +379,11 @@ fn stored_jobs_are_rendered_from_their_record() {
         .iter()
         .any(|(k, v)| k == "Allow" && v == "GET, HEAD"));
     // a dismissed job is gone from its URL
-    assert!(fx.service.dismiss(&id).unwrap().is_some());
+    assert!(fx
+        .service
+        .dismiss(&id, crate::engine::Caller::anonymous())
+        .unwrap()
+        .is_some());
     let r = call(
         &fx,
         "GET",

@@ -516,7 +516,7 @@ impl JobStore for FileStore {
             .filter(|r| !self.cancel_path(&r.id).exists())
             .filter(|r| q.processes.is_empty() || q.processes.contains(&r.process))
             .filter(|r| q.states.is_empty() || q.states.contains(&r.state))
-            .filter(|r| q.user.is_none() || r.user == q.user)
+            .filter(|r| q.owner.matches(r.user.as_deref()))
             .collect();
         v.sort_by(|a, b| b.key.cmp(&a.key));
         Ok(v.into_iter()

@@ -216,11 +216,22 @@ fn list_filters_and_pages_newest_first() {
     let page: Vec<String> = s.list(&q).unwrap().into_iter().map(|r| r.id).collect();
     assert_eq!(page, vec![ids[2].clone(), ids[0].clone()]);
     let q = JobQuery {
-        user: Some("ann".into()),
+        owner: crate::jobs::Owner::User("ann".into()),
         states: vec![JobState::Running],
         ..Default::default()
     };
     assert!(s.list(&q).unwrap().is_empty());
+    let mine = |owner| {
+        s.list(&JobQuery {
+            owner,
+            ..Default::default()
+        })
+        .unwrap()
+        .len()
+    };
+    assert_eq!(mine(crate::jobs::Owner::User("ann".into())), 3);
+    assert_eq!(mine(crate::jobs::Owner::Anonymous), 2);
+    assert_eq!(mine(crate::jobs::Owner::User("bob".into())), 0);
     let _ = fs::remove_dir_all(d);
 }
 

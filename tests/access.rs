@@ -1,0 +1,161 @@
+//! Who can see a job (`[server] jobaccess`): behind Apache's own authentication
+//! (`mod_auth_basic` with an htpasswd file: two users and an admin), a job answers only the
+//! user who submitted it, and the `jobadmins`; `jobaccess = all` keeps every job readable by id.
+
+mod common;
+
+use base64::Engine;
+use common::*;
+use std::time::{Duration, Instant};
+
+const USERS: [&str; 3] = ["ann", "bob", "root"];
+
+fn basic(user: &str) -> String {
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:pw-{user}"));
+    format!("Basic {token}")
+}
+
+/// A server with Basic authentication in front of /wps and its status page.
+fn start(name: &str, access: &str) -> Apache {
+    let dir = scratch(name);
+    let htpasswd = dir.join("htpasswd");
+    for (i, u) in USERS.iter().enumerate() {
+        let mut cmd = std::process::Command::new("htpasswd");
+        if i == 0 {
+            cmd.arg("-c");
+        }
+        let ok = cmd
+            .args(["-b", "-B", "-C", "4"])
+            .arg(&htpasswd)
+            .args([u.to_string(), format!("pw-{u}")])
+            .status()
+            .expect("htpasswd (apache2-utils)");
+        assert!(ok.success());
+    }
+    chmod(&htpasswd, 0o644);
+    let cfg =
+        write_service_config_with(&dir, "wps.cfg", &format!("{access}\njobadmins = root"), "");
+    let directives = format!(
+        "LoadModule authn_core_module {MODULES}/mod_authn_core.so\n\
+         LoadModule authn_file_module {MODULES}/mod_authn_file.so\n\
+         LoadModule auth_basic_module {MODULES}/mod_auth_basic.so\n\
+         LoadModule authz_user_module {MODULES}/mod_authz_user.so\n\
+         WPSScriptAlias /wps {cfg}\n\
+         <Location /wps>\n  AuthType Basic\n  AuthName wps\n  AuthUserFile {pw}\n  Require valid-user\n</Location>\n\
+         <Location /wps-status>\n  SetHandler wps-status\n  AuthType Basic\n  AuthName wps\n  AuthUserFile {pw}\n  Require valid-user\n</Location>\n",
+        cfg = cfg.display(),
+        pw = htpasswd.display()
+    );
+    Apache::start_in(dir, Mpm::Event, &directives)
+}
+
+fn get(a: &Apache, user: &str, path: &str) -> Resp {
+    a.request("GET", path, None, &[("Authorization", &basic(user))])
+}
+
+/// Submits an async say_hello (its output by reference) as `user`; returns the status path
+/// and the output path once it succeeded.
+fn submit(a: &Apache, user: &str) -> (String, String) {
+    let r = get(
+        a,
+        user,
+        &format!(
+            "/wps?service=WPS&version=1.0.0&request=Execute&identifier=say_hello&DataInputs=name={user}&ResponseDocument=response@asReference=true&storeExecuteResponse=true"
+        ),
+    );
+    let t = r.text();
+    assert_eq!(r.status, 200, "{t}");
+    let loc = t
+        .split("statusLocation=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_else(|| panic!("{t}"));
+    let status = format!(
+        "/{}",
+        loc.split_once("://").unwrap().1.split_once('/').unwrap().1
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let d = get(a, user, &status).text();
+        if d.contains("ProcessSucceeded") {
+            assert_valid(d.as_bytes());
+            let href = d
+                .split("<wps:Reference href=\"")
+                .nth(1)
+                .and_then(|s| s.split('"').next())
+                .unwrap_or_else(|| panic!("{d}"));
+            let out = format!(
+                "/{}",
+                href.split_once("://").unwrap().1.split_once('/').unwrap().1
+            );
+            return (status, out);
+        }
+        assert!(
+            !d.contains("ProcessFailed") && Instant::now() < deadline,
+            "{d}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn with_jobaccess_owner_each_user_sees_only_their_jobs() {
+    let a = start("access-owner", "jobaccess = owner");
+    // no credentials: Apache refuses before mod_wps
+    assert_eq!(
+        a.get("/wps?service=WPS&request=GetCapabilities").status,
+        401
+    );
+    let (ann_status, ann_out) = submit(&a, "ann");
+    let (bob_status, bob_out) = submit(&a, "bob");
+    for (path, owner, other) in [
+        (&ann_status, "ann", "bob"),
+        (&ann_out, "ann", "bob"),
+        (&bob_status, "bob", "ann"),
+        (&bob_out, "bob", "ann"),
+    ] {
+        assert_eq!(get(&a, owner, path).status, 200, "{owner} {path}");
+        assert_eq!(get(&a, "root", path).status, 200, "root {path}");
+        // to anyone else exactly as an unknown job
+        let r = get(&a, other, path);
+        assert_eq!(r.status, 404, "{other} {path}: {}", r.text());
+        let unknown = get(
+            &a,
+            other,
+            &path.replace(&path[13..49], "00000000-0000-4000-8000-000000000000"),
+        );
+        assert_eq!((r.status, r.text()), (unknown.status, unknown.text()));
+    }
+    let d = get(&a, "ann", &ann_out).text();
+    assert!(d.contains("Hello ann"), "{d}");
+    // the status page shows the ids of running jobs to admins only
+    let r = get(
+        &a,
+        "ann",
+        "/wps?service=WPS&version=1.0.0&request=Execute&identifier=sleep&DataInputs=delay=0.6&storeExecuteResponse=true",
+    );
+    let t = r.text();
+    let id = t
+        .split("/outputs/")
+        .nth(1)
+        .and_then(|s| s.split(".xml").next())
+        .unwrap_or_else(|| panic!("{t}"))
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !get(&a, "root", "/wps-status?json").text().contains(&id) {
+        assert!(Instant::now() < deadline, "{}", a.error_log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let page = get(&a, "bob", "/wps-status?json").text();
+    assert!(!page.contains(&id) && page.contains("(hidden)"), "{page}");
+}
+
+#[test]
+fn with_jobaccess_all_every_job_is_readable_by_id() {
+    let a = start("access-all", "jobaccess = all");
+    let (status, out) = submit(&a, "ann");
+    for user in USERS {
+        assert_eq!(get(&a, user, &status).status, 200, "{user}");
+        assert_eq!(get(&a, user, &out).status, 200, "{user}");
+    }
+}
