@@ -308,9 +308,9 @@ fn with_jobaccess_owner_a_job_answers_only_its_owner_and_admins() {
             .map(|r| r.id)
             .collect()
     };
-    assert_eq!(ids(a), [ann.id.clone()]);
-    assert_eq!(ids(b), [bob.id.clone()]);
-    assert_eq!(ids(nobody), [anon.id.clone()]);
+    assert_eq!(ids(a), vec![ann.id.clone()]);
+    assert_eq!(ids(b), vec![bob.id.clone()]);
+    assert_eq!(ids(nobody), vec![anon.id.clone()]);
     assert_eq!(ids(root).len(), 3);
     // dismiss: someone else's job is unknown and stays
     assert!(fx.service.dismiss(&ann.id, b).unwrap().is_none());
