@@ -33,7 +33,11 @@ fn fetch_error(id: &str, e: FetchError, max_single: u64) -> WpsError {
                 "Input '{id}': the referenced data is larger than maxsingleinputsize ({max_single} bytes)"
             ),
         ),
-        e => WpsError::invalid(id, format!("Input '{id}': {e}")),
+        e => WpsError::new(
+            ExceptionCode::DataNotAccessible,
+            Some(id),
+            format!("Input '{id}': {e}"),
+        ),
     }
 }
 
@@ -122,8 +126,9 @@ impl Service {
             };
             let id = i.identifier.as_str();
             let spec = desc.input(id).ok_or_else(|| {
-                WpsError::invalid(
-                    id,
+                WpsError::new(
+                    ExceptionCode::NoSuchInput,
+                    Some(id),
                     format!("Process '{}' has no input '{id}'", desc.identifier),
                 )
             })?;

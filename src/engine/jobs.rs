@@ -100,8 +100,9 @@ pub fn requested_outputs(
 pub fn check_outputs(desc: &ProcessDescription, requested: &[OutputRequest]) -> WpsResult<()> {
     for o in requested {
         let spec = desc.output(&o.identifier).ok_or_else(|| {
-            WpsError::invalid(
-                &o.identifier,
+            WpsError::new(
+                ExceptionCode::NoSuchOutput,
+                Some(&o.identifier),
                 format!(
                     "Process '{}' has no output '{}'",
                     desc.identifier, o.identifier
@@ -116,7 +117,11 @@ pub fn check_outputs(desc: &ProcessDescription, requested: &[OutputRequest]) -> 
                 o.schema.as_deref(),
             )
             .map_err(|m| {
-                WpsError::invalid(&o.identifier, format!("Output '{}': {m}", o.identifier))
+                WpsError::new(
+                    ExceptionCode::NoSuchFormat,
+                    Some(&o.identifier),
+                    format!("Output '{}': {m}", o.identifier),
+                )
             })?;
         }
     }
@@ -137,9 +142,13 @@ fn store_error(e: StoreError) -> WpsError {
 impl Service {
     /// The process with this identifier.
     pub fn lookup(&self, id: &str) -> WpsResult<Arc<dyn Process>> {
-        self.process(id)
-            .cloned()
-            .ok_or_else(|| WpsError::invalid("identifier", format!("Unknown process '{id}'")))
+        self.process(id).cloned().ok_or_else(|| {
+            WpsError::new(
+                ExceptionCode::NoSuchProcess,
+                Some("identifier"),
+                format!("Unknown process '{id}'"),
+            )
+        })
     }
 
     /// Checks a request without running it or fetching anything: inputs (references by

@@ -52,8 +52,9 @@ fn validate_inputs_impl(
     let mut out = Vec::with_capacity(inputs.len());
     for i in inputs {
         let spec = desc.input(&i.identifier).ok_or_else(|| {
-            WpsError::invalid(
-                &i.identifier,
+            WpsError::new(
+                ExceptionCode::NoSuchInput,
+                Some(&i.identifier),
                 format!(
                     "Process '{}' has no input '{}'",
                     desc.identifier, i.identifier
@@ -145,7 +146,13 @@ fn validate_inputs_impl(
                     c.encoding.as_deref(),
                     c.schema.as_deref(),
                 )
-                .map_err(bad)?;
+                .map_err(|m| {
+                    WpsError::new(
+                        ExceptionCode::NoSuchFormat,
+                        Some(id),
+                        format!("Input '{id}': {m}"),
+                    )
+                })?;
                 if c.mime_type.is_none() {
                     c.mime_type = Some(f.mime_type.clone());
                 }

@@ -4,9 +4,25 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// OGC exception codes (WPS 1.0.0 / OWS 1.1) with the HTTP status each maps to.
+/// What went wrong, as the engine says it: the OWS exception codes, and the finer kinds WPS 2.0
+/// and OGC API – Processes name (which WPS 1.0.0 reports as `InvalidParameterValue`, see
+/// [`ExceptionCode::wps1`]). Each front maps a kind to its own code and HTTP status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ExceptionCode {
+    /// No process by that identifier.
+    NoSuchProcess,
+    /// The process has no input by that identifier.
+    NoSuchInput,
+    /// The process has no output by that identifier.
+    NoSuchOutput,
+    /// No supported format matches the requested one.
+    NoSuchFormat,
+    /// A referenced input could not be fetched (refused or failed).
+    DataNotAccessible,
+    /// No job by that id (or not the caller's).
+    NoSuchJob,
+    /// The job has not finished.
+    ResultNotReady,
     MissingParameterValue,
     InvalidParameterValue,
     VersionNegotiationFailed,
@@ -22,6 +38,13 @@ pub enum ExceptionCode {
 impl ExceptionCode {
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::NoSuchProcess => "NoSuchProcess",
+            Self::NoSuchInput => "NoSuchInput",
+            Self::NoSuchOutput => "NoSuchOutput",
+            Self::NoSuchFormat => "NoSuchFormat",
+            Self::DataNotAccessible => "DataNotAccessible",
+            Self::NoSuchJob => "NoSuchJob",
+            Self::ResultNotReady => "ResultNotReady",
             Self::MissingParameterValue => "MissingParameterValue",
             Self::InvalidParameterValue => "InvalidParameterValue",
             Self::VersionNegotiationFailed => "VersionNegotiationFailed",
@@ -35,8 +58,29 @@ impl ExceptionCode {
         }
     }
 
+    /// The code of WPS 1.0.0 / OWS 1.1, which has no finer kinds.
+    pub fn wps1(self) -> ExceptionCode {
+        match self {
+            Self::NoSuchProcess
+            | Self::NoSuchInput
+            | Self::NoSuchOutput
+            | Self::NoSuchFormat
+            | Self::DataNotAccessible
+            | Self::NoSuchJob => Self::InvalidParameterValue,
+            Self::ResultNotReady => Self::NoApplicableCode,
+            c => c,
+        }
+    }
+
+    /// The HTTP status of the kind (404 for an unknown process or job).
     pub fn http_status(self) -> u16 {
         match self {
+            Self::NoSuchProcess | Self::NoSuchJob => 404,
+            Self::NoSuchInput
+            | Self::NoSuchOutput
+            | Self::NoSuchFormat
+            | Self::DataNotAccessible
+            | Self::ResultNotReady => 400,
             Self::MissingParameterValue
             | Self::InvalidParameterValue
             | Self::VersionNegotiationFailed
@@ -74,6 +118,13 @@ impl WpsError {
     }
     pub fn no_applicable(text: impl Into<String>) -> Self {
         Self::new(ExceptionCode::NoApplicableCode, None, text)
+    }
+    /// The same error as WPS 1.0.0 reports it (finer kinds become its OWS codes).
+    pub fn wps1(&self) -> Self {
+        WpsError {
+            code: self.code.wps1(),
+            ..self.clone()
+        }
     }
 }
 

@@ -49,6 +49,7 @@ impl Ctx<'_> {
 
 /// An `ows:ExceptionReport` response for `err` (used by the glue too, e.g. for panics).
 pub fn error_response(err: &WpsError, lang: &str) -> HttpResponse {
+    let err = &err.wps1();
     let mut r = HttpResponse::xml(
         err.code.http_status(),
         response::exception_report(err, lang),

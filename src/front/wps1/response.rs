@@ -47,7 +47,7 @@ pub fn exception_report(err: &WpsError, lang: &str) -> String {
 }
 
 fn exception_body(x: &mut Xml, err: &WpsError) {
-    let mut attrs = vec![("exceptionCode", err.code.as_str())];
+    let mut attrs = vec![("exceptionCode", err.code.wps1().as_str())];
     if let Some(l) = &err.locator {
         attrs.push(("locator", l.as_str()));
     }
