@@ -7,5 +7,6 @@ pub mod outputs;
 pub mod router;
 pub mod status_page;
 pub mod wps1;
+pub mod xml_reader;
 
 pub use http::{Body, HttpRequest, HttpResponse};
