@@ -96,6 +96,15 @@ pub fn requested_outputs(
     }
 }
 
+/// The value a process produced for a requested output (in the requested format).
+pub fn produced<'a>(outputs: &'a Outputs, r: &OutputRequest) -> WpsResult<&'a OutputValue> {
+    outputs
+        .get_format(&r.identifier, r.mime_type.as_deref())
+        .ok_or_else(|| {
+            WpsError::no_applicable(format!("the process produced no output '{}'", r.identifier))
+        })
+}
+
 /// Checks the outputs a request asks for: they exist and their formats are supported.
 pub fn check_outputs(desc: &ProcessDescription, requested: &[OutputRequest]) -> WpsResult<()> {
     for o in requested {
@@ -252,14 +261,7 @@ impl Service {
     ) -> WpsResult<Vec<JobOutput>> {
         let mut v = Vec::new();
         for r in requested_outputs(&desc.outputs, asked) {
-            let value = outputs
-                .get_format(&r.identifier, r.mime_type.as_deref())
-                .ok_or_else(|| {
-                    WpsError::no_applicable(format!(
-                        "the process produced no output '{}'",
-                        r.identifier
-                    ))
-                })?;
+            let value = produced(outputs, &r)?;
             let write = |ext: &str, data: &[u8]| -> WpsResult<String> {
                 let name = format!("{}.{ext}", r.identifier);
                 self.store.write_output(id, &name, data).map_err(|e| {

@@ -5,7 +5,7 @@ use super::request::{Execute, ResponseForm};
 use super::response::Status;
 use super::status::{document, status_document, wants_base64, Entry, Wps1Job};
 use super::Ctx;
-use crate::engine::jobs::requested_outputs;
+use crate::engine::jobs::{produced, requested_outputs};
 use crate::engine::Submission;
 use crate::front::http::{HttpResponse, XML_CONTENT_TYPE};
 use crate::jobs::{new_id, unix_now, JobRecord};
@@ -141,14 +141,7 @@ fn sync_entries<'a>(
         let spec = desc
             .output(&r.identifier)
             .ok_or_else(|| WpsError::no_applicable(format!("no output '{}'", r.identifier)))?;
-        let value = outputs
-            .get_format(&r.identifier, r.mime_type.as_deref())
-            .ok_or_else(|| {
-                WpsError::no_applicable(format!(
-                    "the process produced no output '{}'",
-                    r.identifier
-                ))
-            })?;
+        let value = produced(outputs, r)?;
         let href = stored
             .iter()
             .find(|s| s.identifier == r.identifier)

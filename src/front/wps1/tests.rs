@@ -130,6 +130,20 @@ fn timeout_answers_no_applicable_code() {
     assert!(text(&r).contains("'slow'"));
 }
 
+/// feature_count of a `layer` sent inline with `attrs` on its ComplexData, counted raw.
+fn count_layer(r: &Fixture, attrs: &str, content: &str) -> (u16, String) {
+    req(
+        r,
+        "POST",
+        "",
+        &exec_xml(
+            "feature_count",
+            &complex("layer", attrs, content),
+            RAW_COUNT,
+        ),
+    )
+}
+
 const RAW_COUNT: &str = "<wps:ResponseForm><wps:RawDataOutput><ows:Identifier>count</ows:Identifier></wps:RawDataOutput></wps:ResponseForm>";
 
 #[test]
@@ -138,44 +152,17 @@ fn complex_inputs_inline_base64_and_format_checks() {
     let body = POLYGONS
         .trim_start_matches(|c| c != '>')
         .trim_start_matches('>');
-    let (st, t) = req(
-        &r,
-        "POST",
-        "",
-        &exec_xml(
-            "feature_count",
-            &complex("layer", r#"mimeType="application/gml+xml""#, body),
-            RAW_COUNT,
-        ),
-    );
+    let (st, t) = count_layer(&r, r#"mimeType="application/gml+xml""#, body);
     assert_eq!((st, t.as_str()), (200, "3"));
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD.encode(POLYGONS);
-    let (st, t) = req(
+    let (st, t) = count_layer(
         &r,
-        "POST",
-        "",
-        &exec_xml(
-            "feature_count",
-            &complex(
-                "layer",
-                r#"mimeType="application/gml+xml" encoding="base64""#,
-                &b64,
-            ),
-            RAW_COUNT,
-        ),
+        r#"mimeType="application/gml+xml" encoding="base64""#,
+        &b64,
     );
     assert_eq!((st, t.as_str()), (200, "3"));
-    let (st, t) = req(
-        &r,
-        "POST",
-        "",
-        &exec_xml(
-            "feature_count",
-            &complex("layer", "", &format!("<![CDATA[{POLYGONS}]]>")),
-            RAW_COUNT,
-        ),
-    );
+    let (st, t) = count_layer(&r, "", &format!("<![CDATA[{POLYGONS}]]>"));
     assert_eq!((st, t.as_str()), (200, "3"), "{t}");
     for (attrs, what) in [
         (r#"mimeType="text/csv""#, "text/csv"),
@@ -185,16 +172,7 @@ fn complex_inputs_inline_base64_and_format_checks() {
             "base64",
         ),
     ] {
-        let (st, t) = req(
-            &r,
-            "POST",
-            "",
-            &exec_xml(
-                "feature_count",
-                &complex("layer", attrs, "!!not base64!!"),
-                RAW_COUNT,
-            ),
-        );
+        let (st, t) = count_layer(&r, attrs, "!!not base64!!");
         assert_eq!(st, 400, "{t}");
         assert!(
             t.contains(r#"exceptionCode="InvalidParameterValue" locator="layer""#),
@@ -204,16 +182,7 @@ fn complex_inputs_inline_base64_and_format_checks() {
     }
     // decoded base64 larger than maxsingleinputsize
     let big = base64::engine::general_purpose::STANDARD.encode(vec![b'x'; 8193]);
-    let (st, t) = req(
-        &r,
-        "POST",
-        "",
-        &exec_xml(
-            "feature_count",
-            &complex("layer", r#"encoding="base64""#, &big),
-            RAW_COUNT,
-        ),
-    );
+    let (st, t) = count_layer(&r, r#"encoding="base64""#, &big);
     assert!(st == 413 && t.contains(r#"locator="layer""#), "{st} {t}");
     // output format selection: an unsupported mimeType/encoding is refused before running
     let q = "service=WPS&version=1.0.0&request=Execute&identifier=centroids&DataInputs=layer=x@mimeType=application/gml%2Bxml&RawDataOutput=out@mimeType=text/csv";
@@ -457,19 +426,10 @@ fn maxsingleinputsize_is_the_decoded_size() {
         1022
     );
     // through a whole request: 413 with the locator (not a decoding or format error)
-    let (st, t) = req(
+    let (st, t) = count_layer(
         &r,
-        "POST",
-        "",
-        &exec_xml(
-            "feature_count",
-            &complex(
-                "layer",
-                r#"mimeType="application/gml+xml" encoding="base64""#,
-                &b64(1100),
-            ),
-            RAW_COUNT,
-        ),
+        r#"mimeType="application/gml+xml" encoding="base64""#,
+        &b64(1100),
     );
     assert!(
         st == 413 && t.contains(r#"exceptionCode="FileSizeExceeded" locator="layer""#),
