@@ -238,7 +238,7 @@ fn exception_cases() {
         ("/wps?service=WPS&version=1.0.0&request=Execute&identifier=boundingbox&DataInputs=bboxin=1,2,3", 400, "InvalidParameterValue", Some("bboxin")),
         ("/wps?service=WPS&version=1.0.0&request=Execute&identifier=boundingbox&DataInputs=bboxin=1,2,3,4,epsg:31467", 400, "InvalidParameterValue", Some("bboxin")),
         ("/wps?service=WPS&version=1.0.0&request=Execute&identifier=say_hello&DataInputs=name=a&RawDataOutput=nothing", 400, "InvalidParameterValue", Some("nothing")),
-        ("/wps?service=WPS&version=1.0.0&request=Execute&identifier=testjson&DataInputs=name=a&RawDataOutput=out@mimeType=image/png", 400, "InvalidParameterValue", Some("out")),
+        ("/wps?service=WPS&version=1.0.0&request=Execute&identifier=testjson&DataInputs=name=a&RawDataOutput=out@mimeType=image/png", 400, "InvalidParameterValue", Some("mimeType")),
         ("/wps?service=WPS&version=1.0.0&request=Execute&identifier=say_hello&DataInputs=name=a&status=true", 400, "InvalidParameterValue", Some("storeExecuteResponse")),
         ("/wps?service=WPS&version=1.0.0&request=Execute&identifier=say_hello&DataInputs=name=a&ResponseDocument=response@asReference=true@mimeType=text/plain;nothing", 400, "InvalidParameterValue", Some("nothing")),
     ];

@@ -128,7 +128,7 @@ pub fn check_outputs(desc: &ProcessDescription, requested: &[OutputRequest]) -> 
             .map_err(|m| {
                 WpsError::new(
                     ExceptionCode::NoSuchFormat,
-                    Some(&o.identifier),
+                    Some("mimeType"),
                     format!("Output '{}': {m}", o.identifier),
                 )
             })?;
