@@ -67,4 +67,3 @@ pub(super) fn host_pid() -> String {
     let host = fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     format!("{}:{}", host.trim(), std::process::id())
 }
-
