@@ -6,97 +6,37 @@
 mod common;
 use common::*;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
-
-const EXEC: &str = "/wps?service=WPS&version=1.0.0&request=Execute";
-
-/// An executable script in `dir`.
-fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, body).unwrap();
-    chmod(&p, 0o755);
-    p
-}
 
 /// Starts a server whose service config is the test base plus conf/processes.cfg (with its
 /// scripts copied beside it) plus `extra` (after the `[processes]` section; `{dir}` is the
 /// server's directory, where the `scripts` (name, text) are written first).
 fn start(name: &str, extra: &str, scripts: &[(&str, &str)]) -> Apache {
-    let dir = scratch(name);
-    for (name, body) in scripts {
-        script(&dir, name, body);
-    }
-    let examples_dir = dir.join("scripts");
-    std::fs::create_dir_all(&examples_dir).unwrap();
-    chmod(&examples_dir, 0o755);
-    let src = manifest_dir().join("conf/scripts/echo_text.py");
-    script(
-        &examples_dir,
-        "echo_text.py",
-        &std::fs::read_to_string(src).unwrap(),
-    );
     let examples = std::fs::read_to_string(manifest_dir().join("conf/processes.cfg")).unwrap();
-    let extra = extra.replace("{dir}", &dir.display().to_string());
-    let cfg = write_service_config(&dir, "wps.cfg", &format!("{extra}\n{examples}"));
-    Apache::start_in(
-        dir,
-        Mpm::Event,
-        &format!("WPSScriptAlias /wps {}\n", cfg.display()),
-    )
-}
-
-fn status_path(doc: &str) -> String {
-    let s = doc.find("statusLocation=\"").expect("statusLocation") + 16;
-    let url = &doc[s..s + doc[s..].find('"').unwrap()];
-    let rest = url.strip_prefix("http://").unwrap();
-    rest[rest.find('/').unwrap()..].to_owned()
-}
-
-/// Polls a status document until it is final; returns it and every distinct one seen.
-fn wait_final(a: &Apache, path: &str, within: Duration) -> (Resp, Vec<String>) {
-    let deadline = Instant::now() + within;
-    let mut seen: Vec<String> = Vec::new();
-    loop {
-        let r = a.get(path);
-        assert_eq!(r.status, 200, "{path}");
-        let t = r.text();
-        if !seen.contains(&t) {
-            assert_valid(&r.body);
-            seen.push(t.clone());
-        }
-        if t.contains("<wps:ProcessSucceeded") || t.contains("<wps:ProcessFailed") {
-            return (r, seen);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not final: {t}\n{}",
-            a.error_log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
+    let echo_text = std::fs::read(manifest_dir().join("conf/scripts/echo_text.py")).unwrap();
+    let mut b = Apache::builder(name)
+        .file("scripts/echo_text.py", echo_text, 0o755)
+        .processes(&format!("{extra}\n{examples}"));
+    for (name, body) in scripts {
+        b = b.file(name, body, 0o755);
     }
+    b.start()
 }
 
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+/// Polls a status document until it is final (`wait_final`), validating every distinct
+/// document seen; returns the final one and their texts.
+fn wait_valid_final(a: &Apache, path: &str, within: Duration) -> (Resp, Vec<String>) {
+    let (fin, seen) = wait_final(a, path, within);
+    for d in &seen {
+        assert_valid(&d.body);
+    }
+    (fin, seen.iter().map(Resp::text).collect())
 }
 
 /// An XML Execute of `echo_text` with this text and response form.
 fn echo_xml(text: &str, form: &str) -> Vec<u8> {
-    format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?>
-<wps:Execute service="WPS" version="1.0.0" xmlns:wps="http://www.opengis.net/wps/1.0.0" xmlns:ows="http://www.opengis.net/ows/1.1">
-  <ows:Identifier>echo_text</ows:Identifier>
-  <wps:DataInputs><wps:Input><ows:Identifier>text</ows:Identifier>
-    <wps:Data><wps:LiteralData>{}</wps:LiteralData></wps:Data></wps:Input></wps:DataInputs>
-  <wps:ResponseForm>{form}</wps:ResponseForm>
-</wps:Execute>"#,
-        xml_escape(text)
-    )
-    .into_bytes()
+    execute_xml("echo_text", &literal_input("text", &xml_escape(text)), form).into_bytes()
 }
 
 /// Pids of processes whose command line is exactly `argv`.
@@ -182,7 +122,7 @@ fn examples_describe_and_execute_sync_and_async() {
     ));
     assert_eq!(r.status, 200, "{}", r.text());
     assert_valid(&r.body);
-    let (fin, seen) = wait_final(&a, &status_path(&r.text()), Duration::from_secs(30));
+    let (fin, seen) = wait_valid_final(&a, &status_path(&r.text()), Duration::from_secs(30));
     let t = fin.text();
     assert!(
         t.contains("<wps:ProcessSucceeded") && t.contains(">3</wps:LiteralData>"),
@@ -253,7 +193,7 @@ fn failure_reports_exit_status_and_stderr_tail() {
     let r = a.get(&format!(
         "{EXEC}&identifier=fails&storeExecuteResponse=true&status=true"
     ));
-    let (fin, _) = wait_final(&a, &status_path(&r.text()), Duration::from_secs(20));
+    let (fin, _) = wait_valid_final(&a, &status_path(&r.text()), Duration::from_secs(20));
     let t = fin.text();
     assert!(
         t.contains("<wps:ProcessFailed") && t.contains("exited with status 3"),
@@ -290,7 +230,7 @@ fn timeouts_kill_the_whole_process_group() {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        let (fin, _) = wait_final(&a, &path, Duration::from_secs(20));
+        let (fin, _) = wait_valid_final(&a, &path, Duration::from_secs(20));
         let t = fin.text();
         assert!(t.contains("<wps:ProcessFailed"), "{t}");
         if id == "slow" {
@@ -364,7 +304,7 @@ fn daemons_do_not_outlive_their_job() {
     let r = a.get(&format!(
         "{EXEC}&identifier=daemon_times_out&storeExecuteResponse=true&status=true"
     ));
-    let (fin, _) = wait_final(&a, &status_path(&r.text()), Duration::from_secs(20));
+    let (fin, _) = wait_valid_final(&a, &status_path(&r.text()), Duration::from_secs(20));
     let t = fin.text();
     assert!(
         t.contains("<wps:ProcessFailed") && t.contains("timeout of 1 s"),
@@ -410,13 +350,13 @@ fn stdout_past_its_limit_fails_the_job_at_once() {
 
 /// Runs `apache2 -t` with a service config made of the test base plus `sections`; returns
 /// its path and the output, which must be a failure.
-fn rejected(sections: &str) -> (PathBuf, String) {
-    let dir = scratch("cmd-configtest");
-    let cfg = write_service_config(&dir, "wps.cfg", sections);
-    let (ok, out) = configtest(&format!("WPSScriptAlias /wps {}\n", cfg.display()));
-    assert!(!ok, "configtest passed:\n{sections}\n{out}");
-    assert!(out.contains("Syntax error on line"), "{out}");
-    (cfg, out)
+fn rejected(sections: &str) -> ConfigTest {
+    let t = Apache::builder("cmd-configtest")
+        .processes(sections)
+        .configtest();
+    assert!(!t.ok, "configtest passed:\n{sections}\n{}", t.output);
+    assert!(t.output.contains("Syntax error on line"), "{}", t.output);
+    t
 }
 
 /// The line of the service config file at which `needle` appears.
@@ -433,10 +373,10 @@ fn line_of(cfg: &Path, needle: &str) -> usize {
 fn configtest_rejects_bad_declarations_with_file_and_line() {
     let good =
         "[process:p]\ncommand = echo {a}\ninput.a = literal string\noutput.o = literal string\n";
-    let dir = scratch("cmd-configtest-ok");
-    let cfg = write_service_config(&dir, "wps.cfg", good);
-    let (ok, out) = configtest(&format!("WPSScriptAlias /wps {}\n", cfg.display()));
-    assert!(ok, "{out}");
+    let t = Apache::builder("cmd-configtest-ok")
+        .processes(good)
+        .configtest();
+    assert!(t.ok, "{}", t.output);
     let cases = [
         (
             "[process:p]\ncommand = echo\noutput.o = literal string\nbogus = 1\n",
@@ -466,8 +406,9 @@ fn configtest_rejects_bad_declarations_with_file_and_line() {
         ),
     ];
     for (sections, needle, msg) in cases {
-        let (cfg, out) = rejected(sections);
-        let line = line_of(&cfg, needle);
+        let t = rejected(sections);
+        let (cfg, out) = (&t.cfg, &t.output);
+        let line = line_of(cfg, needle);
         let at = format!("{}:{line}: [process:p]", cfg.display());
         assert!(out.contains(&at), "expected {at:?} in {out}");
         assert!(out.contains(msg), "expected {msg:?} in {out}");

@@ -8,10 +8,25 @@ use std::path::{Path, PathBuf};
 
 /// Writes a service config file (outside the configtest's own scratch directory).
 fn cfg_file(dir: &Path, name: &str, body: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, body).unwrap();
-    chmod(&p, 0o644);
-    p
+    write_file(dir, name, body, 0o644)
+}
+
+/// Mounts a service config file `name` with this `body` at /wps and asserts the configtest
+/// fails on the `WPSScriptAlias` line, naming `name:line` and every one of `expect`.
+fn assert_cfg_rejected(name: &str, body: &str, line: usize, expect: &[&str]) {
+    let dir = scratch("ct-cfg");
+    let cfg = cfg_file(&dir, name, body);
+    let at = format!("{}:{line}:", cfg.display());
+    let expect: Vec<&str> = [at.as_str()]
+        .into_iter()
+        .chain(expect.iter().copied())
+        .collect();
+    assert_rejected(
+        &format!("WPSScriptAlias /wps {}\n", cfg.display()),
+        "WPSScriptAlias",
+        &expect,
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The httpd.conf line number at which the first line containing `needle` lands.
@@ -106,54 +121,32 @@ fn missing_service_config_file() {
 
 #[test]
 fn service_config_syntax_error_names_file_and_line() {
-    let dir = scratch("ct-syntax");
-    let cfg = cfg_file(
-        &dir,
+    assert_cfg_rejected(
         "broken.cfg",
         "[server]\nurl = http://localhost/wps\nthis is not ini\n",
+        3,
+        &["this is not ini"],
     );
-    assert_rejected(
-        &format!("WPSScriptAlias /wps {}\n", cfg.display()),
-        "WPSScriptAlias",
-        &[&format!("{}:3:", cfg.display()), "this is not ini"],
-    );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn service_config_bad_value_names_file_and_line() {
-    let dir = scratch("ct-value");
-    let cfg = cfg_file(
-        &dir,
+    assert_cfg_rejected(
         "bad.cfg",
         "[metadata:main]\nidentification_title = T\n\n[server]\nmaxrequestsize = lots\n",
+        5,
+        &["lots"],
     );
-    assert_rejected(
-        &format!("WPSScriptAlias /wps {}\n", cfg.display()),
-        "WPSScriptAlias",
-        &[&format!("{}:5:", cfg.display()), "lots"],
-    );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn unknown_builtin_process() {
-    let dir = scratch("ct-process");
-    let cfg = cfg_file(
-        &dir,
+    assert_cfg_rejected(
         "wps.cfg",
         "[processes]\nbuiltin = say_hello, no_such_process\n",
+        2,
+        &["unknown process 'no_such_process'", "say_hello"],
     );
-    assert_rejected(
-        &format!("WPSScriptAlias /wps {}\n", cfg.display()),
-        "WPSScriptAlias",
-        &[
-            &format!("{}:2:", cfg.display()),
-            "unknown process 'no_such_process'",
-            "say_hello",
-        ],
-    );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const POLYGONS: &str = include_str!("data/polygons.gml");
 
@@ -12,68 +12,38 @@ const POLYGONS: &str = include_str!("data/polygons.gml");
 /// 127.0.0.1`), `/wps-name` (`allowedhosts = localhost`); polygons.gml is served statically at
 /// `/static/polygons.gml`, `/redir` redirects to it on 127.0.0.2 (never connected to).
 fn server(name: &str, mpm: Mpm) -> Apache {
-    let dir = scratch(name);
-    std::fs::create_dir_all(dir.join("static")).unwrap();
-    std::fs::write(dir.join("static/polygons.gml"), POLYGONS).unwrap();
-    std::fs::write(dir.join("static/big.gml"), vec![b' '; 300 * 1024]).unwrap();
-    let mut directives = format!(
-        "LoadModule alias_module {MODULES}/mod_alias.so\nWPSDaemonProcess pywps threads=4\n"
-    );
-    for (alias, server) in [
-        ("wps", ""),
-        (
-            "wps-open",
+    Apache::builder(name)
+        .mpm(mpm)
+        .file("static/polygons.gml", POLYGONS, 0o644)
+        .file("static/big.gml", vec![b' '; 300 * 1024], 0o644)
+        .directives(&format!("LoadModule alias_module {MODULES}/mod_alias.so\n"))
+        .pool("pywps threads=4")
+        .service(
+            "/wps-open",
             "allowedhosts = 127.0.0.1\nmaxsingleinputsize = 200kb",
-        ),
-        ("wps-name", "allowedhosts = localhost"),
-    ] {
-        let d = dir.join(alias);
-        std::fs::create_dir_all(&d).unwrap();
-        chmod(&d, 0o755);
-        let cfg = write_service_config_with(&d, "wps.cfg", server, "");
-        directives.push_str(&format!(
-            "WPSScriptAlias /{alias} {} process-group=pywps\n",
-            cfg.display()
-        ));
-    }
-    directives.push_str("Redirect /redir http://127.0.0.2:1/static/polygons.gml\n");
-    Apache::start_in(dir, mpm, &directives)
-}
-
-fn exec_xml(process: &str, inputs: &str, form: &str) -> String {
-    format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?>
-<wps:Execute service="WPS" version="1.0.0" xmlns:wps="http://www.opengis.net/wps/1.0.0" xmlns:ows="http://www.opengis.net/ows/1.1" xmlns:xlink="http://www.w3.org/1999/xlink">
-  <ows:Identifier>{process}</ows:Identifier>
-  <wps:DataInputs>{inputs}</wps:DataInputs>
-  {form}
-</wps:Execute>"#
-    )
+        )
+        .service("/wps-name", "allowedhosts = localhost")
+        .directives_after("Redirect /redir http://127.0.0.2:1/static/polygons.gml\n")
+        .start()
 }
 
 /// The polygons inline as XML (without the XML declaration).
 fn gml_input(id: &str) -> String {
-    let body = &POLYGONS[POLYGONS.find("?>").unwrap() + 2..];
-    format!(
-        r#"<wps:Input><ows:Identifier>{id}</ows:Identifier><wps:Data><wps:ComplexData mimeType="application/gml+xml">{body}</wps:ComplexData></wps:Data></wps:Input>"#
-    )
+    complex_input(id, GML, &POLYGONS[POLYGONS.find("?>").unwrap() + 2..])
 }
 
-fn literal(id: &str, v: &str) -> String {
-    format!(
-        r#"<wps:Input><ows:Identifier>{id}</ows:Identifier><wps:Data><wps:LiteralData>{v}</wps:LiteralData></wps:Data></wps:Input>"#
-    )
+/// A GML layer in a CDATA section.
+fn cdata_layer(content: &str) -> String {
+    complex_input("layer", GML, &format!("<![CDATA[{content}]]>"))
 }
 
-fn raw(out: &str) -> String {
-    format!("<wps:ResponseForm><wps:RawDataOutput><ows:Identifier>{out}</ows:Identifier></wps:RawDataOutput></wps:ResponseForm>")
-}
+const GML: &str = "application/gml+xml";
 
 fn areas_of(a: &Apache, gml: &str) -> Vec<f64> {
-    let input = format!(
-        r#"<wps:Input><ows:Identifier>layer</ows:Identifier><wps:Data><wps:ComplexData mimeType="application/gml+xml"><![CDATA[{gml}]]></wps:ComplexData></wps:Data></wps:Input>"#
+    let r = a.post(
+        "/wps",
+        execute_xml("area", &cdata_layer(gml), &raw_output("area")).as_bytes(),
     );
-    let r = a.post("/wps", exec_xml("area", &input, &raw("area")).as_bytes());
     assert_eq!(r.status, 200, "{}", r.text());
     serde_json::from_str(&r.text()).unwrap()
 }
@@ -90,7 +60,7 @@ fn centroids_of(json: &[u8]) -> Vec<Vec<f64>> {
 
 fn geo_session(a: &Apache) {
     // advertised, described, valid
-    let r = a.get("/wps?service=WPS&request=GetCapabilities");
+    let r = a.get(GET_CAPS);
     for id in ["feature_count", "centroids", "buffer", "area"] {
         assert!(
             r.text()
@@ -113,7 +83,7 @@ fn geo_session(a: &Apache) {
     // feature_count: inline XML, response document
     let r = a.post(
         "/wps",
-        exec_xml("feature_count", &gml_input("layer"), "").as_bytes(),
+        execute_xml("feature_count", &gml_input("layer"), "").as_bytes(),
     );
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.text().contains(">3</wps:LiteralData>"), "{}", r.text());
@@ -125,7 +95,7 @@ fn geo_session(a: &Apache) {
     // centroids: raw GeoJSON, and inline in a response document
     let r = a.post(
         "/wps",
-        exec_xml("centroids", &gml_input("layer"), &raw("out")).as_bytes(),
+        execute_xml("centroids", &gml_input("layer"), &raw_output("out")).as_bytes(),
     );
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.header("Content-Type"), Some("application/json"));
@@ -135,7 +105,7 @@ fn geo_session(a: &Apache) {
     );
     let r = a.post(
         "/wps",
-        exec_xml("centroids", &gml_input("layer"), "").as_bytes(),
+        execute_xml("centroids", &gml_input("layer"), "").as_bytes(),
     );
     assert!(
         r.text()
@@ -148,9 +118,9 @@ fn geo_session(a: &Apache) {
     // buffer: GML out (embedded as XML, and raw), larger areas
     let r = a.post(
         "/wps",
-        exec_xml(
+        execute_xml(
             "buffer",
-            &(gml_input("poly_in") + &literal("buffer", "10")),
+            &(gml_input("poly_in") + &literal_input("buffer", "10")),
             "",
         )
         .as_bytes(),
@@ -165,10 +135,10 @@ fn geo_session(a: &Apache) {
     assert_valid(&r.body);
     let r = a.post(
         "/wps",
-        exec_xml(
+        execute_xml(
             "buffer",
-            &(gml_input("poly_in") + &literal("buffer", "10")),
-            &raw("buff_out"),
+            &(gml_input("poly_in") + &literal_input("buffer", "10")),
+            &raw_output("buff_out"),
         )
         .as_bytes(),
     );
@@ -184,9 +154,9 @@ fn geo_session(a: &Apache) {
     for bad in ["15", "150", "-1", "abc"] {
         a.post(
             "/wps",
-            exec_xml(
+            execute_xml(
                 "buffer",
-                &(gml_input("poly_in") + &literal("buffer", bad)),
+                &(gml_input("poly_in") + &literal_input("buffer", bad)),
                 "",
             )
             .as_bytes(),
@@ -194,12 +164,12 @@ fn geo_session(a: &Apache) {
         .assert_exception(400, "InvalidParameterValue", Some("buffer"));
     }
     // not GML at all: the process fails cleanly
-    let junk = r#"<wps:Input><ows:Identifier>layer</ows:Identifier><wps:Data><wps:ComplexData mimeType="application/gml+xml">not gml</wps:ComplexData></wps:Data></wps:Input>"#;
-    a.post("/wps", exec_xml("feature_count", junk, "").as_bytes())
+    let junk = complex_input("layer", GML, "not gml");
+    a.post("/wps", execute_xml("feature_count", &junk, "").as_bytes())
         .assert_exception(500, "NoApplicableCode", None);
     // wrong format
-    let csv = r#"<wps:Input><ows:Identifier>layer</ows:Identifier><wps:Data><wps:ComplexData mimeType="text/csv">a,b</wps:ComplexData></wps:Data></wps:Input>"#;
-    a.post("/wps", exec_xml("feature_count", csv, "").as_bytes())
+    let csv = complex_input("layer", "text/csv", "a,b");
+    a.post("/wps", execute_xml("feature_count", &csv, "").as_bytes())
         .assert_exception(400, "InvalidParameterValue", Some("layer"));
     // base64
     use base64::Engine;
@@ -209,7 +179,7 @@ fn geo_session(a: &Apache) {
     );
     let r = a.post(
         "/wps",
-        exec_xml("feature_count", &input, &raw("count")).as_bytes(),
+        execute_xml("feature_count", &input, &raw_output("count")).as_bytes(),
     );
     assert_eq!((r.status, r.text().as_str()), (200, "3"));
 }
@@ -269,12 +239,12 @@ fn references_to_the_same_server() {
         "&RawDataOutput=count",
     ));
     assert_eq!((r.status, r.text().as_str()), (200, "3"), "{}", r.text());
-    let xml = exec_xml(
+    let xml = execute_xml(
         "area",
         &format!(
             r#"<wps:Input><ows:Identifier>layer</ows:Identifier><wps:Reference xlink:href="{file}" mimeType="application/gml+xml"><wps:Header key="Accept" value="application/gml+xml"/></wps:Reference></wps:Input>"#
         ),
-        &raw("area"),
+        &raw_output("area"),
     );
     let r = a.post("/wps-open", xml.as_bytes());
     assert_eq!(
@@ -329,24 +299,8 @@ fn references_to_the_same_server() {
     ));
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.text().contains("ProcessAccepted"), "{}", r.text());
-    let t = r.text();
-    let loc = t
-        .split("statusLocation=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap();
-    let path = loc.splitn(4, '/').nth(3).map(|p| format!("/{p}")).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let doc = loop {
-        let s = a.get(&path).text();
-        if s.contains("ProcessSucceeded") || s.contains("ProcessFailed") {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "job did not finish: {s}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let (fin, _) = wait_final(&a, &status_path(&r.text()), Duration::from_secs(30));
+    let doc = fin.text();
     assert!(doc.contains("ProcessSucceeded"), "{doc}");
     assert!(doc.contains("gml:"), "{doc}");
     assert_valid(doc.as_bytes());
@@ -357,10 +311,7 @@ fn references_to_the_same_server() {
     ));
     r.assert_exception(400, "InvalidParameterValue", Some("layer"));
     // still serving
-    assert_eq!(
-        a.get("/wps?service=WPS&request=GetCapabilities").status,
-        200
-    );
+    assert_eq!(a.get(GET_CAPS).status, 200);
 }
 
 /// A loopback HTTP server that records the request lines it sees (it should see none).
@@ -392,12 +343,6 @@ fn loopback_server() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     (port, seen)
 }
 
-fn cdata_layer(content: &str) -> String {
-    format!(
-        r#"<wps:Input><ows:Identifier>layer</ows:Identifier><wps:Data><wps:ComplexData mimeType="application/gml+xml"><![CDATA[{content}]]></wps:ComplexData></wps:Data></wps:Input>"#
-    )
-}
-
 #[test]
 fn gdal_opens_only_the_declared_format_and_stays_off_the_network() {
     let a = server("geo-hostile", Mpm::Event);
@@ -423,7 +368,10 @@ fn gdal_opens_only_the_declared_format_and_stays_off_the_network() {
         ),
     ] {
         for process in ["feature_count", "area", "centroids"] {
-            let r = a.post("/wps", exec_xml(process, &cdata_layer(&doc), "").as_bytes());
+            let r = a.post(
+                "/wps",
+                execute_xml(process, &cdata_layer(&doc), "").as_bytes(),
+            );
             r.assert_exception(500, "NoApplicableCode", None);
             assert!(r.text().contains("is not readable GML"), "{}", r.text());
         }
@@ -436,7 +384,7 @@ fn gdal_opens_only_the_declared_format_and_stays_off_the_network() {
     );
     let r = a.post(
         "/wps",
-        exec_xml("feature_count", &cdata_layer(&wfs), &raw("count")).as_bytes(),
+        execute_xml("feature_count", &cdata_layer(&wfs), &raw_output("count")).as_bytes(),
     );
     assert_eq!((r.status, r.text().as_str()), (200, "3"), "{}", r.text());
     assert_eq!(areas_of(&a, &wfs), vec![100.0, 200.0, 450.0]);

@@ -9,33 +9,21 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 /// `/wps` with the test default `maxrequestsize = 64kb`; `/big` with 8mb, so the XML parser's
-/// own limits are reached.
+/// own limits are reached. The service configs are in `wps/` and `big/`, not in the document
+/// root (which `/wps/outputs/../../wps.cfg` would reach).
 fn server(name: &str) -> Apache {
-    let dir = scratch(name);
-    let mut directives = "WPSDaemonProcess pywps threads=2\n".to_owned();
-    for (alias, size) in [("wps", "64kb"), ("big", "8mb")] {
-        let d = dir.join(alias);
-        std::fs::create_dir_all(&d).unwrap();
-        chmod(&d, 0o755);
-        let cfg = write_service_config_with(&d, "wps.cfg", "", "");
-        let text = std::fs::read_to_string(&cfg).unwrap();
-        std::fs::write(
-            &cfg,
-            text.replace("maxrequestsize = 64kb", &format!("maxrequestsize = {size}")),
-        )
-        .unwrap();
-        directives.push_str(&format!(
-            "WPSScriptAlias /{alias} {} process-group=pywps\n",
-            cfg.display()
-        ));
-    }
-    Apache::start_in(dir, Mpm::Event, &directives)
+    Apache::builder(name)
+        .no_service()
+        .pool("pywps threads=2")
+        .service("/wps", "")
+        .service("/big", "maxrequestsize = 8mb")
+        .start()
 }
 
 fn still_serving(a: &Apache) {
-    let r = a.get("/wps?service=WPS&request=GetCapabilities");
+    let r = a.get(GET_CAPS);
     assert_eq!(r.status, 200, "server stopped serving: {}", r.text());
-    let r = a.get("/wps?service=WPS&version=1.0.0&request=Execute&identifier=say_hello&DataInputs=name=x&RawDataOutput=response");
+    let r = a.get(&format!("{}&RawDataOutput=response", exec_hello("x")));
     assert_eq!(r.text(), "Hello x");
 }
 
@@ -376,19 +364,11 @@ fn redirecting_references_are_refused_without_a_panic() {
     .to_vec();
     let n = targets.len();
     let port = redirect_server(targets);
-    let dir = scratch("hostile-redirect");
-    let d = dir.join("wps");
-    std::fs::create_dir_all(&d).unwrap();
-    chmod(&d, 0o755);
-    let cfg = write_service_config_with(&d, "wps.cfg", "allowedhosts = 127.0.0.1", "");
-    let a = Apache::start_in(
-        dir,
-        Mpm::Event,
-        &format!(
-            "WPSDaemonProcess pywps threads=2\nWPSScriptAlias /wps {} process-group=pywps\n",
-            cfg.display()
-        ),
-    );
+    let a = Apache::builder("hostile-redirect")
+        .no_service()
+        .pool("pywps threads=2")
+        .service("/wps", "allowedhosts = 127.0.0.1")
+        .start();
     let execute = |href: &str, extra: &str| {
         format!(
             "/wps?service=WPS&version=1.0.0&request=Execute&identifier=feature_count&DataInputs={}{extra}",
@@ -419,30 +399,13 @@ fn redirecting_references_are_refused_without_a_panic() {
         "&storeExecuteResponse=true&status=true",
     ));
     assert_eq!(r.status, 200, "{}", r.text());
-    let t = r.text();
-    let loc = t
-        .split("statusLocation=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap();
-    let path = loc.splitn(4, '/').nth(3).map(|p| format!("/{p}")).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let doc = loop {
-        let s = a.get(&path).text();
-        if s.contains("ProcessSucceeded") || s.contains("ProcessFailed") {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "job did not finish: {s}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let (fin, _) = wait_final(&a, &status_path(&r.text()), Duration::from_secs(30));
+    let doc = fin.text();
     assert!(doc.contains("ProcessFailed"), "{doc}");
     assert!(doc.contains("file:///etc/passwd"), "{doc}");
     // both pool workers still run jobs
     for _ in 0..4 {
         still_serving(&a);
     }
-    let log = a.error_log();
-    assert!(!log.contains("panic"), "{log}");
+    a.assert_clean_log();
 }

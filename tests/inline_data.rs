@@ -7,23 +7,12 @@ mod common;
 use common::*;
 
 fn server() -> Apache {
-    let dir = scratch("inline-data");
-    let cfg = dir.join("wps.cfg");
-    std::fs::write(
-        &cfg,
-        format!(
+    Apache::builder("inline-data")
+        .service_config(
             "[metadata:main]\nidentification_title = Inline data WPS\n\n\
-             [server]\nworkdir = {}\n\n[processes]\nbuiltin = feature_count\n",
-            dir.join("work").display()
-        ),
-    )
-    .unwrap();
-    chmod(&cfg, 0o644);
-    Apache::start_in(
-        dir,
-        Mpm::Event,
-        &format!("WPSScriptAlias /wps {}\n", cfg.display()),
-    )
+             [server]\nworkdir = {work}\n\n[processes]\nbuiltin = feature_count\n",
+        )
+        .start()
 }
 
 fn railroads() -> String {
@@ -42,15 +31,10 @@ fn railroads() -> String {
 }
 
 fn execute(gml: &str, response_form: &str) -> String {
-    format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?>
-<wps:Execute service="WPS" version="1.0.0" xmlns:wps="http://www.opengis.net/wps/1.0.0" xmlns:ows="http://www.opengis.net/ows/1.1">
-  <ows:Identifier>feature_count</ows:Identifier>
-  <wps:DataInputs><wps:Input><ows:Identifier>layer</ows:Identifier>
-    <wps:Data><wps:ComplexData mimeType="application/gml+xml">{gml}</wps:ComplexData></wps:Data>
-  </wps:Input></wps:DataInputs>
-  <wps:ResponseForm>{response_form}</wps:ResponseForm>
-</wps:Execute>"#
+    execute_xml(
+        "feature_count",
+        &complex_input("layer", "application/gml+xml", gml),
+        response_form,
     )
 }
 
@@ -62,14 +46,7 @@ fn railroads_gml_inline_is_counted() {
         "the data set has changed"
     );
     let a = server();
-    let r = a.post(
-        "/wps",
-        execute(
-            &gml,
-            "<wps:RawDataOutput><ows:Identifier>count</ows:Identifier></wps:RawDataOutput>",
-        )
-        .as_bytes(),
-    );
+    let r = a.post("/wps", execute(&gml, &raw_output("count")).as_bytes());
     assert_eq!((r.status, r.text().trim()), (200, "832"), "{}", r.text());
     let r = a.post(
         "/wps",

@@ -281,7 +281,10 @@ fn install_enable_serve_uninstall_and_deb() {
         .file_type()
         .is_symlink());
     {
-        let a = Apache::start_in_with(scratch("install"), Mpm::Event, "", system_like_conf);
+        let a = Apache::builder("install")
+            .no_service()
+            .edit_conf(system_like_conf)
+            .start();
         let r = a.get("/wps?service=WPS&request=GetCapabilities");
         assert_eq!(r.status, 200, "{}", r.text());
         assert!(

@@ -10,143 +10,13 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-const EXEC: &str = "/wps?service=WPS&version=1.0.0&request=Execute";
-
 /// Starts a server whose service config has these extra `[server]` and `[processes]` lines,
-/// mounted at /wps (after `directives`).
-fn start(name: &str, server: &str, processes: &str, directives: &str) -> Apache {
-    let dir = scratch(name);
-    let cfg = write_service_config_with(&dir, "wps.cfg", server, processes);
-    Apache::start_in(
-        dir,
-        Mpm::Event,
-        &format!("{directives}WPSScriptAlias /wps {}\n", cfg.display()),
-    )
-}
-
-fn sleep_async(delay: &str) -> String {
-    format!(
-        "{EXEC}&identifier=sleep&DataInputs=delay={delay}&storeExecuteResponse=true&status=true"
-    )
-}
-
-fn hello_async(name: &str) -> String {
-    format!("{EXEC}&identifier=say_hello&DataInputs=name={name}&storeExecuteResponse=true")
-}
-
-/// The `statusLocation` attribute of an ExecuteResponse.
-fn status_location(doc: &str) -> String {
-    let start = doc
-        .find("statusLocation=\"")
-        .unwrap_or_else(|| panic!("no statusLocation: {doc}"))
-        + "statusLocation=\"".len();
-    let end = doc[start..].find('"').unwrap() + start;
-    doc[start..end].to_owned()
-}
-
-/// The path of an absolute URL of this server (scheme and authority removed).
-fn url_path(url: &str) -> String {
-    let rest = url
-        .strip_prefix("http://")
-        .unwrap_or_else(|| panic!("not an http URL: {url}"));
-    let slash = rest.find('/').unwrap_or(rest.len());
-    rest[slash..].to_owned()
-}
-
-/// An accepted job: its id and the path of its status document.
-#[derive(Debug, Clone)]
-struct Job {
-    id: String,
-    path: String,
-}
-
-impl Job {
-    fn from_accepted(a: &Apache, doc: &str) -> Job {
-        let url = status_location(doc);
-        let prefix = format!("http://127.0.0.1:{}/wps/outputs/", a.port);
-        assert!(url.starts_with(&prefix), "statusLocation {url}");
-        let id = url[prefix.len()..]
-            .strip_suffix(".xml")
-            .unwrap_or_else(|| panic!("statusLocation {url}"))
-            .to_owned();
-        assert_eq!(id.len(), 36, "job id {id}");
-        Job {
-            id,
-            path: url_path(&url),
-        }
-    }
-}
-
-/// Submits an asynchronous Execute (GET) and checks the ProcessAccepted answer.
-fn submit(a: &Apache, path: &str) -> Job {
-    let r = a.get(path);
-    let t = r.text();
-    assert_eq!(r.status, 200, "{path}: {t}");
-    assert!(t.contains("<wps:ProcessAccepted>"), "{t}");
-    Job::from_accepted(a, &t)
-}
-
-/// The state element of a status document.
-fn state(doc: &str) -> &'static str {
-    for s in [
-        "ProcessAccepted",
-        "ProcessStarted",
-        "ProcessSucceeded",
-        "ProcessFailed",
-        "ProcessPaused",
-    ] {
-        if doc.contains(&format!("<wps:{s}")) {
-            return s;
-        }
-    }
-    panic!("no process state in {doc}")
-}
-
-/// A status document as served: 200, text/xml, nothing before `<?xml`.
-fn fetch_status(a: &Apache, job: &Job) -> Resp {
-    let r = a.get(&job.path);
-    let t = r.text();
-    assert_eq!(r.status, 200, "{}: {t}", job.path);
-    assert!(
-        r.header("Content-Type")
-            .unwrap_or_default()
-            .starts_with("text/xml"),
-        "content type {:?}",
-        r.header("Content-Type")
-    );
-    assert!(t.starts_with("<?xml"), "not an XML document start: {t:?}");
-    r
-}
-
-/// Polls a job's status document every 50 ms until it is final (Succeeded or Failed);
-/// returns the final response and every distinct document seen on the way.
-fn wait_final(a: &Apache, job: &Job, within: Duration) -> (Resp, Vec<Resp>) {
-    let deadline = Instant::now() + within;
-    let mut seen: Vec<Resp> = Vec::new();
-    loop {
-        let r = fetch_status(a, job);
-        let st = state(&r.text());
-        if !seen.iter().any(|s| s.body == r.body) {
-            seen.push(r.clone());
-        }
-        if st == "ProcessSucceeded" || st == "ProcessFailed" {
-            return (r, seen);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "job {} still {st} after {within:?}:\n{}",
-            job.id,
-            a.error_log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn assert_succeeded(r: &Resp, expect: &str) {
-    let t = r.text();
-    assert!(t.contains("<wps:ProcessSucceeded>"), "{t}");
-    assert!(t.contains(expect), "{expect:?} not in {t}");
-    assert_valid(&r.body);
+/// mounted at /wps.
+fn start(name: &str, server: &str, processes: &str) -> Apache {
+    Apache::builder(name)
+        .server_lines(server)
+        .processes(processes)
+        .start()
 }
 
 /// The time of an error-log line (`[Wed Nov 25 04:30:15.129557 2026] ...`) in seconds
@@ -201,20 +71,6 @@ fn logged_at(log: &str, needles: &[&str]) -> f64 {
         .unwrap_or_else(|| panic!("no log line with {needles:?}:\n{log}"))
 }
 
-/// Error-log lines that must never appear.
-fn assert_clean_log(log: &str) {
-    for bad in [
-        "panic",
-        "Segmentation fault",
-        "exit signal",
-        "child_init failed",
-        "dispatcher error",
-        "cannot write its status document",
-    ] {
-        assert!(!log.contains(bad), "{bad:?} in the error log:\n{log}");
-    }
-}
-
 fn workdir(a: &Apache) -> PathBuf {
     a.dir.join("work")
 }
@@ -232,7 +88,7 @@ fn record(a: &Apache, id: &str) -> Option<serde_json::Value> {
 /// reflected; the same through an XML POST; status without storage is refused.
 #[test]
 fn async_lifecycle_validates() {
-    let a = start("lifecycle", "", "", "");
+    let a = start("lifecycle", "", "");
     let r = a.get(&format!("{}&lineage=true", sleep_async("0.3")));
     let t = r.text();
     assert_eq!(r.status, 200, "{t}");
@@ -247,12 +103,12 @@ fn async_lifecycle_validates() {
         .exists());
 
     let t0 = Instant::now();
-    let (fin, seen) = wait_final(&a, &job, Duration::from_secs(15));
+    let (fin, seen) = wait_final(&a, &job.path, Duration::from_secs(15));
     let took = t0.elapsed();
     for doc in &seen {
         assert_valid(&doc.body);
     }
-    let states: Vec<&str> = seen.iter().map(|r| state(&r.text())).collect();
+    let states: Vec<&str> = seen.iter().map(|r| job_state(&r.text())).collect();
     assert!(
         seen.iter().any(|r| {
             let t = r.text();
@@ -293,7 +149,7 @@ fn async_lifecycle_validates() {
 
     // without lineage there is none
     let j2 = submit(&a, &sleep_async("0"));
-    let (fin, _) = wait_final(&a, &j2, Duration::from_secs(10));
+    let (fin, _) = wait_final(&a, &j2.path, Duration::from_secs(10));
     assert_succeeded(&fin, "done sleeping");
     assert!(!fin.text().contains("<wps:DataInputs>"), "{}", fin.text());
 
@@ -320,7 +176,7 @@ fn async_lifecycle_validates() {
     assert!(t.contains("<wps:ProcessAccepted>"), "{t}");
     assert_valid(&r.body);
     let j3 = Job::from_accepted(&a, &t);
-    let (fin, seen) = wait_final(&a, &j3, Duration::from_secs(10));
+    let (fin, seen) = wait_final(&a, &j3.path, Duration::from_secs(10));
     for doc in &seen {
         assert_valid(&doc.body);
     }
@@ -351,13 +207,13 @@ fn async_lifecycle_validates() {
 /// lines never show more than two jobs running at once (across all Apache children).
 #[test]
 fn twenty_jobs_never_more_than_two_running() {
-    let a = start("twenty", "parallelprocesses = 2\nmaxprocesses = 50", "", "");
+    let a = start("twenty", "parallelprocesses = 2\nmaxprocesses = 50", "");
     let jobs: Vec<Job> = (0..20).map(|_| submit(&a, &sleep_async("0.1"))).collect();
     let t0 = Instant::now();
     let mut finals = Vec::new();
     for j in &jobs {
         let left = Duration::from_secs(40).saturating_sub(t0.elapsed());
-        let (fin, _) = wait_final(&a, j, left.max(Duration::from_millis(100)));
+        let (fin, _) = wait_final(&a, &j.path, left.max(Duration::from_millis(100)));
         finals.push(fin);
     }
     let took = t0.elapsed();
@@ -406,31 +262,12 @@ fn twenty_jobs_never_more_than_two_running() {
 /// children): all answered 200, and they take as long as two at a time would.
 #[test]
 fn sync_requests_obey_parallelprocesses() {
-    let dir = scratch("sync-slots");
-    let cfg = write_service_config_with(&dir, "wps.cfg", "parallelprocesses = 2", "");
-    let a = Apache::start_in(
-        dir,
-        Mpm::Event,
-        &format!(
-            "WPSDaemonProcess p threads=4\nWPSScriptAlias /wps {} process-group=p\n",
-            cfg.display()
-        ),
-    );
-    let path = format!("{EXEC}&identifier=sleep&DataInputs=delay=0.01");
-    let n = 64;
-    let barrier = std::sync::Barrier::new(n);
+    let a = Apache::builder("sync-slots")
+        .server_lines("parallelprocesses = 2")
+        .pool("p threads=4")
+        .start();
     let t0 = Instant::now();
-    let rs: Vec<Resp> = std::thread::scope(|s| {
-        let hs: Vec<_> = (0..n)
-            .map(|_| {
-                s.spawn(|| {
-                    barrier.wait();
-                    a.get(&path)
-                })
-            })
-            .collect();
-        hs.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let rs = burst(&a, 64, &exec_sleep("0.01"));
     let took = t0.elapsed();
     for r in &rs {
         let t = r.text();
@@ -448,13 +285,13 @@ fn sync_requests_obey_parallelprocesses() {
         .unwrap()
         .next()
         .is_none());
-    assert_clean_log(&a.error_log());
+    a.assert_clean_log();
 }
 
 /// Graceful restarts while async jobs run and wait: every job still succeeds.
 #[test]
 fn graceful_keeps_accepted_and_running_jobs() {
-    let a = start("graceful-jobs", "parallelprocesses = 2", "", "");
+    let a = start("graceful-jobs", "parallelprocesses = 2", "");
     let jobs: Vec<Job> = (0..6).map(|_| submit(&a, &sleep_async("0.4"))).collect();
     // wait until two run
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -468,7 +305,7 @@ fn graceful_keeps_accepted_and_running_jobs() {
     let t0 = Instant::now();
     for j in &jobs {
         let left = Duration::from_secs(40).saturating_sub(t0.elapsed());
-        let (fin, _) = wait_final(&a, j, left.max(Duration::from_millis(100)));
+        let (fin, _) = wait_final(&a, &j.path, left.max(Duration::from_millis(100)));
         assert_succeeded(&fin, ">done sleeping</wps:LiteralData>");
     }
     let log = a.error_log();
@@ -489,7 +326,7 @@ fn graceful_keeps_accepted_and_running_jobs() {
 /// kill -9 of the Apache child running a job: another child re-queues it and it runs again.
 #[test]
 fn killed_child_job_is_requeued() {
-    let a = start("killed", "", "", "");
+    let a = start("killed", "", "");
     let job = submit(&a, &sleep_async("0.6"));
     let record_file = workdir(&a).join("records").join(format!("{}.json", job.id));
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -509,11 +346,14 @@ fn killed_child_job_is_requeued() {
     };
     assert_ne!(Some(owner), a.pid(), "the owner is a child, not the parent");
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(state(&fetch_status(&a, &job).text()), "ProcessStarted");
+    assert_eq!(
+        job_state(&fetch_status(&a, &job.path).text()),
+        "ProcessStarted"
+    );
     let rc = unsafe { libc::kill(owner, libc::SIGKILL) };
     assert_eq!(rc, 0, "kill {owner}: {}", std::io::Error::last_os_error());
     let t0 = Instant::now();
-    let (fin, seen) = wait_final(&a, &job, Duration::from_secs(20));
+    let (fin, seen) = wait_final(&a, &job.path, Duration::from_secs(20));
     for d in &seen {
         assert_valid(&d.body);
     }
@@ -551,15 +391,12 @@ fn killed_child_job_is_requeued() {
 /// (and the one interrupted, if any) run to completion.
 #[test]
 fn stop_start_resumes_queued_jobs() {
-    let dir = scratch("stop-start");
-    let cfg = write_service_config_with(&dir, "wps.cfg", "parallelprocesses = 1", "");
-    let directives = format!("WPSScriptAlias /wps {}\n", cfg.display());
-    let mut a = Apache::start_in(dir.clone(), Mpm::Event, &directives);
+    let server = || Apache::builder("stop-start").server_lines("parallelprocesses = 1");
+    let a = server().start();
     let jobs: Vec<Job> = (0..3).map(|_| submit(&a, &sleep_async("0.4"))).collect();
-    a.stop();
     let old_port = a.port;
-    // the same directory (and job store) for the next server; `a` must not remove it
-    std::mem::forget(a);
+    // the same directory (and job store) for the next server
+    let dir = a.stop_keeping_dir();
     let queued_or_running = ["queue", "running"]
         .iter()
         .map(|d| {
@@ -579,10 +416,10 @@ fn stop_start_resumes_queued_jobs() {
         queued_or_running >= 2,
         "expected jobs left over after the stop: {queued_or_running}"
     );
-    let b = Apache::start_in(dir, Mpm::Event, &directives);
+    let b = server().in_dir(dir).start();
     assert_ne!(b.port, old_port);
     for j in &jobs {
-        let (fin, _) = wait_final(&b, j, Duration::from_secs(30));
+        let (fin, _) = wait_final(&b, &j.path, Duration::from_secs(30));
         assert_succeeded(&fin, ">done sleeping</wps:LiteralData>");
         // the status location still names the server that accepted it
         assert!(fin
@@ -609,12 +446,11 @@ fn time_limit_fails_job_and_frees_slot() {
         "time-limit",
         "parallelprocesses = 1",
         "sleep.timeout = 2s\n",
-        "",
     );
     let t0 = Instant::now();
     let ja = submit(&a, &sleep_async("2"));
     let jb = submit(&a, &hello_async("after"));
-    let (fa, _) = wait_final(&a, &ja, Duration::from_secs(10));
+    let (fa, _) = wait_final(&a, &ja.path, Duration::from_secs(10));
     let ta = t0.elapsed();
     let t = fa.text();
     assert!(t.contains("<wps:ProcessFailed>"), "{t}");
@@ -627,7 +463,7 @@ fn time_limit_fails_job_and_frees_slot() {
         ta >= Duration::from_millis(1900) && ta < Duration::from_secs(15),
         "failed after {ta:?}"
     );
-    let (fb, _) = wait_final(&a, &jb, Duration::from_secs(10));
+    let (fb, _) = wait_final(&a, &jb.path, Duration::from_secs(10));
     assert_succeeded(&fb, ">Hello after</wps:LiteralData>");
     let log = a.error_log();
     let a_end = logged_at(&log, &[&format!("job {} (sleep) finished in slot", ja.id)]);
@@ -640,7 +476,7 @@ fn time_limit_fails_job_and_frees_slot() {
     assert!(max_concurrency(&log) <= 1, "{log}");
     // a synchronous request has the same limit
     let t = Instant::now();
-    let r = a.get(&format!("{EXEC}&identifier=sleep&DataInputs=delay=2"));
+    let r = a.get(&exec_sleep("2"));
     r.assert_exception(500, "NoApplicableCode", None);
     let took = t.elapsed();
     assert!(
@@ -649,11 +485,11 @@ fn time_limit_fails_job_and_frees_slot() {
     );
     // and the slot is free again at once
     let t = Instant::now();
-    let r = a.get(&format!("{EXEC}&identifier=say_hello&DataInputs=name=sync"));
+    let r = a.get(&exec_hello("sync"));
     assert_eq!(r.status, 200, "{}", r.text());
     // (a slot still held would make it wait for the whole request timeout, 60 s)
     assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
-    assert_clean_log(&a.error_log());
+    a.assert_clean_log();
 }
 
 /// A panicking process run asynchronously ends ProcessFailed (never stuck in Accepted or
@@ -664,23 +500,12 @@ fn time_limit_fails_job_and_frees_slot() {
 /// refused with StorageNotSupported instead (and the synchronous crash is checked).
 #[test]
 fn panicking_async_job_fails_cleanly() {
-    let dir = scratch("async-panic");
-    let cfg = dir.join("wps.cfg");
-    std::fs::write(
-        &cfg,
-        format!(
+    let a = Apache::builder("async-panic")
+        .service_config(
             "[metadata:main]\nidentification_title = Panic WPS\n\n\
-             [server]\nworkdir = {}\n\n[processes]\nbuiltin = sleep, selftest_panic\n",
-            dir.join("work").display()
-        ),
-    )
-    .unwrap();
-    chmod(&cfg, 0o644);
-    let a = Apache::start_in(
-        dir,
-        Mpm::Event,
-        &format!("WPSScriptAlias /wps {}\n", cfg.display()),
-    );
+             [server]\nworkdir = {work}\n\n[processes]\nbuiltin = sleep, selftest_panic\n",
+        )
+        .start();
     let d =
         a.get("/wps?service=WPS&version=1.0.0&request=DescribeProcess&identifier=selftest_panic");
     assert_eq!(d.status, 200, "{}", d.text());
@@ -692,7 +517,7 @@ fn panicking_async_job_fails_cleanly() {
         assert_eq!(r.status, 200, "{t}");
         assert_valid(&r.body);
         let job = Job::from_accepted(&a, &t);
-        let (fin, seen) = wait_final(&a, &job, Duration::from_secs(10));
+        let (fin, seen) = wait_final(&a, &job.path, Duration::from_secs(10));
         for d in &seen {
             assert_valid(&d.body);
         }
@@ -718,22 +543,20 @@ fn panicking_async_job_fails_cleanly() {
     // the server (and its slots) still run jobs
     for _ in 0..3 {
         let j2 = submit(&a, &sleep_async("0"));
-        let (f2, _) = wait_final(&a, &j2, Duration::from_secs(10));
+        let (f2, _) = wait_final(&a, &j2.path, Duration::from_secs(10));
         assert_succeeded(&f2, "done sleeping");
     }
-    let log = a.error_log();
-    assert!(
-        !log.contains("exit signal") && !log.contains("Segmentation fault"),
-        "{log}"
+    assert_log_lacks(
+        &a.error_log(),
+        &["exit signal", "Segmentation fault", "dispatcher error"],
     );
-    assert!(!log.contains("dispatcher error"), "{log}");
 }
 
 /// asReference outputs, sync and async: a wps:Reference whose href serves the JSON with its
 /// media type; RawDataOutput still answers the bare value.
 #[test]
 fn outputs_by_reference() {
-    let a = start("by-reference", "", "", "");
+    let a = start("by-reference", "", "");
     let check_reference = |doc: &str| -> serde_json::Value {
         let start = doc
             .find("<wps:Reference href=\"")
@@ -780,7 +603,7 @@ fn outputs_by_reference() {
              &storeExecuteResponse=true&status=true"
         ),
     );
-    let (fin, _) = wait_final(&a, &job, Duration::from_secs(10));
+    let (fin, _) = wait_final(&a, &job.path, Duration::from_secs(10));
     assert_succeeded(&fin, "<wps:Reference");
     let v = check_reference(&fin.text());
     assert_eq!(v["greeting"], "Hello Later");
@@ -813,7 +636,7 @@ fn outputs_by_reference() {
     let r = a.post("/wps", body.as_bytes());
     assert_eq!(r.status, 200, "{}", r.text());
     let job = Job::from_accepted(&a, &r.text());
-    let (fin, _) = wait_final(&a, &job, Duration::from_secs(10));
+    let (fin, _) = wait_final(&a, &job.path, Duration::from_secs(10));
     assert_succeeded(&fin, "<wps:Reference");
     assert_eq!(check_reference(&fin.text())["name"], "Xml");
 
@@ -829,13 +652,7 @@ fn outputs_by_reference() {
     assert!(href.ends_with("/response.txt"), "{href}");
     let r = a.get(&url_path(href));
     assert_eq!(r.status, 200);
-    assert!(
-        r.header("Content-Type")
-            .unwrap_or_default()
-            .starts_with("text/plain"),
-        "{:?}",
-        r.headers
-    );
+    r.assert_content_type("text/plain");
     assert_eq!(r.text(), "Hello Txt");
 
     // RawDataOutput still answers the bare value
@@ -843,22 +660,16 @@ fn outputs_by_reference() {
         "{EXEC}&identifier=testjson&DataInputs=name=Raw&RawDataOutput=out"
     ));
     assert_eq!(r.status, 200, "{}", r.text());
-    assert!(
-        r.header("Content-Type")
-            .unwrap_or_default()
-            .starts_with("application/json"),
-        "{:?}",
-        r.headers
-    );
+    r.assert_content_type("application/json");
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(v["greeting"], "Hello Raw");
-    assert_clean_log(&a.error_log());
+    a.assert_clean_log();
 }
 
 /// Nothing but status documents and stored outputs is reachable under /wps/outputs/.
 #[test]
 fn bad_output_urls_are_refused() {
-    let a = start("bad-urls", "", "", "");
+    let a = start("bad-urls", "", "");
     // a real job with a stored output, to aim next to
     let r = a.get(&format!(
         "{EXEC}&identifier=testjson&DataInputs=name=x&ResponseDocument=out@asReference=true"
@@ -869,7 +680,7 @@ fn bad_output_urls_are_refused() {
     let id = t[start..start + 36].to_owned();
     assert_eq!(a.get(&format!("/wps/outputs/{id}/out.json")).status, 200);
     let job = submit(&a, &sleep_async("0"));
-    wait_final(&a, &job, Duration::from_secs(10));
+    wait_final(&a, &job.path, Duration::from_secs(10));
 
     // files next to the outputs that must stay private
     let work = workdir(&a);
@@ -953,20 +764,15 @@ fn bad_output_urls_are_refused() {
     let r = a.request("HEAD", &format!("/wps/outputs/{unknown}.xml"), None, &[]);
     assert_eq!(r.status, 404);
     // the valid ones still work
-    assert_eq!(fetch_status(&a, &job).status, 200);
-    assert_clean_log(&a.error_log());
+    assert_eq!(fetch_status(&a, &job.path).status, 200);
+    a.assert_clean_log();
 }
 
 /// parallelprocesses=1, maxprocesses=2: one runs, two wait, the next is refused with 503
 /// ServerBusy and Retry-After; the accepted ones all complete and the queue opens again.
 #[test]
 fn queue_limit_answers_server_busy() {
-    let a = start(
-        "queue-limit",
-        "parallelprocesses = 1\nmaxprocesses = 2",
-        "",
-        "",
-    );
+    let a = start("queue-limit", "parallelprocesses = 1\nmaxprocesses = 2", "");
     let first = submit(&a, &sleep_async("0.3"));
     // wait until it runs (it left the queue)
     let running = workdir(&a)
@@ -1015,14 +821,14 @@ fn queue_limit_answers_server_busy() {
         200
     );
     for j in std::iter::once(&first).chain(&queued) {
-        let (fin, _) = wait_final(&a, j, Duration::from_secs(20));
+        let (fin, _) = wait_final(&a, &j.path, Duration::from_secs(20));
         assert_succeeded(&fin, ">done sleeping</wps:LiteralData>");
     }
     // the queue is open again
     let again = submit(&a, &hello_async("again"));
-    let (fin, _) = wait_final(&a, &again, Duration::from_secs(10));
+    let (fin, _) = wait_final(&a, &again.path, Duration::from_secs(10));
     assert_succeeded(&fin, ">Hello again</wps:LiteralData>");
-    assert_clean_log(&a.error_log());
+    a.assert_clean_log();
 }
 
 /// retention = 1s: finished jobs older than that are removed (with their status document and
@@ -1030,7 +836,7 @@ fn queue_limit_answers_server_busy() {
 /// queued and running jobs are kept, however old.
 #[test]
 fn retention_removes_finished_jobs() {
-    let a = start("retention", "retention = 1s\nparallelprocesses = 1", "", "");
+    let a = start("retention", "retention = 1s\nparallelprocesses = 1", "");
     let job = submit(
         &a,
         &format!(
@@ -1038,7 +844,7 @@ fn retention_removes_finished_jobs() {
              &storeExecuteResponse=true"
         ),
     );
-    let (fin, _) = wait_final(&a, &job, Duration::from_secs(10));
+    let (fin, _) = wait_final(&a, &job.path, Duration::from_secs(10));
     assert_succeeded(&fin, "<wps:Reference");
     let out = format!("/wps/outputs/{}/out.json", job.id);
     assert_eq!(a.get(&out).status, 200);
@@ -1052,7 +858,10 @@ fn retention_removes_finished_jobs() {
     let running = submit(&a, &sleep_async("0.6"));
     let queued = submit(&a, &hello_async("queued"));
     std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(state(&fetch_status(&a, &queued).text()), "ProcessAccepted");
+    assert_eq!(
+        job_state(&fetch_status(&a, &queued.path).text()),
+        "ProcessAccepted"
+    );
     // new children clean up at once
     a.graceful();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -1072,12 +881,12 @@ fn retention_removes_finished_jobs() {
         .contains("removed 1 finished job(s) older than the retention"));
     // the running and the queued job were left alone (fetch_status asserts 200 every time)
     for j in [&running, &queued] {
-        let (fin, _) = wait_final(&a, j, Duration::from_secs(15));
+        let (fin, _) = wait_final(&a, &j.path, Duration::from_secs(15));
         assert!(
             fin.text().contains("<wps:ProcessSucceeded>"),
             "{}",
             fin.text()
         );
     }
-    assert_clean_log(&a.error_log());
+    a.assert_clean_log();
 }

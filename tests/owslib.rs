@@ -7,16 +7,10 @@ use std::process::Command;
 
 #[test]
 fn owslib_lists_describes_and_executes() {
-    let dir = scratch("owslib");
-    let cfg = write_service_config(&dir, "wps.cfg", "");
-    let a = Apache::start_in(
-        dir,
-        Mpm::Event,
-        &format!(
-            "WPSDaemonProcess pywps threads=2\nWPSScriptAlias /wps {}\n",
-            cfg.display()
-        ),
-    );
+    // a pool that the service does not use
+    let a = Apache::builder("owslib")
+        .directives("WPSDaemonProcess pywps threads=2\n")
+        .start();
     let script = manifest_dir().join("tests/owslib_client.py");
     // Debian's python3-owslib lives in the system interpreter's dist-packages.
     let out = Command::new("/usr/bin/python3")

@@ -16,27 +16,14 @@ fn peer_corpus_all_pass() {
         "{} not found (shared/ must sit beside the project)",
         corpus.display()
     );
-    let dir = scratch("peer");
-    let cfg = dir.join("wps.cfg");
-    std::fs::write(
-        &cfg,
-        format!(
+    let a = Apache::builder("peer")
+        .service_config(
             "[metadata:main]\nidentification_title = Peer corpus WPS\nprovider_name = mod_wps tests\n\n\
-             [server]\nlanguage = en-US\nallowedhosts = 127.0.0.1\nworkdir = {}\n\n\
+             [server]\nlanguage = en-US\nallowedhosts = 127.0.0.1\nworkdir = {work}\n\n\
              [processes]\nbuiltin = all\n",
-            dir.join("work").display()
-        ),
-    )
-    .unwrap();
-    chmod(&cfg, 0o644);
-    let a = Apache::start_in(
-        dir,
-        Mpm::Event,
-        &format!(
-            "WPSDaemonProcess pywps threads=4\nWPSScriptAlias /wps {} process-group=pywps\n",
-            cfg.display()
-        ),
-    );
+        )
+        .pool("pywps threads=4")
+        .start();
     let out = Command::new("python3")
         .arg(&corpus)
         .arg(format!("http://127.0.0.1:{}", a.port))

@@ -6,7 +6,6 @@ use common::*;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -14,28 +13,6 @@ use std::time::{Duration, Instant};
 /// meets the same worker pool. They follow (and so override) the harness's MPM settings.
 const ONE_CHILD: &str = "StartServers 1\nServerLimit 1\nMinSpareThreads 1\nMaxSpareThreads 25\n\
                          ThreadsPerChild 25\nMaxRequestWorkers 25\n";
-
-fn exec_sleep(delay: &str) -> String {
-    format!(
-        "/wps?service=WPS&version=1.0.0&request=Execute&identifier=sleep&DataInputs=delay={delay}"
-    )
-}
-
-fn exec_hello(name: &str) -> String {
-    format!(
-        "/wps?service=WPS&version=1.0.0&request=Execute&identifier=say_hello&DataInputs=name={name}"
-    )
-}
-
-const GET_CAPS: &str = "/wps?service=WPS&request=GetCapabilities";
-
-/// Writes a service config file with this body (no defaults added).
-fn write_cfg(dir: &Path, name: &str, body: &str) -> std::path::PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, body).unwrap();
-    chmod(&p, 0o644);
-    p
-}
 
 /// The pids of the parent's children (the Apache worker processes).
 fn children(parent: i32) -> Vec<i32> {
@@ -112,54 +89,14 @@ fn try_get(port: u16, path: &str) -> Result<(u16, String), String> {
     Ok((status, text))
 }
 
-/// Waits until the parent has logged that it runs (the port listens a little earlier, from the
-/// first of the two startup passes); returns the error log.
-fn wait_running(a: &Apache) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let log = a.error_log();
-        if log.contains("resuming normal operations") {
-            return log;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "server did not report running:\n{log}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
-
-/// Runs `n` concurrent GETs of `path`, each on its own thread and connection.
-fn burst(a: &Apache, n: usize, path: &str) -> Vec<Resp> {
-    let start = std::sync::Barrier::new(n);
-    std::thread::scope(|s| {
-        let hs: Vec<_> = (0..n)
-            .map(|_| {
-                s.spawn(|| {
-                    start.wait();
-                    a.get(path)
-                })
-            })
-            .collect();
-        hs.into_iter().map(|h| h.join().unwrap()).collect()
-    })
-}
 
 /// 64 concurrent sleeps on a pool of 2 threads (queue 100): all wait their turn and succeed.
 #[test]
 fn burst_of_64_executes_on_two_threads_event() {
-    let dir = scratch("burst-event");
-    let cfg = write_service_config(&dir, "wps.cfg", "");
-    let a = Apache::start_in(
-        dir,
-        Mpm::Event,
-        &format!(
-            "WPSDaemonProcess pywps threads=2\nWPSScriptAlias /wps {} process-group=pywps\n",
-            cfg.display()
-        ),
-    );
+    let a = Apache::builder("burst-event")
+        .pool("pywps threads=2")
+        .start();
     let t0 = Instant::now();
     let rs = burst(&a, 64, &exec_sleep("0.02"));
     let took = t0.elapsed();
@@ -176,23 +113,16 @@ fn burst_of_64_executes_on_two_threads_event() {
         took >= Duration::from_millis(600),
         "too fast for 2 threads per child: {took:?}"
     );
-    let log = a.error_log();
-    assert!(!log.contains("panic"), "{log}");
+    a.assert_clean_log();
 }
 
 /// The same burst on the prefork MPM (one request per child, a pool in every child).
 #[test]
 fn burst_of_64_executes_prefork() {
-    let dir = scratch("burst-prefork");
-    let cfg = write_service_config(&dir, "wps.cfg", "");
-    let a = Apache::start_in(
-        dir,
-        Mpm::Prefork,
-        &format!(
-            "WPSDaemonProcess pywps threads=2\nWPSScriptAlias /wps {} process-group=pywps\n",
-            cfg.display()
-        ),
-    );
+    let a = Apache::builder("burst-prefork")
+        .mpm(Mpm::Prefork)
+        .pool("pywps threads=2")
+        .start();
     let rs = burst(&a, 64, &exec_hello("Burst"));
     for r in &rs {
         let t = r.text();
@@ -205,26 +135,19 @@ fn burst_of_64_executes_prefork() {
         assert_eq!(r.status, 200, "{}", r.text());
         assert!(r.text().contains(">done sleeping</wps:LiteralData>"));
     }
-    let log = a.error_log();
-    assert!(!log.contains("panic"), "{log}");
+    a.assert_clean_log();
 }
 
 /// threads=1 queue=1 in a single child: one job runs, one waits, the next is refused at once
 /// with 503 ServerBusy and Retry-After; the two accepted jobs complete.
 #[test]
 fn full_queue_answers_server_busy() {
-    let dir = scratch("busy");
-    // no server-wide limit: the pool's own queue is what fills up here
-    let cfg = write_service_config_with(&dir, "wps.cfg", "parallelprocesses = -1", "");
-    let a = Apache::start_in(
-        dir,
-        Mpm::Event,
-        &format!(
-            "{ONE_CHILD}WPSDaemonProcess tiny threads=1 queue=1\n\
-             WPSScriptAlias /wps {} process-group=tiny\n",
-            cfg.display()
-        ),
-    );
+    let a = Apache::builder("busy")
+        // no server-wide limit: the pool's own queue is what fills up here
+        .server_lines("parallelprocesses = -1")
+        .directives(ONE_CHILD)
+        .pool("tiny threads=1 queue=1")
+        .start();
     let child = single_child(&a);
     let c = complaints(&a.error_log()).join("\n");
     assert!(
@@ -281,17 +204,10 @@ fn full_queue_answers_server_busy() {
 /// timeout; the job is cancelled, so the single worker serves the next request at once.
 #[test]
 fn request_timeout_cancels_the_job_and_frees_the_worker() {
-    let dir = scratch("timeout");
-    let cfg = write_service_config(&dir, "wps.cfg", "");
-    let a = Apache::start_in(
-        dir,
-        Mpm::Event,
-        &format!(
-            "{ONE_CHILD}WPSDaemonProcess slow threads=1 request-timeout=1\n\
-             WPSScriptAlias /wps {} process-group=slow\n",
-            cfg.display()
-        ),
-    );
+    let a = Apache::builder("timeout")
+        .directives(ONE_CHILD)
+        .pool("slow threads=1 request-timeout=1")
+        .start();
     let child = single_child(&a);
     for round in 0..2 {
         let t = Instant::now();
@@ -321,28 +237,21 @@ fn request_timeout_cancels_the_job_and_frees_the_worker() {
 /// A panicking process is answered with an ExceptionReport; the child keeps serving.
 #[test]
 fn panicking_process_is_contained() {
-    let dir = scratch("panic");
-    let cfg = write_cfg(
-        &dir,
-        "wps.cfg",
-        "[metadata:main]\nidentification_title = Panic WPS\n\n\
-         [processes]\nbuiltin = say_hello, selftest_panic\n",
-    );
-    let a = Apache::start_in(
-        dir,
-        Mpm::Event,
-        &format!(
-            "{ONE_CHILD}WPSDaemonProcess p threads=2\nWPSScriptAlias /wps {} process-group=p\n",
-            cfg.display()
-        ),
-    );
+    let a = Apache::builder("panic")
+        .service_config(
+            "[metadata:main]\nidentification_title = Panic WPS\n\n\
+             [processes]\nbuiltin = say_hello, selftest_panic\n",
+        )
+        .directives(ONE_CHILD)
+        .pool("p threads=2")
+        .start();
     let child = single_child(&a);
     let caps = a.get(GET_CAPS);
     assert!(caps
         .text()
         .contains("<ows:Identifier>selftest_panic</ows:Identifier>"));
     for i in 0..6 {
-        let r = a.get("/wps?service=WPS&version=1.0.0&request=Execute&identifier=selftest_panic");
+        let r = a.get(&format!("{EXEC}&identifier=selftest_panic"));
         r.assert_exception(500, "NoApplicableCode", None);
         assert!(r.text().contains("crashed"), "{}", r.text());
         assert!(
@@ -368,29 +277,18 @@ fn panicking_process_is_contained() {
         6,
         "{log}"
     );
-    assert!(
-        !log.contains("exit signal") && !log.contains("Segmentation fault"),
-        "{log}"
-    );
+    assert_log_lacks(&log, &["exit signal", "Segmentation fault"]);
 }
 
 /// `WPSProcessGroup` in <Location> overrides the alias's process-group.
 #[test]
 fn location_process_group_overrides_alias() {
-    let dir = scratch("location");
-    let cfg = write_service_config(&dir, "wps.cfg", "");
-    let a = Apache::start_in(
-        dir,
-        Mpm::Event,
-        &format!(
-            "WPSDaemonProcess a threads=1 request-timeout=1\n\
-             WPSDaemonProcess b threads=2\n\
-             WPSScriptAlias /wps {cfg} process-group=b\n\
-             WPSScriptAlias /other {cfg} process-group=b\n\
-             <Location /wps>\n  WPSProcessGroup a\n</Location>\n",
-            cfg = cfg.display()
-        ),
-    );
+    let a = Apache::builder("location")
+        .directives("WPSDaemonProcess a threads=1 request-timeout=1\n")
+        .pool("b threads=2")
+        .alias("/other")
+        .directives_after("<Location /wps>\n  WPSProcessGroup a\n</Location>\n")
+        .start();
     let r = a.get(&exec_sleep("2"));
     r.assert_exception(500, "NoApplicableCode", None);
     assert!(r.text().contains("process group 'a'"), "{}", r.text());
@@ -412,17 +310,10 @@ fn graceful_restarts_under_load_prefork() {
 }
 
 fn graceful_restarts_under_load(mpm: Mpm) {
-    let dir = scratch("graceful");
-    let cfg = write_service_config(&dir, "wps.cfg", "");
-    let a = Apache::start_in(
-        dir,
-        mpm,
-        &format!(
-            "WPSDaemonProcess pywps threads=2\nWPSScriptAlias /wps {} process-group=pywps\n",
-            cfg.display()
-        ),
-    );
-    wait_running(&a);
+    let a = Apache::builder("graceful")
+        .mpm(mpm)
+        .pool("pywps threads=2")
+        .start();
     let stop = AtomicBool::new(false);
     /// Stops the clients even when the restart loop panics (else the scope never ends).
     struct StopOnDrop<'a>(&'a AtomicBool);
@@ -490,31 +381,17 @@ fn graceful_restarts_under_load(mpm: Mpm) {
         11,
         "{log}"
     );
-    for bad in [
-        "panic",
-        "Segmentation fault",
-        "exit signal",
-        "mod_wps child_init failed",
-    ] {
-        assert!(!log.contains(bad), "{bad:?} in the error log:\n{log}");
-    }
+    assert_clean_log(&log);
 }
 
 /// A graceful restart re-reads the service config file.
 #[test]
 fn graceful_picks_up_service_config_changes() {
-    let dir = scratch("reload");
-    let cfg = write_cfg(
-        &dir,
-        "wps.cfg",
-        "[metadata:main]\nidentification_title = First\n[processes]\nbuiltin = say_hello\n",
-    );
-    let a = Apache::start_in(
-        dir.clone(),
-        Mpm::Event,
-        &format!("WPSScriptAlias /wps {}\n", cfg.display()),
-    );
-    wait_running(&a);
+    let a = Apache::builder("reload")
+        .service_config(
+            "[metadata:main]\nidentification_title = First\n[processes]\nbuiltin = say_hello\n",
+        )
+        .start();
     let t = a.get(GET_CAPS).text();
     assert!(t.contains("<ows:Title>First</ows:Title>"), "{t}");
     assert!(
@@ -525,10 +402,11 @@ fn graceful_picks_up_service_config_changes() {
     a.get(&exec_sleep("0"))
         .assert_exception(400, "InvalidParameterValue", Some("identifier"));
 
-    write_cfg(
-        &dir,
+    write_file(
+        &a.dir,
         "wps.cfg",
         "[metadata:main]\nidentification_title = Second\n[processes]\nbuiltin = sleep, ultimate_question\n",
+        0o644,
     );
     a.graceful();
     let r = a.get(GET_CAPS);
@@ -554,18 +432,13 @@ fn graceful_picks_up_service_config_changes() {
 /// startup (post_config runs twice then).
 #[test]
 fn config_warnings_are_logged_once() {
-    let dir = scratch("warnings");
-    let cfg = write_cfg(
-        &dir,
-        "wps.cfg",
-        "[metadata:main]\nidentification_title = Warn\n\n[server]\nsethomedir = true\n\n\
-         [logging]\nlevel = INFO\n",
-    );
-    let a = Apache::start_in(
-        dir,
-        Mpm::Event,
-        &format!("WPSScriptAlias /wps {}\n", cfg.display()),
-    );
+    let a = Apache::builder("warnings")
+        .service_config(
+            "[metadata:main]\nidentification_title = Warn\n\n[server]\nsethomedir = true\n\n\
+             [logging]\nlevel = INFO\n",
+        )
+        .start();
+    let cfg = a.dir.join("wps.cfg");
     let key = format!(
         "{}:5: [server] key 'sethomedir' is not supported by mod_wps and is ignored",
         cfg.display()
@@ -574,7 +447,8 @@ fn config_warnings_are_logged_once() {
         "{}:7: section [logging] is not used by mod_wps and is ignored",
         cfg.display()
     );
-    let log = wait_running(&a);
+    // (the server has logged that it runs: `start` waits for that)
+    let log = a.error_log();
     assert_eq!(log.matches(&key).count(), 1, "{log}");
     assert_eq!(log.matches(&section).count(), 1, "{log}");
     assert!(

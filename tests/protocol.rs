@@ -5,16 +5,10 @@ mod common;
 use common::*;
 
 fn server(name: &str, mpm: Mpm) -> Apache {
-    let dir = scratch(name);
-    let cfg = write_service_config(&dir, "wps.cfg", "");
-    Apache::start_in(
-        dir,
-        mpm,
-        &format!(
-            "WPSDaemonProcess pywps threads=2\nWPSScriptAlias /wps {} process-group=pywps\n",
-            cfg.display()
-        ),
-    )
+    Apache::builder(name)
+        .mpm(mpm)
+        .pool("pywps threads=2")
+        .start()
 }
 
 const EXEC_HELLO_XML: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
@@ -341,13 +335,9 @@ fn module_log_level_is_its_own() {
         "{log}"
     );
     // with `LogLevel info` alone, wps debug lines are not written
-    let dir = scratch("loglevel-info");
-    let cfg = write_service_config(&dir, "wps.cfg", "");
-    let b = Apache::start_in(
-        dir,
-        Mpm::Event,
-        &format!("LogLevel info\nWPSScriptAlias /wps {}\n", cfg.display()),
-    );
+    let b = Apache::builder("loglevel-info")
+        .directives("LogLevel info\n")
+        .start();
     b.get("/wps?service=WPS&request=GetMeASandwich")
         .assert_exception(501, "OperationNotSupported", None);
     std::thread::sleep(std::time::Duration::from_millis(200));

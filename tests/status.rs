@@ -7,42 +7,28 @@ use common::*;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
-const EXEC: &str = "/wps?service=WPS&version=1.0.0&request=Execute";
-
 /// One Apache child (so the per-child counters are those of the child that ran the jobs),
 /// a service at /wps on pool `pool1`, the status page at /wps-status (local only) and a
 /// copy of it at /denied-status that nobody may see.
 fn start() -> Apache {
-    let dir = scratch("status");
-    let cfg = write_service_config(&dir, "wps.cfg", "sleep.timeout = 3s\n");
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("Test WPS", "Test <b>&amp;</b> \"WPS\"");
-    std::fs::write(&cfg, text).unwrap();
-    Apache::start_in(
-        dir,
-        Mpm::Event,
-        &format!(
-            "StartServers 1\nServerLimit 1\nMaxRequestWorkers 25\nMinSpareThreads 5\nMaxSpareThreads 25\n\
-             WPSDaemonProcess pool1 threads=3 queue=10\n\
-             WPSScriptAlias /wps {} process-group=pool1\n\
-             <Location /wps-status>\n  SetHandler wps-status\n  Require local\n</Location>\n\
+    Apache::builder("status")
+        .title("Test <b>&amp;</b> \"WPS\"")
+        .processes("sleep.timeout = 3s\n")
+        .directives(
+            "StartServers 1\nServerLimit 1\nMaxRequestWorkers 25\nMinSpareThreads 5\nMaxSpareThreads 25\n",
+        )
+        .pool("pool1 threads=3 queue=10")
+        .directives_after(
+            "<Location /wps-status>\n  SetHandler wps-status\n  Require local\n</Location>\n\
              <Location /denied-status>\n  SetHandler wps-status\n  Require all denied\n</Location>\n",
-            cfg.display()
-        ),
-    )
+        )
+        .start()
 }
 
 fn json(a: &Apache) -> Value {
     let r = a.get("/wps-status?json");
     assert_eq!(r.status, 200, "{}", r.text());
-    assert!(
-        r.header("Content-Type")
-            .unwrap_or_default()
-            .starts_with("application/json"),
-        "{:?}",
-        r.headers
-    );
+    r.assert_content_type("application/json");
     serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("{e}: {}", r.text()))
 }
 
@@ -87,10 +73,7 @@ fn status_page_html_json_counters_running_jobs_and_access() {
     // HTML, escaped
     let r = a.get("/wps-status");
     assert_eq!(r.status, 200, "{}", r.text());
-    assert!(r
-        .header("Content-Type")
-        .unwrap_or_default()
-        .starts_with("text/html"));
+    r.assert_content_type("text/html");
     let html = r.text();
     assert!(html.contains("<h1>mod_wps status</h1>"), "{html}");
     assert!(html.contains("<td>pool1</td>"), "{html}");

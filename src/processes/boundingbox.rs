@@ -1,12 +1,11 @@
 //! `boundingbox`: returns the bounding box it was given.
 
+use super::Builtin;
 use crate::model::*;
 
-pub struct BoundingBoxProcess(ProcessDescription);
-
-impl BoundingBoxProcess {
-    pub fn new() -> Self {
-        BoundingBoxProcess(ProcessDescription {
+pub fn boundingbox() -> Builtin {
+    Builtin::new(
+        ProcessDescription {
             identifier: "boundingbox".into(),
             title: "Bounding box in- and out".into(),
             abstract_: "Give bounding box, return the same".into(),
@@ -33,21 +32,17 @@ impl BoundingBoxProcess {
             }],
             store_supported: true,
             status_supported: true,
-        })
-    }
+        },
+        execute,
+    )
 }
 
-impl Process for BoundingBoxProcess {
-    fn description(&self) -> &ProcessDescription {
-        &self.0
-    }
-    fn execute(&self, inputs: &Inputs, _ctx: &Context) -> Result<Outputs, ProcessError> {
-        match inputs.first("bboxin") {
-            Some(Value::BoundingBox(b)) => Ok(Outputs(vec![(
-                "bboxout".into(),
-                OutputValue::BoundingBox(b.clone()),
-            )])),
-            _ => Err(ProcessError::Failed("bboxin is not a bounding box".into())),
-        }
+fn execute(inputs: &Inputs, _ctx: &Context) -> Result<Outputs, ProcessError> {
+    match inputs.first("bboxin") {
+        Some(Value::BoundingBox(b)) => Ok(Outputs(vec![(
+            "bboxout".into(),
+            OutputValue::BoundingBox(b.clone()),
+        )])),
+        _ => Err(ProcessError::Failed("bboxin is not a bounding box".into())),
     }
 }

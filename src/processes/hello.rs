@@ -3,11 +3,9 @@
 use super::*;
 use crate::model::*;
 
-pub struct SayHello(ProcessDescription);
-
-impl SayHello {
-    pub fn new() -> Self {
-        SayHello(ProcessDescription {
+pub fn say_hello() -> Builtin {
+    Builtin::new(
+        ProcessDescription {
             identifier: "say_hello".into(),
             title: "Process Say Hello".into(),
             abstract_: "Returns a literal string output with Hello plus the inputed name".into(),
@@ -20,21 +18,17 @@ impl SayHello {
             )],
             store_supported: true,
             status_supported: true,
-        })
-    }
+        },
+        execute,
+    )
 }
 
-impl Process for SayHello {
-    fn description(&self) -> &ProcessDescription {
-        &self.0
-    }
-    fn execute(&self, inputs: &Inputs, _ctx: &Context) -> Result<Outputs, ProcessError> {
-        let name = inputs.literal("name").unwrap_or_default();
-        Ok(Outputs(vec![(
-            "response".into(),
-            OutputValue::Literal(format!("Hello {name}")),
-        )]))
-    }
+fn execute(inputs: &Inputs, _ctx: &Context) -> Result<Outputs, ProcessError> {
+    let name = inputs.literal("name").unwrap_or_default();
+    Ok(Outputs(vec![(
+        "response".into(),
+        OutputValue::Literal(format!("Hello {name}")),
+    )]))
 }
 
 #[cfg(test)]
@@ -43,7 +37,7 @@ mod tests {
     #[test]
     fn greets() {
         let i = Inputs(vec![("name".into(), Value::Literal("Ada".into()))]);
-        let o = SayHello::new().execute(&i, &Context::detached()).unwrap();
+        let o = say_hello().execute(&i, &Context::detached()).unwrap();
         assert_eq!(
             o.get("response"),
             Some(&OutputValue::Literal("Hello Ada".into()))

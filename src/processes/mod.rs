@@ -10,7 +10,10 @@ mod sleep;
 mod testjson;
 mod ultimate;
 
-use crate::model::{DataSpec, InputSpec, LiteralSpec, LiteralType, OutputSpec, Process};
+use crate::model::{
+    Context, DataSpec, InputSpec, Inputs, LiteralSpec, LiteralType, OutputSpec, Outputs, Process,
+    ProcessDescription, ProcessError,
+};
 use std::sync::Arc;
 
 /// Identifiers of the built-in processes that `builtin = all` enables.
@@ -32,18 +35,52 @@ pub const DIAGNOSTIC_IDS: &[&str] = &["selftest_panic"];
 /// Creates the built-in process with this identifier.
 pub fn builtin(id: &str) -> Option<Arc<dyn Process>> {
     Some(match id {
-        "say_hello" => Arc::new(hello::SayHello::new()),
-        "ultimate_question" => Arc::new(ultimate::UltimateQuestion::new()),
-        "sleep" => Arc::new(sleep::Sleep::new()),
-        "boundingbox" => Arc::new(boundingbox::BoundingBoxProcess::new()),
-        "testjson" => Arc::new(testjson::TestJson::new()),
-        "selftest_panic" => Arc::new(selftest::SelftestPanic::new()),
-        "feature_count" => Arc::new(geo::FeatureCount::new()),
-        "centroids" => Arc::new(geo::Centroids::new()),
-        "buffer" => Arc::new(geo::Buffer::new()),
-        "area" => Arc::new(geo::Area::new()),
+        "say_hello" => Arc::new(hello::say_hello()),
+        "ultimate_question" => Arc::new(ultimate::ultimate_question()),
+        "sleep" => Arc::new(sleep::sleep()),
+        "boundingbox" => Arc::new(boundingbox::boundingbox()),
+        "testjson" => Arc::new(testjson::testjson()),
+        "selftest_panic" => Arc::new(selftest::selftest_panic()),
+        "feature_count" => Arc::new(geo::feature_count()),
+        "centroids" => Arc::new(geo::centroids()),
+        "buffer" => Arc::new(geo::buffer()),
+        "area" => Arc::new(geo::area()),
         _ => return None,
     })
+}
+
+/// How a built-in process runs: its inputs in, its outputs out.
+pub(crate) type Run = fn(&Inputs, &Context) -> Result<Outputs, ProcessError>;
+
+/// A built-in process: its description and the function that runs it (each built-in's file
+/// is just these two).
+pub(crate) struct Builtin {
+    description: ProcessDescription,
+    run: Run,
+    rerunnable: bool,
+}
+
+impl Builtin {
+    /// A built-in that may simply run again when its Apache child dies (all of them so far).
+    pub(crate) fn new(description: ProcessDescription, run: Run) -> Builtin {
+        Builtin {
+            description,
+            run,
+            rerunnable: true,
+        }
+    }
+}
+
+impl Process for Builtin {
+    fn description(&self) -> &ProcessDescription {
+        &self.description
+    }
+    fn execute(&self, inputs: &Inputs, ctx: &Context) -> Result<Outputs, ProcessError> {
+        (self.run)(inputs, ctx)
+    }
+    fn rerunnable(&self) -> bool {
+        self.rerunnable
+    }
 }
 
 /// A required single input (the usual case of the built-ins).

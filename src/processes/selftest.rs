@@ -5,11 +5,9 @@
 use super::*;
 use crate::model::*;
 
-pub struct SelftestPanic(ProcessDescription);
-
-impl SelftestPanic {
-    pub fn new() -> Self {
-        SelftestPanic(ProcessDescription {
+pub fn selftest_panic() -> Builtin {
+    Builtin::new(
+        ProcessDescription {
             identifier: "selftest_panic".into(),
             title: "Self-test: a process that panics".into(),
             abstract_: "Diagnostic: always panics".into(),
@@ -22,15 +20,11 @@ impl SelftestPanic {
             )],
             store_supported: false,
             status_supported: false,
-        })
-    }
+        },
+        execute,
+    )
 }
 
-impl Process for SelftestPanic {
-    fn description(&self) -> &ProcessDescription {
-        &self.0
-    }
-    fn execute(&self, _inputs: &Inputs, _ctx: &Context) -> Result<Outputs, ProcessError> {
-        panic!("selftest_panic was asked to panic")
-    }
+fn execute(_inputs: &Inputs, _ctx: &Context) -> Result<Outputs, ProcessError> {
+    panic!("selftest_panic was asked to panic")
 }

@@ -5,13 +5,11 @@ use super::*;
 use crate::model::*;
 use std::time::Duration;
 
-pub struct Sleep(ProcessDescription);
-
-impl Sleep {
-    pub fn new() -> Self {
-        let mut delay = literal_input("delay", "Delay between every update", LiteralType::Float);
-        delay.abstract_ = "Seconds to wait between the five progress steps".into();
-        Sleep(ProcessDescription {
+pub fn sleep() -> Builtin {
+    let mut delay = literal_input("delay", "Delay between every update", LiteralType::Float);
+    delay.abstract_ = "Seconds to wait between the five progress steps".into();
+    Builtin::new(
+        ProcessDescription {
             identifier: "sleep".into(),
             title: "Sleep Process".into(),
             abstract_:
@@ -25,31 +23,27 @@ impl Sleep {
             )],
             store_supported: true,
             status_supported: true,
-        })
-    }
+        },
+        execute,
+    )
 }
 
-impl Process for Sleep {
-    fn description(&self) -> &ProcessDescription {
-        &self.0
-    }
-    fn execute(&self, inputs: &Inputs, ctx: &Context) -> Result<Outputs, ProcessError> {
-        let delay = inputs
-            .literal("delay")
-            .and_then(|s| s.trim().parse::<f64>().ok())
-            .filter(|d| d.is_finite() && *d >= 0.0)
-            .unwrap_or(10.0);
-        let step = Duration::from_secs_f64(delay.min(86_400.0));
+fn execute(inputs: &Inputs, ctx: &Context) -> Result<Outputs, ProcessError> {
+    let delay = inputs
+        .literal("delay")
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|d| d.is_finite() && *d >= 0.0)
+        .unwrap_or(10.0);
+    let step = Duration::from_secs_f64(delay.min(86_400.0));
+    ctx.sleep(step)?;
+    for pct in [20, 40, 60, 80] {
+        ctx.progress(pct, "PyWPS Process started. Waiting...")?;
         ctx.sleep(step)?;
-        for pct in [20, 40, 60, 80] {
-            ctx.progress(pct, "PyWPS Process started. Waiting...")?;
-            ctx.sleep(step)?;
-        }
-        Ok(Outputs(vec![(
-            "sleep_output".into(),
-            OutputValue::Literal("done sleeping".into()),
-        )]))
     }
+    Ok(Outputs(vec![(
+        "sleep_output".into(),
+        OutputValue::Literal("done sleeping".into()),
+    )]))
 }
 
 #[cfg(test)]
@@ -66,7 +60,7 @@ mod tests {
             Arc::new(move |p, _| s2.lock().unwrap().push(p)),
         );
         let i = Inputs(vec![("delay".into(), Value::Literal("0".into()))]);
-        let o = Sleep::new().execute(&i, &ctx).unwrap();
+        let o = sleep().execute(&i, &ctx).unwrap();
         assert_eq!(*seen.lock().unwrap(), vec![20, 40, 60, 80]);
         assert_eq!(
             o.get("sleep_output"),
@@ -80,6 +74,6 @@ mod tests {
         token.cancel();
         let ctx = Context::new(token, Arc::new(|_, _| {}));
         let i = Inputs(vec![("delay".into(), Value::Literal("100".into()))]);
-        assert_eq!(Sleep::new().execute(&i, &ctx), Err(ProcessError::Cancelled));
+        assert_eq!(sleep().execute(&i, &ctx), Err(ProcessError::Cancelled));
     }
 }

@@ -3,11 +3,9 @@
 use super::*;
 use crate::model::*;
 
-pub struct TestJson(ProcessDescription);
-
-impl TestJson {
-    pub fn new() -> Self {
-        TestJson(ProcessDescription {
+pub fn testjson() -> Builtin {
+    Builtin::new(
+        ProcessDescription {
             identifier: "testjson".into(),
             title: "Process Test".into(),
             abstract_: "Returns a JSON document built from the input name".into(),
@@ -24,31 +22,26 @@ impl TestJson {
             }],
             store_supported: true,
             status_supported: true,
-        })
-    }
+        },
+        execute,
+    )
 }
 
-impl Process for TestJson {
-    fn description(&self) -> &ProcessDescription {
-        &self.0
-    }
-    fn execute(&self, inputs: &Inputs, _ctx: &Context) -> Result<Outputs, ProcessError> {
-        let name = inputs.literal("name").unwrap_or_default();
-        let doc = serde_json::json!({
-            "name": name,
-            "greeting": format!("Hello {name}"),
-            "length": name.chars().count(),
-        });
-        let data =
-            serde_json::to_vec_pretty(&doc).map_err(|e| ProcessError::Failed(e.to_string()))?;
-        Ok(Outputs(vec![(
-            "out".into(),
-            OutputValue::Complex {
-                mime_type: "application/json".into(),
-                data,
-            },
-        )]))
-    }
+fn execute(inputs: &Inputs, _ctx: &Context) -> Result<Outputs, ProcessError> {
+    let name = inputs.literal("name").unwrap_or_default();
+    let doc = serde_json::json!({
+        "name": name,
+        "greeting": format!("Hello {name}"),
+        "length": name.chars().count(),
+    });
+    let data = serde_json::to_vec_pretty(&doc).map_err(|e| ProcessError::Failed(e.to_string()))?;
+    Ok(Outputs(vec![(
+        "out".into(),
+        OutputValue::Complex {
+            mime_type: "application/json".into(),
+            data,
+        },
+    )]))
 }
 
 #[cfg(test)]
@@ -57,7 +50,7 @@ mod tests {
     #[test]
     fn json_is_valid_and_escaped() {
         let i = Inputs(vec![("name".into(), Value::Literal("a\"<b>".into()))]);
-        let o = TestJson::new().execute(&i, &Context::detached()).unwrap();
+        let o = testjson().execute(&i, &Context::detached()).unwrap();
         let Some(OutputValue::Complex { data, mime_type }) = o.get("out") else {
             panic!("no complex output")
         };

@@ -3,11 +3,9 @@
 use super::*;
 use crate::model::*;
 
-pub struct UltimateQuestion(ProcessDescription);
-
-impl UltimateQuestion {
-    pub fn new() -> Self {
-        UltimateQuestion(ProcessDescription {
+pub fn ultimate_question() -> Builtin {
+    Builtin::new(
+        ProcessDescription {
             identifier: "ultimate_question".into(),
             title: "Answer to the ultimate question".into(),
             abstract_: "This process gives the answer to the ultimate question of life, the universe, and everything.".into(),
@@ -20,18 +18,14 @@ impl UltimateQuestion {
             )],
             store_supported: true,
             status_supported: true,
-        })
-    }
+        },
+        execute,
+    )
 }
 
-impl Process for UltimateQuestion {
-    fn description(&self) -> &ProcessDescription {
-        &self.0
-    }
-    fn execute(&self, _inputs: &Inputs, _ctx: &Context) -> Result<Outputs, ProcessError> {
-        Ok(Outputs(vec![(
-            "answer".into(),
-            OutputValue::Literal("42".into()),
-        )]))
-    }
+fn execute(_inputs: &Inputs, _ctx: &Context) -> Result<Outputs, ProcessError> {
+    Ok(Outputs(vec![(
+        "answer".into(),
+        OutputValue::Literal("42".into()),
+    )]))
 }

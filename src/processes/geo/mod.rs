@@ -11,10 +11,10 @@
 //! fetched by URL); see `open_layer_input` and `lock_down_gdal`. The work is done feature by
 //! feature, checking for cancellation, so that a time limit stops it.
 
-use super::literal_output;
+use super::{literal_output, Builtin};
 use crate::model::{
     Allowed, Context, DataSpec, Format, InputSpec, Inputs, LiteralSpec, LiteralType, OutputSpec,
-    OutputValue, Outputs, Process, ProcessDescription, ProcessError, Value,
+    OutputValue, Outputs, ProcessDescription, ProcessError, Value,
 };
 use gdal::vector::{Geometry, LayerAccess, LayerOptions, OGRwkbGeometryType};
 use gdal::{Dataset, DatasetOptions, DriverManager, GdalOpenFlags};
@@ -258,46 +258,38 @@ fn geometries(
 }
 
 /// `feature_count`: the number of features in a GML layer.
-pub struct FeatureCount(ProcessDescription);
-
-impl FeatureCount {
-    pub fn new() -> Self {
-        FeatureCount(description(
+pub fn feature_count() -> Builtin {
+    Builtin::new(
+        description(
             "feature_count",
             "Feature count",
             "This process counts the number of features in a vector",
             "1.0",
             vec![complex_input("layer", "Layer")],
             vec![literal_output("count", "Count", LiteralType::Integer)],
-        ))
-    }
+        ),
+        count_features,
+    )
 }
 
-impl Process for FeatureCount {
-    fn description(&self) -> &ProcessDescription {
-        &self.0
-    }
-    fn execute(&self, inputs: &Inputs, ctx: &Context) -> Result<Outputs, ProcessError> {
-        let dir = MemDir::new();
-        let ds = open_layer_input(&dir, inputs, "layer")?;
-        // counted feature by feature (not OGR's feature count, one call that cannot be
-        // interrupted): a time limit stops the count
-        let count = for_each_feature(&ds, ctx, 99, |_| Ok(()))?;
-        ctx.progress(100, "features counted")?;
-        Ok(Outputs(vec![(
-            "count".into(),
-            OutputValue::Literal(count.to_string()),
-        )]))
-    }
+fn count_features(inputs: &Inputs, ctx: &Context) -> Result<Outputs, ProcessError> {
+    let dir = MemDir::new();
+    let ds = open_layer_input(&dir, inputs, "layer")?;
+    // counted feature by feature (not OGR's feature count, one call that cannot be
+    // interrupted): a time limit stops the count
+    let count = for_each_feature(&ds, ctx, 99, |_| Ok(()))?;
+    ctx.progress(100, "features counted")?;
+    Ok(Outputs(vec![(
+        "count".into(),
+        OutputValue::Literal(count.to_string()),
+    )]))
 }
 
 /// `area`: the area of each feature, as a JSON array of numbers in feature order (PyWPS
 /// returns the Python `str()` of its list, which reads the same for plain numbers).
-pub struct Area(ProcessDescription);
-
-impl Area {
-    pub fn new() -> Self {
-        Area(description(
+pub fn area() -> Builtin {
+    Builtin::new(
+        description(
             "area",
             "Process area",
             "Process returns the area of each feature from a submitted GML file \
@@ -305,44 +297,39 @@ impl Area {
             "1.0",
             vec![complex_input("layer", "Layer")],
             vec![literal_output("area", "Area", LiteralType::String)],
-        ))
-    }
+        ),
+        areas,
+    )
 }
 
-impl Process for Area {
-    fn description(&self) -> &ProcessDescription {
-        &self.0
-    }
-    fn execute(&self, inputs: &Inputs, ctx: &Context) -> Result<Outputs, ProcessError> {
-        let dir = MemDir::new();
-        let ds = open_layer_input(&dir, inputs, "layer")?;
-        let mut areas = Vec::new();
-        for_each_feature(&ds, ctx, 99, |f| {
-            if let Some(g) = f.geometry() {
-                areas.push(g.area());
-            }
-            Ok(())
-        })?;
-        ctx.progress(100, "areas computed")?;
-        let json = serde_json::to_string(&areas).map_err(|e| failed("cannot encode areas", e))?;
-        Ok(Outputs(vec![("area".into(), OutputValue::Literal(json))]))
-    }
+fn areas(inputs: &Inputs, ctx: &Context) -> Result<Outputs, ProcessError> {
+    let dir = MemDir::new();
+    let ds = open_layer_input(&dir, inputs, "layer")?;
+    let mut areas = Vec::new();
+    for_each_feature(&ds, ctx, 99, |f| {
+        if let Some(g) = f.geometry() {
+            areas.push(g.area());
+        }
+        Ok(())
+    })?;
+    ctx.progress(100, "areas computed")?;
+    let json = serde_json::to_string(&areas).map_err(|e| failed("cannot encode areas", e))?;
+    Ok(Outputs(vec![("area".into(), OutputValue::Literal(json))]))
 }
 
 /// `centroids`: a GeoJSON FeatureCollection of the centroids of the features.
-pub struct Centroids(ProcessDescription);
-
-impl Centroids {
-    pub fn new() -> Self {
-        Centroids(description(
+pub fn centroids() -> Builtin {
+    Builtin::new(
+        description(
             "centroids",
             "Process Centroids",
             "Returns a GeoJSON with centroids of features from an uploaded GML.",
             "1.0",
             vec![complex_input("layer", "Layer")],
             vec![complex_output("out", "Referenced Output", JSON)],
-        ))
-    }
+        ),
+        centroids_of_features,
+    )
 }
 
 /// Sums for the centroid of a geometry, as GEOS (and so SpatiaLite's `ST_Centroid`) computes
@@ -468,147 +455,136 @@ fn centroid(g: &Geometry) -> Option<(f64, f64)> {
     sum.centroid()
 }
 
-impl Process for Centroids {
-    fn description(&self) -> &ProcessDescription {
-        &self.0
-    }
-    fn execute(&self, inputs: &Inputs, ctx: &Context) -> Result<Outputs, ProcessError> {
-        let dir = MemDir::new();
-        let ds = open_layer_input(&dir, inputs, "layer")?;
-        // computed feature by feature (formerly one SQLite-dialect query over the whole layer,
-        // which a time limit could not stop)
-        let mut features = Vec::new();
-        for_each_feature(&ds, ctx, 99, |f| {
-            let geometry = match f.geometry().and_then(centroid) {
-                Some((x, y)) => serde_json::json!({"type": "Point", "coordinates": [x, y]}),
-                None => serde_json::Value::Null,
-            };
-            features.push(serde_json::json!({
-                "type": "Feature",
-                "properties": {},
-                "geometry": geometry,
-            }));
-            Ok(())
-        })?;
-        ctx.progress(100, "centroids computed")?;
-        let doc = serde_json::json!({"type": "FeatureCollection", "features": features});
-        Ok(Outputs(vec![(
-            "out".into(),
-            OutputValue::Complex {
-                mime_type: JSON.into(),
-                data: doc.to_string().into_bytes(),
-            },
-        )]))
-    }
+fn centroids_of_features(inputs: &Inputs, ctx: &Context) -> Result<Outputs, ProcessError> {
+    let dir = MemDir::new();
+    let ds = open_layer_input(&dir, inputs, "layer")?;
+    // computed feature by feature (formerly one SQLite-dialect query over the whole layer,
+    // which a time limit could not stop)
+    let mut features = Vec::new();
+    for_each_feature(&ds, ctx, 99, |f| {
+        let geometry = match f.geometry().and_then(centroid) {
+            Some((x, y)) => serde_json::json!({"type": "Point", "coordinates": [x, y]}),
+            None => serde_json::Value::Null,
+        };
+        features.push(serde_json::json!({
+            "type": "Feature",
+            "properties": {},
+            "geometry": geometry,
+        }));
+        Ok(())
+    })?;
+    ctx.progress(100, "centroids computed")?;
+    let doc = serde_json::json!({"type": "FeatureCollection", "features": features});
+    Ok(Outputs(vec![(
+        "out".into(),
+        OutputValue::Complex {
+            mime_type: JSON.into(),
+            data: doc.to_string().into_bytes(),
+        },
+    )]))
 }
 
 /// `buffer`: buffers of size `buffer` around the features of `poly_in`, as GML.
-pub struct Buffer(ProcessDescription);
-
-impl Buffer {
-    pub fn new() -> Self {
-        let mut size = InputSpec {
-            identifier: "buffer".into(),
-            title: "Buffer size".into(),
-            abstract_: String::new(),
-            min_occurs: 1,
-            max_occurs: 1,
-            data: DataSpec::Literal(LiteralSpec::any(LiteralType::Float)),
-        };
-        if let DataSpec::Literal(l) = &mut size.data {
-            l.allowed = vec![
-                Allowed::Value("0".into()),
-                Allowed::Value("1".into()),
-                Allowed::Value("10".into()),
-                Allowed::Range {
-                    min: 10.0,
-                    max: 100.0,
-                    spacing: Some(10.0),
-                },
-                Allowed::Range {
-                    min: 100.0,
-                    max: 1000.0,
-                    spacing: Some(100.0),
-                },
-            ];
-        }
-        Buffer(description(
+pub fn buffer() -> Builtin {
+    let mut size = InputSpec {
+        identifier: "buffer".into(),
+        title: "Buffer size".into(),
+        abstract_: String::new(),
+        min_occurs: 1,
+        max_occurs: 1,
+        data: DataSpec::Literal(LiteralSpec::any(LiteralType::Float)),
+    };
+    if let DataSpec::Literal(l) = &mut size.data {
+        l.allowed = vec![
+            Allowed::Value("0".into()),
+            Allowed::Value("1".into()),
+            Allowed::Value("10".into()),
+            Allowed::Range {
+                min: 10.0,
+                max: 100.0,
+                spacing: Some(10.0),
+            },
+            Allowed::Range {
+                min: 100.0,
+                max: 1000.0,
+                spacing: Some(100.0),
+            },
+        ];
+    }
+    Builtin::new(
+        description(
             "buffer",
             "GDAL Buffer process",
             "The process returns buffers around the input features, using the GDAL library",
             "0.1",
             vec![complex_input("poly_in", "Input vector file"), size],
             vec![complex_output("buff_out", "Buffered file", GML)],
-        ))
-    }
+        ),
+        buffer_features,
+    )
 }
 
-impl Process for Buffer {
-    fn description(&self) -> &ProcessDescription {
-        &self.0
-    }
-    fn execute(&self, inputs: &Inputs, ctx: &Context) -> Result<Outputs, ProcessError> {
-        let size: f64 = inputs
-            .literal("buffer")
-            .and_then(|s| s.trim().parse().ok())
-            .ok_or_else(|| ProcessError::Failed("input 'buffer' is missing".into()))?;
-        let dir = MemDir::new();
-        let ds = open_layer_input(&dir, inputs, "poly_in")?;
-        let (srs, name) = {
-            let layer = ds
-                .layer(0)
-                .map_err(|e| failed("cannot read the layer", e))?;
-            (layer.spatial_ref(), layer.name())
-        };
-        let geoms = geometries(&ds, ctx, 0)?;
-        let out_path = dir.path("buffer.gml");
-        {
-            let driver = DriverManager::get_driver_by_name("GML")
-                .map_err(|e| failed("GDAL has no GML driver", e))?;
-            let mut out = driver
-                .create_vector_only(&out_path)
-                .map_err(|e| failed("cannot create the output", e))?;
-            let mut layer = out
-                .create_layer(LayerOptions {
-                    name: if name.is_empty() { "buffer" } else { &name },
-                    srs: srs.as_ref(),
-                    ty: gdal::vector::OGRwkbGeometryType::wkbPolygon,
-                    options: None,
-                })
-                .map_err(|e| failed("cannot create the output layer", e))?;
-            let n = geoms.len().max(1);
-            for (i, g) in geoms.iter().enumerate() {
-                let b = g
-                    .buffer(size, 30)
-                    .map_err(|e| failed(&format!("cannot buffer feature {i}"), e))?;
-                layer
-                    .create_feature(b)
-                    .map_err(|e| failed("cannot write a feature", e))?;
-                let pct = ((i + 1) * 100 / n) as u32;
-                ctx.progress(
-                    pct.min(99),
-                    &format!("buffered feature {} of {}", i + 1, geoms.len()),
-                )?;
-            }
-            out.close()
-                .map_err(|e| failed("cannot write the output", e))?;
+fn buffer_features(inputs: &Inputs, ctx: &Context) -> Result<Outputs, ProcessError> {
+    let size: f64 = inputs
+        .literal("buffer")
+        .and_then(|s| s.trim().parse().ok())
+        .ok_or_else(|| ProcessError::Failed("input 'buffer' is missing".into()))?;
+    let dir = MemDir::new();
+    let ds = open_layer_input(&dir, inputs, "poly_in")?;
+    let (srs, name) = {
+        let layer = ds
+            .layer(0)
+            .map_err(|e| failed("cannot read the layer", e))?;
+        (layer.spatial_ref(), layer.name())
+    };
+    let geoms = geometries(&ds, ctx, 0)?;
+    let out_path = dir.path("buffer.gml");
+    {
+        let driver = DriverManager::get_driver_by_name("GML")
+            .map_err(|e| failed("GDAL has no GML driver", e))?;
+        let mut out = driver
+            .create_vector_only(&out_path)
+            .map_err(|e| failed("cannot create the output", e))?;
+        let mut layer = out
+            .create_layer(LayerOptions {
+                name: if name.is_empty() { "buffer" } else { &name },
+                srs: srs.as_ref(),
+                ty: gdal::vector::OGRwkbGeometryType::wkbPolygon,
+                options: None,
+            })
+            .map_err(|e| failed("cannot create the output layer", e))?;
+        let n = geoms.len().max(1);
+        for (i, g) in geoms.iter().enumerate() {
+            let b = g
+                .buffer(size, 30)
+                .map_err(|e| failed(&format!("cannot buffer feature {i}"), e))?;
+            layer
+                .create_feature(b)
+                .map_err(|e| failed("cannot write a feature", e))?;
+            let pct = ((i + 1) * 100 / n) as u32;
+            ctx.progress(
+                pct.min(99),
+                &format!("buffered feature {} of {}", i + 1, geoms.len()),
+            )?;
         }
-        let data = gdal::vsi::get_vsi_mem_file_bytes_owned(&out_path)
-            .map_err(|e| failed("cannot read the output", e))?;
-        Ok(Outputs(vec![(
-            "buff_out".into(),
-            OutputValue::Complex {
-                mime_type: GML.into(),
-                data,
-            },
-        )]))
+        out.close()
+            .map_err(|e| failed("cannot write the output", e))?;
     }
+    let data = gdal::vsi::get_vsi_mem_file_bytes_owned(&out_path)
+        .map_err(|e| failed("cannot read the output", e))?;
+    Ok(Outputs(vec![(
+        "buff_out".into(),
+        OutputValue::Complex {
+            mime_type: GML.into(),
+            data,
+        },
+    )]))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ComplexValue;
+    use crate::model::{ComplexValue, Process};
 
     pub(crate) const POLYGONS: &str = include_str!("../../../tests/data/polygons.gml");
 
@@ -632,7 +608,7 @@ mod tests {
                 ..Default::default()
             }),
         )]);
-        let o = Area::new().execute(&inputs, &Context::detached()).unwrap();
+        let o = area().execute(&inputs, &Context::detached()).unwrap();
         let Some(OutputValue::Literal(s)) = o.get("area") else {
             panic!()
         };
@@ -642,13 +618,13 @@ mod tests {
     #[test]
     fn count_area_centroids() {
         let ctx = Context::detached();
-        let o = FeatureCount::new()
+        let o = feature_count()
             .execute(&layer("layer", POLYGONS), &ctx)
             .unwrap();
         assert_eq!(o.get("count"), Some(&OutputValue::Literal("3".into())));
         let areas = areas_of_gml(POLYGONS.as_bytes());
         assert_eq!(areas, vec![100.0, 200.0, 450.0]);
-        let o = Centroids::new()
+        let o = centroids()
             .execute(&layer("layer", POLYGONS), &ctx)
             .unwrap();
         let Some(OutputValue::Complex { mime_type, data }) = o.get("out") else {
@@ -677,7 +653,7 @@ mod tests {
         inputs
             .0
             .push(("buffer".into(), Value::Literal("10".into())));
-        let o = Buffer::new().execute(&inputs, &ctx).unwrap();
+        let o = buffer().execute(&inputs, &ctx).unwrap();
         let Some(OutputValue::Complex { mime_type, data }) = o.get("buff_out") else {
             panic!()
         };
@@ -695,14 +671,14 @@ mod tests {
         let mut bad = layer("poly_in", "this is not GML");
         bad.0.push(("buffer".into(), Value::Literal("10".into())));
         assert!(matches!(
-            Buffer::new().execute(&bad, &ctx),
+            buffer().execute(&bad, &ctx),
             Err(ProcessError::Failed(_))
         ));
     }
 
     #[test]
     fn buffer_sizes_are_those_of_pywps() {
-        let d = Buffer::new();
+        let d = buffer();
         let DataSpec::Literal(l) = &d.description().inputs[1].data else {
             panic!()
         };
@@ -781,11 +757,7 @@ mod tests {
             (commented, GML),
             (local.clone(), "application/geo+json"),
         ] {
-            for p in [
-                &FeatureCount::new() as &dyn Process,
-                &Area::new(),
-                &Centroids::new(),
-            ] {
+            for p in [&feature_count() as &dyn Process, &area(), &centroids()] {
                 let r = p.execute(&complex("layer", mime, &doc), &Context::detached());
                 match r {
                     Err(ProcessError::Failed(m)) => assert!(
@@ -827,7 +799,7 @@ mod tests {
         // GeoJSON declared as GML is not read, and the other way round
         let geojson = r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{},"geometry":{"type":"Point","coordinates":[1,2]}}]}"#;
         let count = |mime: &str, content: &str| {
-            FeatureCount::new().execute(&complex("layer", mime, content), &Context::detached())
+            feature_count().execute(&complex("layer", mime, content), &Context::detached())
         };
         assert!(matches!(count(GML, geojson), Err(ProcessError::Failed(_))));
         assert!(matches!(
@@ -863,11 +835,11 @@ mod tests {
             "http://127.0.0.1:{port}/wfs?SERVICE=WFS&amp;VERSION=1.0.0&amp;REQUEST=DescribeFeatureType&amp;TYPENAME=ogr:polys"
         );
         let doc = wfs_polygons(&url);
-        let o = FeatureCount::new()
+        let o = feature_count()
             .execute(&complex("layer", GML, &doc), &Context::detached())
             .unwrap();
         assert_eq!(o.get("count"), Some(&OutputValue::Literal("3".into())));
-        let o = Area::new()
+        let o = area()
             .execute(&complex("layer", GML, &doc), &Context::detached())
             .unwrap();
         assert_eq!(
@@ -876,14 +848,14 @@ mod tests {
         );
         // a CRS named by URL, in GML and in GeoJSON, is not fetched either
         let gml = POLYGONS.replace("EPSG:3035", &format!("http://127.0.0.1:{port}/crs/3035"));
-        let o = FeatureCount::new()
+        let o = feature_count()
             .execute(&complex("layer", GML, &gml), &Context::detached())
             .unwrap();
         assert_eq!(o.get("count"), Some(&OutputValue::Literal("3".into())));
         let geojson = format!(
             r#"{{"type":"FeatureCollection","crs":{{"type":"link","properties":{{"href":"http://127.0.0.1:{port}/crs.wkt","type":"ogcwkt"}}}},"features":[{{"type":"Feature","properties":{{}},"geometry":{{"type":"Point","coordinates":[1,2]}}}}]}}"#
         );
-        let o = FeatureCount::new()
+        let o = feature_count()
             .execute(
                 &complex("layer", "application/geo+json", &geojson),
                 &Context::detached(),
@@ -955,10 +927,10 @@ mod tests {
         const N: usize = 5000;
         let gml = many_points(N);
         for p in [
-            &FeatureCount::new() as &dyn Process,
-            &Area::new(),
-            &Centroids::new(),
-            &Buffer::new(),
+            &feature_count() as &dyn Process,
+            &area(),
+            &centroids(),
+            &buffer(),
         ] {
             let id = &p.description().inputs[0].identifier;
             let mut inputs = complex(id, GML, &gml);
@@ -989,7 +961,7 @@ mod tests {
             Default::default(),
             std::sync::Arc::new(move |_, _: &str| *c2.lock().unwrap() += 1),
         );
-        let o = FeatureCount::new()
+        let o = feature_count()
             .execute(&complex("layer", GML, &gml), &ctx)
             .unwrap();
         assert_eq!(o.get("count"), Some(&OutputValue::Literal(N.to_string())));
