@@ -7,7 +7,7 @@
 //!
 //! - `mod.rs`: the module record, `register_hooks`, the configuration statics
 //! - `directives.rs`: the directive table, its handlers and the per-directory config
-//! - `hooks.rs`: pre/post_config, child_init, the child's shutdown
+//! - `hooks.rs`: pre/post_config, child_init, how a child stops (graceful or hard)
 //! - `request.rs`: safe wrappers around `request_rec`; translate_name, the handler
 //! - `status_page.rs`: the `wps-status` handler
 //! - `log.rs`: error-log lines through the C shim
@@ -86,6 +86,7 @@ unsafe extern "C" fn register_hooks(_p: *mut apr_pool_t) {
         ap_hook_pre_config(Some(hooks::pre_config), null(), null(), middle);
         ap_hook_post_config(Some(hooks::post_config), null(), null(), middle);
         ap_hook_child_init(Some(hooks::child_init), null(), null(), middle);
+        ap_hook_child_stopping(Some(hooks::child_stopping), null(), null(), middle);
         ap_hook_translate_name(Some(request::translate_name), null(), null(), middle);
         ap_hook_map_to_storage(
             Some(request::map_to_storage),
