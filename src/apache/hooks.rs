@@ -142,8 +142,8 @@ fn mpm_is_threaded() -> bool {
 /// the cleanup of the child's pool, on the thread that destroys it.
 fn stopping_gracefully() -> bool {
     if mpm_is_threaded() {
-        // Every exit of an event/worker child runs child_stopping first; without it (an older
-        // httpd), keep waiting for the jobs.
+        // Every exit of an event/worker child runs child_stopping first (httpd 2.4.49 and
+        // later, which loading this module requires); had it not run, wait as before.
         STOPPING.load(Ordering::SeqCst) != STOPPING_HARD
     } else {
         let in_stop_signal = SigSet::thread_get_mask()
