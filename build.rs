@@ -46,7 +46,7 @@ fn main() {
         .allowlist_function("wps_log_.*")
         .allowlist_type("module|command_rec|cmd_parms|request_rec|server_rec|conn_rec|process_rec|apr_array_header_t|apr_table_entry_t")
         .allowlist_var("ap_unixd_config")
-        .allowlist_var("MODULE_MAGIC_.*|APR_HOOK_.*|OK|DECLINED|DONE|RSRC_CONF|ACCESS_CONF|OR_.*|REQUEST_CHUNKED_.*|M_(GET|POST|HEAD|OPTIONS)|APLOG_(EMERG|ALERT|CRIT|ERR|WARNING|NOTICE|INFO|DEBUG|TRACE1)|AP_SQ_.*|HTTP_.*")
+        .allowlist_var("MODULE_MAGIC_.*|APR_HOOK_.*|OK|DECLINED|DONE|RSRC_CONF|ACCESS_CONF|OR_.*|REQUEST_CHUNKED_.*|M_(GET|POST|HEAD|OPTIONS)|APLOG_(EMERG|ALERT|CRIT|ERR|WARNING|NOTICE|INFO|DEBUG|TRACE1)|AP_SQ_.*|AP_MPMQ_.*|HTTP_.*")
         .derive_default(true)
         .layout_tests(false)
         .generate_comments(false)

@@ -168,21 +168,30 @@ impl ChildState {
         }
     }
 
-    /// Stops the dispatchers, then the pools (each waits up to its graceful-timeout). Returns
-    /// lines for the error log.
-    pub fn shutdown(&self) -> Vec<String> {
+    /// Stops the dispatchers, then the pools. With `wait` (a graceful stop) each pool waits up
+    /// to its graceful-timeout for the jobs it runs; without (a hard stop: `apachectl stop` or
+    /// `restart`) it lets go at once and the jobs still running are re-queued by the next
+    /// children (they are durable). Returns lines for the error log.
+    pub fn shutdown(&self, wait: bool) -> Vec<String> {
         for m in self.runners.iter().flat_map(|m| m.values()) {
             m.dispatcher.shutdown();
         }
         let mut lines = Vec::new();
         for pool in self.pools.values() {
-            let left = pool.shutdown();
-            if left > 0 {
-                lines.push(format!(
-                    "{left} job(s) of process group '{}' still running after graceful-timeout; they are left to the next children",
-                    pool.config().name
-                ));
+            let left = pool.shutdown(wait);
+            if left == 0 {
+                continue;
             }
+            let name = &pool.config().name;
+            lines.push(if wait {
+                format!(
+                    "{left} job(s) of process group '{name}' still running after graceful-timeout; they are left to the next children"
+                )
+            } else {
+                format!(
+                    "{left} job(s) of process group '{name}' still running at a hard stop; they are left to the next children"
+                )
+            });
         }
         lines
     }

@@ -100,5 +100,5 @@ fn a_child_runs_each_alias_on_its_pools() {
         ["big", "default"]
     );
     assert_eq!(services.len(), 2);
-    assert!(child.shutdown().is_empty());
+    assert!(child.shutdown(true).is_empty());
 }

@@ -32,14 +32,16 @@ fn log_time(line: &str) -> Option<f64> {
     Some(day * 86_400.0 + h * 3600.0 + m * 60.0 + s)
 }
 
-/// (time, +1 for "started", -1 for "finished", job id) of every job start and end logged.
+/// (time, +1 for "started", -1 for "finished", job id) of every job start and end logged (a
+/// run whose child is gone, e.g. after `apachectl stop`, ends when the job is re-queued).
 fn job_events(log: &str) -> Vec<(f64, i32, String)> {
     let mut v = Vec::new();
     for l in log.lines() {
         let Some(pos) = l.find("job ") else { continue };
         let delta = if l.contains(") started in slot ") {
             1
-        } else if l.contains(") finished in slot ") {
+        } else if l.contains(") finished in slot ") || l.contains(" running it is gone; re-queued")
+        {
             -1
         } else {
             continue;

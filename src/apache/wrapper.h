@@ -5,6 +5,7 @@
 #include <http_protocol.h>
 #include <http_request.h>
 #include <ap_mpm.h>
+#include <mpm_common.h>
 #include <unixd.h>
 #include <apr_strings.h>
 #include <apr_tables.h>

@@ -85,6 +85,9 @@ pub enum PoolError {
     ShutDown,
 }
 
+/// How long a hard stop waits for the idle workers to notice that the pool closed.
+const HARD_STOP_GRACE: Duration = Duration::from_millis(100);
+
 type Task = Box<dyn FnOnce() + Send + 'static>;
 
 /// Counters for status reporting and tests.
@@ -217,11 +220,17 @@ impl Pool {
         }
     }
 
-    /// Stops accepting jobs and waits up to the graceful timeout for the workers to finish
-    /// what they hold. Returns the number of workers still busy at the deadline.
-    pub fn shutdown(&self) -> usize {
+    /// Stops accepting jobs. With `wait` (a graceful stop), waits up to the graceful timeout
+    /// for the workers to finish what they hold; without (a hard stop: the process is about to
+    /// exit), only lets the idle workers go. Returns the number of workers still busy then.
+    pub fn shutdown(&self, wait: bool) -> usize {
         self.sender.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let deadline = Instant::now() + self.config.graceful_timeout;
+        let grace = if wait {
+            self.config.graceful_timeout
+        } else {
+            HARD_STOP_GRACE
+        };
+        let deadline = Instant::now() + grace;
         let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
         while Instant::now() < deadline && workers.iter().any(|w| !w.is_finished()) {
             std::thread::sleep(Duration::from_millis(20));
@@ -307,7 +316,43 @@ mod tests {
             .unwrap();
         assert!(name.starts_with("wps-t-"));
         assert_eq!(pool.run(tok(), || 6 * 7).unwrap(), 42);
-        assert_eq!(pool.shutdown(), 0);
+        assert_eq!(pool.shutdown(true), 0);
+    }
+
+    #[test]
+    fn shutdown_waits_for_busy_workers_only_when_graceful() {
+        let busy = |pool: &Pool| {
+            let (gate_tx, gate_rx) = bounded::<()>(0);
+            let (started_tx, started_rx) = bounded::<()>(1);
+            pool.spawn(move || {
+                let _ = started_tx.send(());
+                let _ = gate_rx.recv_timeout(Duration::from_secs(3));
+            })
+            .unwrap();
+            started_rx.recv().unwrap();
+            gate_tx
+        };
+        // graceful: waits until the job ends (here: at the gate, after 300 ms)
+        let pool = Pool::start(cfg(2, 4, 5000));
+        let gate = busy(&pool);
+        let t0 = Instant::now();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            drop(gate);
+        });
+        assert_eq!(pool.shutdown(true), 0);
+        assert!(
+            t0.elapsed() >= Duration::from_millis(250),
+            "{:?}",
+            t0.elapsed()
+        );
+        // hard: lets go at once, the busy worker is left running
+        let pool = Pool::start(cfg(2, 4, 5000));
+        let _gate = busy(&pool);
+        let t0 = Instant::now();
+        assert_eq!(pool.shutdown(false), 1);
+        assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+        assert!(matches!(pool.spawn(|| ()), Err(PoolError::ShutDown)));
     }
 
     #[test]
@@ -381,7 +426,7 @@ mod tests {
         let r: Result<(), _> = pool.run(tok(), || panic!("boom {}", 7));
         assert_eq!(r, Err(PoolError::Panicked("boom 7".into())));
         assert_eq!(pool.run(tok(), || 3), Ok(3));
-        pool.shutdown();
+        pool.shutdown(true);
         assert_eq!(pool.run(tok(), || 3), Err(PoolError::ShutDown));
     }
 }

@@ -215,7 +215,7 @@ mod tests {
         assert_eq!((p.threads, p.busy, p.idle, p.queued), (2, 0, 2, 0));
         assert_eq!(p.completed, 1);
         assert_eq!(p.name, "t");
-        pool.shutdown();
+        pool.shutdown(true);
     }
 
     #[test]

@@ -72,7 +72,7 @@ impl Fixture {
 impl Drop for Fixture {
     fn drop(&mut self) {
         self.dispatcher.shutdown();
-        self.runner.pool.shutdown();
+        self.runner.pool.shutdown(true);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
