@@ -78,6 +78,15 @@ fn module_index() -> usize {
     index.max(0) as usize
 }
 
+/// The handler hook: the status page (`SetHandler wps-status`) or a WPS alias.
+unsafe extern "C" fn handler(r: *mut request_rec) -> c_int {
+    // SAFETY: Apache passes the request of this hook call.
+    let mut req = unsafe { request::Request::from_raw(r) };
+    status_page::handler(&mut req)
+        .or_else(|| request::handle_wps(&mut req))
+        .unwrap_or(DECLINED)
+}
+
 unsafe extern "C" fn register_hooks(_p: *mut apr_pool_t) {
     let middle = APR_HOOK_MIDDLE as c_int;
     // SAFETY: Apache calls register_hooks while it loads the module, the only time hooks may
@@ -94,7 +103,7 @@ unsafe extern "C" fn register_hooks(_p: *mut apr_pool_t) {
             null(),
             APR_HOOK_FIRST as c_int,
         );
-        ap_hook_handler(Some(request::handler), null(), null(), middle);
+        ap_hook_handler(Some(handler), null(), null(), middle);
         status_page::register_hooks();
     }
 }

@@ -4,7 +4,7 @@
 use super::directives::group_of;
 use super::ffi::*;
 use super::log::{apr_level, cstring};
-use super::{lock, pstr, status_page, ACTIVE, CHILD};
+use super::{lock, pstr, ACTIVE, CHILD};
 use crate::front::wps1::error_response;
 use crate::front::{Body, HttpRequest, HttpResponse};
 use crate::model::{panic_message, LogLevel, WpsError};
@@ -351,17 +351,13 @@ fn handle(req: &mut Request) -> c_int {
     req.send(&resp)
 }
 
-pub(super) unsafe extern "C" fn handler(r: *mut request_rec) -> c_int {
-    // SAFETY: Apache passes the request of this hook call.
-    let mut req = unsafe { Request::from_raw(r) };
-    if let Some(rc) = status_page::handler(&mut req) {
-        return rc;
-    }
+/// Answers a request of a WPS alias (`None` when the request is not one).
+pub(super) fn handle_wps(req: &mut Request) -> Option<c_int> {
     if !req.handler_is(HANDLER) {
-        return DECLINED;
+        return None;
     }
-    match catch_unwind(AssertUnwindSafe(|| handle(&mut req))) {
+    Some(match catch_unwind(AssertUnwindSafe(|| handle(req))) {
         Ok(rc) => rc,
-        Err(p) => internal_error(&req, "mod_wps", &*p),
-    }
+        Err(p) => internal_error(req, "mod_wps", &*p),
+    })
 }
