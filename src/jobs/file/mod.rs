@@ -514,9 +514,7 @@ impl JobStore for FileStore {
             .filter_map(|p| fs::read(p).ok())
             .filter_map(|d| serde_json::from_slice::<JobRecord>(&d).ok())
             .filter(|r| !self.cancel_path(&r.id).exists())
-            .filter(|r| q.processes.is_empty() || q.processes.contains(&r.process))
-            .filter(|r| q.states.is_empty() || q.states.contains(&r.state))
-            .filter(|r| q.owner.matches(r.user.as_deref()))
+            .filter(|r| q.matches(r))
             .collect();
         v.sort_by(|a, b| b.key.cmp(&a.key));
         Ok(v.into_iter()
