@@ -474,11 +474,28 @@ pub fn value_json(spec: &OutputSpec, v: &OutputValue, base64: bool) -> Json {
     }
 }
 
+/// A bounding box value. Its CRS as a URI: EPSG:4326 (as WPS clients use it, longitude
+/// first) is CRS84, the CRS 1.0's `bbox.yaml` allows; other EPSG codes are
+/// `http://www.opengis.net/def/crs/EPSG/0/<code>`.
 pub fn bbox_json(b: &BoundingBox) -> Json {
     let coords: Vec<f64> = b.lower.iter().chain(&b.upper).copied().collect();
     match &b.crs {
-        Some(c) => json!({"bbox": coords, "crs": c}),
+        Some(c) => json!({"bbox": coords, "crs": crs_uri(c)}),
         None => json!({ "bbox": coords }),
+    }
+}
+
+fn crs_uri(crs: &str) -> String {
+    let c = crs.trim().to_ascii_lowercase();
+    let code = c
+        .contains("epsg")
+        .then(|| c.rsplit([':', '/']).next())
+        .flatten()
+        .filter(|d| !d.is_empty() && d.chars().all(|ch| ch.is_ascii_digit()));
+    match code {
+        Some("4326") => "http://www.opengis.net/def/crs/OGC/1.3/CRS84".into(),
+        Some(code) => format!("http://www.opengis.net/def/crs/EPSG/0/{code}"),
+        None => crs.to_owned(),
     }
 }
 

@@ -295,6 +295,20 @@ fn synchronous_execution_raw_and_document() {
     );
     let j = json_of(&r);
     assert_eq!(j["bboxout"]["bbox"], json!([1.0, 2.0, 3.0, 4.0]), "{j}");
+    assert_eq!(
+        j["bboxout"]["crs"],
+        "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+    );
+    let r = post(
+        &fx,
+        "boundingbox",
+        &json!({"inputs": {"bboxin": {"bbox": [1, 2, 3, 4], "crs": "epsg:3035"}}, "response": "document"}),
+        false,
+    );
+    assert_eq!(
+        json_of(&r)["bboxout"]["crs"],
+        "http://www.opengis.net/def/crs/EPSG/0/3035"
+    );
     // an inline GML layer
     let gml = include_str!("../../../tests/data/polygons.gml");
     let r = post(
