@@ -82,6 +82,9 @@ fn owslib_ogcapi_processes_lists_describes_and_executes() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "OWSLib OGC API client failed:\n{text}");
+    assert!(
+        out.status.success(),
+        "OWSLib OGC API client failed:\n{text}"
+    );
     assert!(text.contains("owslib-ogcapi: ok"), "{text}");
 }
