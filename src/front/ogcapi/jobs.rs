@@ -3,8 +3,9 @@
 //! the engine with the caller (`REMOTE_USER`), so with `jobaccess = owner` another user's job
 //! is exactly an unknown one.
 
-use super::execute::{self, OgcJob, ResponseForm, Result_};
+use super::execute::{OgcJob, ResponseForm};
 use super::problem::Problem;
+use super::results::{self, Result_};
 use super::{api, json_response, ApiResult, Ctx, JSON};
 use crate::engine::jobs::requested_outputs;
 use crate::engine::Caller;
@@ -180,8 +181,8 @@ pub fn results(ctx: &Ctx, id: &str) -> ApiResult<HttpResponse> {
                 });
             }
             Ok(match OgcJob::of(&job).response {
-                ResponseForm::Document => json_response(200, &execute::document(&list)),
-                ResponseForm::Raw => execute::raw(&list),
+                ResponseForm::Document => json_response(200, &results::document(&list)),
+                ResponseForm::Raw => results::raw(&list),
             })
         }
     }

@@ -16,6 +16,7 @@ pub mod html;
 pub mod jobs;
 pub mod openapi;
 pub mod problem;
+pub mod results;
 
 use super::http::{HttpRequest, HttpResponse};
 use crate::engine::{Backend, Service};

@@ -9,7 +9,8 @@
 //! index is built from the records when the store is prepared without one (a store of an
 //! earlier version), under a temporary name, so a half-built index is never used.
 
-use super::super::{JobQuery, JobRecord, JobState, Owner};
+use super::super::{JobQuery, JobRecord, JobState, Owner, StoreResult};
+use super::FileStore;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -174,5 +175,39 @@ impl Index {
         }
         fs::rename(&tmp, &self.dir)?;
         Ok(n)
+    }
+}
+
+impl FileStore {
+    /// `list` through the index: only the records of the page are read.
+    pub(super) fn list_indexed(&self, q: &JobQuery) -> StoreResult<Vec<JobRecord>> {
+        let limit = q.limit.unwrap_or(usize::MAX);
+        let mut skipped = 0;
+        let mut v = Vec::new();
+        for (id, state) in self.index.candidates(q)? {
+            if v.len() >= limit {
+                break;
+            }
+            // a finished job's entry is as good as its record for skipping
+            if skipped < q.offset && (state == 's' || state == 'f') {
+                skipped += 1;
+                continue;
+            }
+            let Ok(Some(r)) = self.read_record(&id) else {
+                continue;
+            };
+            if letter(r.state) != state && r.state != JobState::Dismissed {
+                self.index.set(&r, r.state); // it lagged behind the record
+            }
+            if !q.matches(&r) || self.cancel_path(&id).exists() {
+                continue;
+            }
+            if skipped < q.offset {
+                skipped += 1;
+                continue;
+            }
+            v.push(r);
+        }
+        Ok(v)
     }
 }

@@ -253,40 +253,6 @@ impl FileStore {
     }
 }
 
-impl FileStore {
-    /// `list` through the index: only the records of the page are read.
-    fn list_indexed(&self, q: &JobQuery) -> StoreResult<Vec<JobRecord>> {
-        let limit = q.limit.unwrap_or(usize::MAX);
-        let mut skipped = 0;
-        let mut v = Vec::new();
-        for (id, state) in self.index.candidates(q)? {
-            if v.len() >= limit {
-                break;
-            }
-            // a finished job's entry is as good as its record for skipping
-            if skipped < q.offset && (state == 's' || state == 'f') {
-                skipped += 1;
-                continue;
-            }
-            let Ok(Some(r)) = self.read_record(&id) else {
-                continue;
-            };
-            if index::letter(r.state) != state && r.state != JobState::Dismissed {
-                self.index.set(&r, r.state); // it lagged behind the record
-            }
-            if !q.matches(&r) || self.cancel_path(&id).exists() {
-                continue;
-            }
-            if skipped < q.offset {
-                skipped += 1;
-                continue;
-            }
-            v.push(r);
-        }
-        Ok(v)
-    }
-}
-
 impl JobStore for FileStore {
     fn prepare(&self, owner: Option<(u32, u32)>) -> StoreResult<Vec<String>> {
         fs::create_dir_all(&self.root)
