@@ -190,6 +190,14 @@ fn the_api_prefix_is_configurable_and_urls_follow_server_url() {
         PoolConfig::new("t"),
     );
     assert_eq!(get(&fx, "api").status, 404);
+    for bad in ["outputs", "a/b", "", ".x", "a b"] {
+        let cfg = crate::config::service::ServiceConfig::parse(
+            &format!("[server]\napiprefix = {bad}\n"),
+            std::path::Path::new("/x.cfg"),
+        );
+        let e = cfg.err().unwrap_or_else(|| panic!("apiprefix = {bad} accepted"));
+        assert!(e.message.contains("apiprefix"), "{}", e.message);
+    }
     let j = json_of(&get(&fx, "ogc/processes"));
     assert_eq!(
         j["processes"][0]["links"][0]["href"],
