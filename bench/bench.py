@@ -9,6 +9,7 @@ usage: bench/bench.py [--seconds N] [--smoke] [--module PATH]
 Loads are bounded in time and target 127.0.0.1 only.
 """
 import argparse
+import json
 import concurrent.futures
 import os
 import re
@@ -180,12 +181,24 @@ def namespace_flood():
 
 def async_jobs(a, n):
     """Submits n async sleep jobs (delay 0) with ab (16 at a time) as fast as the server takes
-    them, then waits until the job store has n more finished jobs and checks their status
-    documents."""
+    them, then waits until the job store records n more finished jobs, and checks their state
+    (and, through the server, the status document of one of them)."""
     path = ("/wps?service=WPS&version=1.0.0&request=Execute&identifier=sleep"
             "&DataInputs=delay=0&storeExecuteResponse=true&status=true")
-    done_dir = os.path.join(a.dir, "work", "done")
-    before = set(os.listdir(done_dir))
+    records = os.path.join(a.dir, "work", "records")
+
+    def states():
+        out = {}
+        for name in os.listdir(records):
+            if name.endswith(".json") and not name.startswith("."):
+                try:
+                    with open(os.path.join(records, name)) as f:
+                        out[name[:-5]] = json.load(f)["state"]
+                except (OSError, ValueError):
+                    pass
+        return out
+
+    before = set(states())
     t0 = time.time()
     out = subprocess.run(["ab", "-q", "-n", str(n), "-c", "16", a.url(path)],
                          capture_output=True, text=True, check=True).stdout
@@ -194,14 +207,17 @@ def async_jobs(a, n):
     non2xx = re.search(r"Non-2xx responses:\s+(\d+)", out)
     refused = failed + (int(non2xx.group(1)) if non2xx else 0)
     deadline = time.time() + 300
-    while len(os.listdir(done_dir)) - len(before) < n - refused and time.time() < deadline:
-        time.sleep(0.02)
+    while time.time() < deadline:
+        new = {k: v for k, v in states().items() if k not in before}
+        if sum(v in ("succeeded", "failed") for v in new.values()) >= n - refused:
+            break
+        time.sleep(0.1)
     done = time.time() - t0
-    outputs = os.path.join(a.dir, "work", "outputs")
-    ok = 0
-    for name in set(os.listdir(done_dir)) - before:
-        with open(os.path.join(outputs, name[:-5] + ".xml")) as f:
-            ok += "ProcessSucceeded" in f.read()
+    ok = sum(v == "succeeded" for v in new.values())
+    if new:
+        job = next(iter(new))
+        doc = urllib.request.urlopen(a.url(f"/wps/outputs/{job}.xml")).read().decode()
+        assert "ProcessSucceeded" in doc, doc
     return n, refused, accepted, done, ok
 
 

@@ -159,3 +159,81 @@ fn with_jobaccess_all_every_job_is_readable_by_id() {
         assert_eq!(get(&a, user, &out).status, 200, "{user}");
     }
 }
+
+/// OGC API – Processes under the same `<Location /wps>` authentication: `/jobs` lists a user's
+/// own jobs only, another user's job is `no-such-job` (also for results and DELETE), the admin
+/// sees and lists all.
+#[test]
+fn ogcapi_jobs_answer_only_their_owner_and_the_admins() {
+    let a = start("access-ogcapi", "jobaccess = owner");
+    assert_eq!(
+        a.get("/wps/api/jobs").status,
+        401,
+        "Apache's Require covers the API"
+    );
+    let submit = |user: &str| -> String {
+        let r = a.request(
+            "POST",
+            "/wps/api/processes/say_hello/execution",
+            Some(format!(r#"{{"inputs": {{"name": "{user}"}}}}"#).as_bytes()),
+            &[
+                ("Authorization", &basic(user)),
+                ("Content-Type", "application/json"),
+                ("Prefer", "respond-async"),
+            ],
+        );
+        assert_eq!(r.status, 201, "{}", r.text());
+        let j: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        j["jobID"].as_str().unwrap().to_owned()
+    };
+    let ann = submit("ann");
+    let bob = submit("bob");
+    let listed = |user: &str| -> Vec<String> {
+        let r = get(&a, user, "/wps/api/jobs");
+        assert_eq!(r.status, 200, "{}", r.text());
+        let j: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        j["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["jobID"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(listed("ann"), vec![ann.clone()]);
+    assert_eq!(listed("bob"), vec![bob.clone()]);
+    let all = listed("root");
+    assert!(all.contains(&ann) && all.contains(&bob), "{all:?}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !get(&a, "ann", &format!("/wps/api/jobs/{ann}"))
+        .text()
+        .contains("successful")
+    {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for path in [
+        format!("/wps/api/jobs/{ann}"),
+        format!("/wps/api/jobs/{ann}/results"),
+    ] {
+        assert_eq!(get(&a, "ann", &path).status, 200, "{path}");
+        assert_eq!(get(&a, "root", &path).status, 200, "{path}");
+        let r = get(&a, "bob", &path);
+        assert_eq!(r.status, 404, "{path}");
+        assert!(r.text().contains("/no-such-job"), "{}", r.text());
+    }
+    let r = a.request(
+        "DELETE",
+        &format!("/wps/api/jobs/{ann}"),
+        None,
+        &[("Authorization", &basic("bob"))],
+    );
+    assert_eq!(r.status, 404);
+    assert_eq!(get(&a, "ann", &format!("/wps/api/jobs/{ann}")).status, 200);
+    let r = a.request(
+        "DELETE",
+        &format!("/wps/api/jobs/{ann}"),
+        None,
+        &[("Authorization", &basic("root"))],
+    );
+    assert_eq!(r.status, 200, "the admin may dismiss it");
+}

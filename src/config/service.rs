@@ -100,7 +100,8 @@ const METADATA_KEYS: &str = "identification_title identification_abstract \
     contact_role";
 
 const SERVER_KEYS: &str = "url outputurl outputpath workdir maxsingleinputsize maxrequestsize \
-    parallelprocesses maxprocesses language processtimeout retention allowedinputpaths allowedhosts jobaccess jobadmins";
+    parallelprocesses maxprocesses language processtimeout retention allowedinputpaths allowedhosts jobaccess jobadmins \
+    apiprefix";
 
 /// `[server]` settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -126,6 +127,9 @@ pub struct Server {
     pub jobaccess: JobAccess,
     /// `jobadmins`: users who see and dismiss every job (with `jobaccess = owner`).
     pub jobadmins: Vec<String>,
+    /// `apiprefix`: the path segment below the alias where OGC API – Processes is served
+    /// (default `api`).
+    pub apiprefix: String,
 }
 
 /// `[server] jobaccess`.
@@ -156,6 +160,7 @@ impl Default for Server {
             allowedhosts: Vec::new(),
             jobaccess: JobAccess::All,
             jobadmins: Vec::new(),
+            apiprefix: "api".to_string(),
         }
     }
 }
@@ -221,6 +226,24 @@ fn parse_url(v: String) -> Result<Option<String>, String> {
         Ok(Some(v))
     } else {
         Err(format!("'{v}' must start with http:// or https://"))
+    }
+}
+
+/// One URL path segment other than `outputs` (where stored outputs are served).
+fn parse_segment(v: &str) -> Result<String, String> {
+    let v = v.trim().trim_matches('/');
+    let ok = !v.is_empty()
+        && v.len() <= 64
+        && v != "outputs"
+        && !v.starts_with('.')
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if ok {
+        Ok(v.to_owned())
+    } else {
+        Err(format!(
+            "'{v}' must be one path segment of letters, digits, '.', '_', '-' (not 'outputs')"
+        ))
     }
 }
 
@@ -362,6 +385,7 @@ impl ServiceConfig {
                         }
                     }
                     "jobadmins" => s.jobadmins = split_list(&v),
+                    "apiprefix" => s.apiprefix = parse_segment(&v).map_err(bad)?,
                     "language" => {
                         let langs = split_list(&v);
                         if let Some(l) = langs.iter().find(|l| !is_language_tag(l)) {

@@ -3,6 +3,7 @@
 //! record is rendered when it is read).
 
 pub mod http;
+pub mod ogcapi;
 pub mod outputs;
 pub mod router;
 pub mod status_page;

@@ -101,6 +101,17 @@ pub enum Owner {
     Anonymous,
 }
 
+impl JobQuery {
+    /// Whether a record passes the filters (not the paging).
+    pub fn matches(&self, r: &JobRecord) -> bool {
+        (self.processes.is_empty() || self.processes.contains(&r.process))
+            && (self.states.is_empty() || self.states.contains(&r.state))
+            && self.owner.matches(r.user.as_deref())
+            && self.submitted_from.is_none_or(|t| r.submitted >= t)
+            && self.submitted_to.is_none_or(|t| r.submitted <= t)
+    }
+}
+
 impl Owner {
     pub fn matches(&self, user: Option<&str>) -> bool {
         match self {
@@ -120,6 +131,10 @@ pub struct JobQuery {
     pub states: Vec<JobState>,
     /// Only the jobs of this owner.
     pub owner: Owner,
+    /// Only jobs submitted at or after this unix time (seconds).
+    pub submitted_from: Option<u64>,
+    /// Only jobs submitted at or before this unix time (seconds).
+    pub submitted_to: Option<u64>,
     pub offset: usize,
     /// At most this many (all when `None`).
     pub limit: Option<usize>,

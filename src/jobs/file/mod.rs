@@ -10,6 +10,7 @@
 //! workdir/cancel/<id>            a client dismissed the running job
 //! workdir/slots/<n>.lock         `parallelprocesses` slots, flock'ed while a job runs
 //! workdir/queue.lock             serialises enqueue (the `maxprocesses` check)
+//! workdir/index/<key>.<state>.<process>.<user>   the job list's index (see `index.rs`)
 //! outputpath/<id>/<output>.ext   output files
 //! ```
 //!
@@ -22,8 +23,10 @@ use super::{
     JobStore, Slot, StoreError, StoreResult,
 };
 mod fs_util;
+mod index;
 
 use fs_util::{host_pid, id_of_entry, json_files, try_lock, write_atomic};
+use index::Index;
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -47,6 +50,8 @@ pub struct FileStore {
     cursor: Mutex<VecDeque<PathBuf>>,
     /// Serialises this process's read-modify-write of records (progress vs. lease renewal).
     records: Mutex<()>,
+    /// The job list's index.
+    index: Index,
 }
 
 /// The lock a job's owner holds while the job runs.
@@ -59,12 +64,13 @@ impl FileStore {
     /// `slots`: parallelprocesses (`u32::MAX` = unlimited); `max_queued`: maxprocesses.
     pub fn new(root: PathBuf, outputs: PathBuf, slots: u32, max_queued: u32) -> Self {
         FileStore {
-            root,
             outputs,
             slots,
             max_queued,
             cursor: Mutex::new(VecDeque::new()),
             records: Mutex::new(()),
+            index: Index::new(root.join("index")),
+            root,
         }
     }
 
@@ -116,6 +122,9 @@ impl FileStore {
 
     /// Removes every trace of a job.
     fn remove_job(&self, id: &str) {
+        if let Ok(Some(r)) = self.read_record(id) {
+            self.index.remove(&r);
+        }
         let _ = fs::remove_dir_all(self.outputs.join(id));
         let _ = fs::remove_file(self.record_path(id));
         let _ = fs::remove_file(self.cancel_path(id));
@@ -225,6 +234,7 @@ impl FileStore {
         r.message = "Process started".into();
         r.updated = now;
         self.write_record(&r, false)?;
+        self.index.set(&r, JobState::Running);
         Ok(Some(Claim::new(r, Box::new(Mutex::new(Some(lock))))))
     }
 
@@ -247,7 +257,7 @@ impl JobStore for FileStore {
     fn prepare(&self, owner: Option<(u32, u32)>) -> StoreResult<Vec<String>> {
         fs::create_dir_all(&self.root)
             .map_err(|e| StoreError::Unavailable(format!("{}: {e}", self.root.display())))?;
-        let notes = self.retire_old_layout()?;
+        let mut notes = self.retire_old_layout()?;
         let dirs = [
             self.root.clone(),
             self.dir("records"),
@@ -264,6 +274,18 @@ impl JobStore for FileStore {
                 std::os::unix::fs::chown(d, Some(uid), Some(gid))
                     .map_err(|e| io::Error::new(e.kind(), format!("chown {}: {e}", d.display())))?;
             }
+        }
+        if !self.index.exists() {
+            let n = self.index.build(&self.dir("records"))?;
+            if n > 0 {
+                notes.push(format!(
+                    "job store {}: the job list's index was built from {n} job record(s)",
+                    self.root.display()
+                ));
+            }
+        }
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::chown(&self.index.dir, Some(uid), Some(gid))?;
         }
         // a fresh queue-length hint, owned by the children's user
         let lock = self.root.join("queue.lock");
@@ -284,7 +306,8 @@ impl JobStore for FileStore {
             let mut f = File::create(&tmp)?;
             f.write_all(job.id.as_bytes())?;
             f.sync_all()?;
-            self.write_record(job, true)
+            self.write_record(job, true)?;
+            self.index.add(job)
         };
         let placed = write().map_err(StoreError::from).and_then(|()| {
             let (mut guard, mut count) = self.queue_lock()?;
@@ -303,6 +326,7 @@ impl JobStore for FileStore {
         if placed.is_err() {
             let _ = fs::remove_file(&tmp);
             let _ = fs::remove_file(self.record_path(&job.id));
+            self.index.remove(job);
         }
         placed?;
         File::open(&queue).and_then(|d| d.sync_all())?;
@@ -390,6 +414,7 @@ impl JobStore for FileStore {
                     r.owner = None;
                     r.lease_until = None;
                     self.write_record(&r, true)?;
+                    self.index.set(&r, r.state);
                     true
                 }
                 _ => false,
@@ -411,6 +436,7 @@ impl JobStore for FileStore {
                 r.message = "Process accepted and queued".into();
                 r.updated = unix_now();
                 self.write_record(&r, true)?;
+                self.index.set(&r, JobState::Accepted);
             }
         }
         write_atomic(
@@ -509,14 +535,15 @@ impl JobStore for FileStore {
     }
 
     fn list(&self, q: &JobQuery) -> StoreResult<Vec<JobRecord>> {
+        if self.index.exists() {
+            return self.list_indexed(q);
+        }
         let mut v: Vec<JobRecord> = json_files(&self.dir("records"))?
             .iter()
             .filter_map(|p| fs::read(p).ok())
             .filter_map(|d| serde_json::from_slice::<JobRecord>(&d).ok())
             .filter(|r| !self.cancel_path(&r.id).exists())
-            .filter(|r| q.processes.is_empty() || q.processes.contains(&r.process))
-            .filter(|r| q.states.is_empty() || q.states.contains(&r.state))
-            .filter(|r| q.owner.matches(r.user.as_deref()))
+            .filter(|r| q.matches(r))
             .collect();
         v.sort_by(|a, b| b.key.cmp(&a.key));
         Ok(v.into_iter()

@@ -294,3 +294,143 @@ fn the_previous_layout_is_set_aside_with_a_note() {
     let _ = Instant::now();
     let _ = fs::remove_dir_all(d);
 }
+
+fn ids(v: Vec<JobRecord>) -> Vec<String> {
+    v.into_iter().map(|r| r.id).collect()
+}
+
+#[test]
+fn the_index_follows_every_state_and_lists_like_the_records() {
+    let (s, d) = store(4, 100);
+    let mut all = Vec::new();
+    for n in 0..8u32 {
+        let mut j = JobRecord::new(
+            new_id(),
+            if n % 2 == 0 { "a" } else { "b" },
+            vec![],
+            vec![],
+            serde_json::Value::Null,
+        );
+        j.user = (n % 3 == 0).then(|| "ann".to_owned());
+        s.enqueue(&j).unwrap();
+        all.push(j.id);
+    }
+    let entries = || fs::read_dir(s.root().join("index")).unwrap().count();
+    assert_eq!(entries(), 8);
+    // claim two (oldest first): one succeeds, one is re-queued; dismiss a queued one
+    let c1 = s.claim().unwrap().unwrap();
+    let c2 = s.claim().unwrap().unwrap();
+    assert!(s.finish(c1, succeeded()).unwrap());
+    s.requeue(c2).unwrap();
+    s.dismiss(&all[7]).unwrap();
+    assert_eq!(entries(), 7, "a dismissed job leaves the index");
+    let names: Vec<String> = fs::read_dir(s.root().join("index"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.iter().filter(|n| n.contains(".s.")).count(), 1);
+    assert_eq!(names.iter().filter(|n| n.contains(".a.")).count(), 6);
+    let q = |states: Vec<JobState>, processes: Vec<&str>, owner| JobQuery {
+        states,
+        processes: processes.into_iter().map(str::to_owned).collect(),
+        owner,
+        ..Default::default()
+    };
+    use crate::jobs::Owner;
+    assert_eq!(
+        ids(s
+            .list(&q(vec![JobState::Succeeded], vec![], Owner::Any))
+            .unwrap()),
+        [all[0].clone()]
+    );
+    assert_eq!(
+        ids(s.list(&q(vec![], vec!["b"], Owner::Any)).unwrap()),
+        [all[5].clone(), all[3].clone(), all[1].clone()]
+    );
+    assert_eq!(
+        ids(s
+            .list(&q(vec![], vec![], Owner::User("ann".into())))
+            .unwrap()),
+        [all[6].clone(), all[3].clone(), all[0].clone()]
+    );
+    // an entry that lags behind its record (a child died between the two writes) is still
+    // listed by the record's state, and corrected
+    let mut r = s.get(&all[2]).unwrap().unwrap();
+    r.state = JobState::Failed;
+    s.write_record(&r, false).unwrap();
+    assert_eq!(
+        ids(s
+            .list(&q(vec![JobState::Failed], vec![], Owner::Any))
+            .unwrap()),
+        [all[2].clone()]
+    );
+    assert!(fs::read_dir(s.root().join("index")).unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .starts_with(&r.key)));
+    // the same answers without the index (built again at prepare, as for an older store)
+    let before = ids(s.list(&JobQuery::default()).unwrap());
+    fs::remove_dir_all(s.root().join("index")).unwrap();
+    assert_eq!(
+        ids(s.list(&JobQuery::default()).unwrap()),
+        before,
+        "the full scan agrees"
+    );
+    let notes = s.prepare(None).unwrap();
+    assert!(
+        notes.iter().any(|n| n.contains("built from 7 job record")),
+        "{notes:?}"
+    );
+    assert_eq!(ids(s.list(&JobQuery::default()).unwrap()), before);
+    let page = JobQuery {
+        offset: 2,
+        limit: Some(3),
+        ..Default::default()
+    };
+    assert_eq!(ids(s.list(&page).unwrap()), before[2..5]);
+    let _ = fs::remove_dir_all(d);
+}
+
+/// `cargo test --release --lib jobs::file::tests::listing_100k -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn listing_100k_jobs_reads_only_a_page() {
+    let (s, d) = store(1, 1);
+    let records = s.root().join("records");
+    for n in 0..100_000u32 {
+        let mut j = job(n);
+        j.process = if n % 10 == 0 {
+            "rare".into()
+        } else {
+            "sleep".into()
+        };
+        j.state = JobState::Succeeded;
+        fs::write(
+            records.join(format!("{}.json", j.id)),
+            serde_json::to_vec(&j).unwrap(),
+        )
+        .unwrap();
+    }
+    fs::remove_dir_all(s.root().join("index")).unwrap();
+    let t = Instant::now();
+    s.prepare(None).unwrap();
+    println!("index of 100 000 jobs built in {:?}", t.elapsed());
+    for q in [
+        JobQuery {
+            limit: Some(11),
+            ..Default::default()
+        },
+        JobQuery {
+            limit: Some(11),
+            offset: 5000,
+            processes: vec!["rare".into()],
+            ..Default::default()
+        },
+    ] {
+        let t = Instant::now();
+        assert_eq!(s.list(&q).unwrap().len(), 11);
+        println!("{q:?}: {:?}", t.elapsed());
+    }
+    let _ = fs::remove_dir_all(d);
+}
