@@ -301,11 +301,11 @@ impl JobStore for FileStore {
     /// under it are only the count and the rename.
     fn enqueue(&self, job: &JobRecord) -> StoreResult<()> {
         let queue = self.dir("queue");
-        let tmp = queue.join(format!(".{}.tmp", job.key));
+        let entry = queue.join(format!("{}.json", job.key));
+        // The record is written and synced before the queue lock is taken; under it are only
+        // the count and the (empty) queue entry, whose name says everything; the directory
+        // sync below makes both renames durable (one journal commit on ext4).
         let write = || -> io::Result<()> {
-            let mut f = File::create(&tmp)?;
-            f.write_all(job.id.as_bytes())?;
-            f.sync_all()?;
             self.write_record(job, true)?;
             self.index.add(job)
         };
@@ -319,12 +319,11 @@ impl JobStore for FileStore {
                     return Err(StoreError::Full(self.max_queued));
                 }
             }
-            fs::rename(&tmp, queue.join(format!("{}.json", job.key)))?;
+            File::create(&entry)?;
             Self::store_count(&mut guard, count + 1)?;
             Ok(())
         });
         if placed.is_err() {
-            let _ = fs::remove_file(&tmp);
             let _ = fs::remove_file(self.record_path(&job.id));
             self.index.remove(job);
         }
