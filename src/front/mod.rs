@@ -7,5 +7,7 @@ pub mod outputs;
 pub mod router;
 pub mod status_page;
 pub mod wps1;
+pub mod xml;
+pub mod xml_read;
 
 pub use http::{Body, HttpRequest, HttpResponse};

@@ -1,0 +1,454 @@
+//! Reading XML request bodies (both WPS versions): the body is decoded (UTF-8, UTF-16 with a
+//! byte order mark, ISO-8859-1), then read into a small element tree of the request's own
+//! structure, which each front interprets.
+//!
+//! Reading costs time
+//! and memory linear in the size of the body, whatever its shape: namespace prefixes are
+//! resolved with one hash lookup each (not by searching every declaration in scope), duplicate
+//! attributes are found by sorting, and the content of WPS 1.0.0 `wps:ComplexData` and of `wps:Body` (inline
+//! data of any size, e.g. GML) is checked (well-formed, prefixes declared, depth) but not kept
+//! as a tree: it is kept verbatim as the original text. Elements of other namespaces in the
+//! request's structure (e.g. the GML inside a WPS 2.0 `wps:Data`) are checked and skipped likewise; their parent keeps its inner markup verbatim (nothing reads them). DOCTYPEs are refused and only the
+//! predefined XML entities are known. Namespace prefixes used inside inline content but declared
+//! on ancestors are not re-declared (acceptable for now).
+
+use crate::model::{WpsError, WpsResult};
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::name::PrefixDeclaration;
+use quick_xml::Reader;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+pub const NS_WPS1: &str = "http://www.opengis.net/wps/1.0.0";
+pub const NS_OWS11: &str = "http://www.opengis.net/ows/1.1";
+pub const NS_WPS2: &str = "http://www.opengis.net/wps/2.0";
+pub const NS_OWS2: &str = "http://www.opengis.net/ows/2.0";
+pub const NS_XLINK: &str = "http://www.w3.org/1999/xlink";
+const NS_XML: &str = "http://www.w3.org/XML/1998/namespace";
+
+/// Elements open at once.
+pub const MAX_DEPTH: usize = 64;
+/// Elements of the request's structure kept as a tree: the WPS and OWS elements outside the
+/// content of `wps:ComplexData` and `wps:Body` (that content, and elements of other
+/// namespaces, are checked but not kept and not counted). Bounds the tree's memory; 1000
+/// inputs (`MAX_INPUTS`) with every optional element need fewer than 10 000.
+pub const MAX_STRUCTURE_ELEMENTS: usize = 20_000;
+/// Attributes kept on those elements (unqualified and `xlink:` ones; others are not used).
+pub const MAX_STRUCTURE_ATTRIBUTES: usize = 100_000;
+/// Attributes (namespace declarations included) on one element.
+pub const MAX_ATTRIBUTES: usize = 256;
+/// Namespace declarations in scope at once (on all open elements together).
+pub const MAX_NAMESPACES_IN_SCOPE: usize = 1024;
+
+pub struct Elem {
+    pub ns: Option<Rc<str>>,
+    pub local: String,
+    /// (namespace, local name, unescaped value); namespace declarations excluded.
+    pub attrs: Vec<(Option<Rc<str>>, String, String)>,
+    /// Child elements and text; for `wps:ComplexData` / `wps:Body` only the text.
+    pub children: Vec<Node>,
+    /// Whether it has child elements (also those of inline content, not in `children`).
+    has_elements: bool,
+    /// Byte range of the element content in the (decoded) document.
+    inner: (usize, usize),
+}
+
+pub enum Node {
+    Elem(Elem),
+    Text(String),
+}
+
+impl Elem {
+    pub fn is(&self, ns: &str, local: &str) -> bool {
+        self.ns.as_deref() == Some(ns) && self.local == local
+    }
+    /// Elements whose content is data, kept verbatim rather than as a tree.
+    fn holds_inline_content(&self) -> bool {
+        self.is(NS_WPS1, "ComplexData") || self.is(NS_WPS1, "Body") || self.is(NS_WPS2, "Body")
+    }
+    pub fn elems(&self) -> impl Iterator<Item = &Elem> {
+        self.children.iter().filter_map(|n| match n {
+            Node::Elem(e) => Some(e),
+            Node::Text(_) => None,
+        })
+    }
+    pub fn child(&self, ns: &str, local: &str) -> Option<&Elem> {
+        self.elems().find(|e| e.is(ns, local))
+    }
+    pub fn children_named<'a>(
+        &'a self,
+        ns: &'a str,
+        local: &'a str,
+    ) -> impl Iterator<Item = &'a Elem> {
+        self.elems().filter(move |e| e.is(ns, local))
+    }
+    /// Unqualified attribute (or one in namespace `ns`).
+    pub fn attr_ns(&self, ns: Option<&str>, local: &str) -> Option<String> {
+        self.attrs
+            .iter()
+            .find(|(n, l, _)| n.as_deref() == ns && l == local)
+            .map(|(_, _, v)| v.clone())
+    }
+    pub fn attr(&self, local: &str) -> Option<String> {
+        self.attr_ns(None, local)
+    }
+    pub fn text(&self) -> String {
+        self.children
+            .iter()
+            .filter_map(|n| match n {
+                Node::Text(t) => Some(t.as_str()),
+                Node::Elem(_) => None,
+            })
+            .collect()
+    }
+    /// Content as in the model: inner markup verbatim when it has child elements
+    /// (`is_xml` true), else its text / CDATA.
+    pub fn content(&self, doc: &str) -> (String, bool) {
+        if self.has_elements {
+            (doc[self.inner.0..self.inner.1].to_owned(), true)
+        } else {
+            (self.text(), false)
+        }
+    }
+}
+
+pub fn bad_request(text: impl Into<String>) -> WpsError {
+    WpsError::invalid("request", text)
+}
+
+fn xml_error(e: impl std::fmt::Display, pos: u64) -> WpsError {
+    bad_request(format!("malformed XML request at byte {pos}: {e}"))
+}
+
+/// The namespace bindings in scope. Each prefix (`""`: the default namespace) has the stack of
+/// its bindings, innermost last (`None`: `xmlns=""`), so resolving a name is one hash lookup
+/// however many declarations are in scope. (quick-xml's `NsReader` searches all bindings in
+/// scope for every name: a flood of declarations then costs seconds.)
+struct Scopes {
+    bindings: HashMap<Vec<u8>, Vec<Option<Rc<str>>>>,
+    /// The prefixes declared by the open elements, in document order...
+    declared: Vec<Vec<u8>>,
+    /// ...and how many each open element declared.
+    per_element: Vec<usize>,
+    xml: Rc<str>,
+}
+
+impl Scopes {
+    fn new() -> Self {
+        Scopes {
+            bindings: HashMap::new(),
+            declared: Vec::new(),
+            per_element: Vec::new(),
+            xml: Rc::from(NS_XML),
+        }
+    }
+
+    fn push_element(&mut self, decls: Vec<(Vec<u8>, Option<Rc<str>>)>) -> WpsResult<()> {
+        if self.declared.len() + decls.len() > MAX_NAMESPACES_IN_SCOPE {
+            return Err(bad_request(format!(
+                "more than {MAX_NAMESPACES_IN_SCOPE} namespace declarations in scope"
+            )));
+        }
+        self.per_element.push(decls.len());
+        for (prefix, ns) in decls {
+            self.bindings.entry(prefix.clone()).or_default().push(ns);
+            self.declared.push(prefix);
+        }
+        Ok(())
+    }
+
+    fn pop_element(&mut self) {
+        let n = self.per_element.pop().unwrap_or(0);
+        let from = self.declared.len().saturating_sub(n);
+        for prefix in self.declared.drain(from..) {
+            if let Some(stack) = self.bindings.get_mut(&prefix) {
+                stack.pop();
+            }
+        }
+    }
+
+    /// The namespace of a name with this prefix; unprefixed attributes have none.
+    fn resolve(&self, prefix: Option<&[u8]>, element: bool) -> WpsResult<Option<Rc<str>>> {
+        let bound = |p: &[u8]| self.bindings.get(p).and_then(|s| s.last());
+        match prefix {
+            None if !element => Ok(None),
+            None => Ok(bound(b"").cloned().flatten()),
+            Some(b"xml") => Ok(Some(self.xml.clone())),
+            Some(p) => match bound(p) {
+                Some(Some(ns)) => Ok(Some(ns.clone())),
+                _ => Err(bad_request(format!(
+                    "namespace prefix '{}' is not declared",
+                    String::from_utf8_lossy(p)
+                ))),
+            },
+        }
+    }
+}
+
+/// Checks a start tag (attributes, namespace declarations, prefixes) and opens its namespace
+/// scope. Returns the element if it is kept in the tree: when `structure` (not inside inline
+/// content) and it is the root or a WPS or OWS element.
+fn start_tag(
+    e: &BytesStart,
+    scopes: &mut Scopes,
+    structure: bool,
+    is_root: bool,
+    pos: u64,
+) -> WpsResult<Option<Elem>> {
+    let mut decls = Vec::new();
+    let mut plain = Vec::new();
+    let mut keys = Vec::new();
+    for (count, a) in e.attributes().with_checks(false).enumerate() {
+        if count >= MAX_ATTRIBUTES {
+            return Err(bad_request(format!(
+                "more than {MAX_ATTRIBUTES} attributes on one element"
+            )));
+        }
+        let a = a.map_err(|err| xml_error(err, pos))?;
+        let value = a.unescape_value().map_err(|err| xml_error(err, pos))?;
+        keys.push(a.key.into_inner());
+        match a.key.as_namespace_binding() {
+            Some(PrefixDeclaration::Default) => {
+                decls.push((Vec::new(), (!value.is_empty()).then(|| Rc::from(&*value))));
+            }
+            Some(PrefixDeclaration::Named(b"xml")) => {}
+            Some(PrefixDeclaration::Named(p)) if p == b"xmlns" || value.is_empty() => {
+                return Err(bad_request(format!(
+                    "invalid namespace declaration 'xmlns:{}=\"{value}\"'",
+                    String::from_utf8_lossy(p)
+                )));
+            }
+            Some(PrefixDeclaration::Named(p)) => decls.push((p.to_vec(), Some(Rc::from(&*value)))),
+            None => plain.push((a.key, value)),
+        }
+    }
+    if keys.len() > 1 {
+        keys.sort_unstable();
+        if let Some(w) = keys.windows(2).find(|w| w[0] == w[1]) {
+            return Err(xml_error(
+                format!("duplicate attribute '{}'", String::from_utf8_lossy(w[0])),
+                pos,
+            ));
+        }
+    }
+    scopes.push_element(decls)?;
+    let (local, prefix) = e.name().decompose();
+    let ns = scopes.resolve(prefix.map(|p| p.into_inner()), true)?;
+    let keep = structure
+        && (is_root || matches!(ns.as_deref(), Some(NS_WPS1 | NS_OWS11 | NS_WPS2 | NS_OWS2)));
+    let mut attrs = Vec::new();
+    for (key, value) in plain {
+        let (alocal, aprefix) = key.decompose();
+        let ans = scopes.resolve(aprefix.map(|p| p.into_inner()), false)?;
+        if keep && matches!(ans.as_deref(), None | Some(NS_XLINK)) {
+            attrs.push((
+                ans,
+                String::from_utf8_lossy(alocal.into_inner()).into_owned(),
+                value.into_owned(),
+            ));
+        }
+    }
+    Ok(keep.then(|| Elem {
+        ns,
+        local: String::from_utf8_lossy(local.into_inner()).into_owned(),
+        attrs,
+        children: Vec::new(),
+        has_elements: false,
+        inner: (pos as usize, pos as usize),
+    }))
+}
+
+fn push_text(stack: &mut [Elem], text: &str) -> WpsResult<()> {
+    match stack.last_mut() {
+        None if text.trim().is_empty() => Ok(()),
+        None => Err(bad_request("text outside the root element")),
+        Some(parent) => {
+            if let Some(Node::Text(t)) = parent.children.last_mut() {
+                t.push_str(text);
+            } else {
+                parent.children.push(Node::Text(text.to_owned()));
+            }
+            Ok(())
+        }
+    }
+}
+
+fn close(stack: &mut [Elem], root: &mut Option<Elem>, mut el: Elem, end: usize) {
+    el.inner.1 = end.max(el.inner.0);
+    match stack.last_mut() {
+        Some(parent) => {
+            parent.has_elements = true;
+            parent.children.push(Node::Elem(el));
+        }
+        None => *root = Some(el),
+    }
+}
+
+/// Reads the document into an element tree, enforcing the robustness limits.
+pub fn read_tree(doc: &str) -> WpsResult<Elem> {
+    let mut reader = Reader::from_str(doc);
+    let mut scopes = Scopes::new();
+    // The open elements of the request's structure...
+    let mut stack: Vec<Elem> = Vec::new();
+    // ...and how many elements are open inside a subtree that is not kept (inline content,
+    // elements of other namespaces) on top of it.
+    let mut inline_open = 0usize;
+    let mut root: Option<Elem> = None;
+    let (mut kept, mut kept_attrs) = (0usize, 0usize);
+    loop {
+        let before = reader.buffer_position() as usize;
+        let event = reader
+            .read_event()
+            .map_err(|e| xml_error(e, reader.error_position()))?;
+        match event {
+            Event::Start(_) | Event::Empty(_) if root.is_some() => {
+                return Err(bad_request("more than one root element"));
+            }
+            Event::Start(ref e) | Event::Empty(ref e) => {
+                if stack.len() + inline_open >= MAX_DEPTH {
+                    return Err(bad_request(format!(
+                        "elements nested deeper than {MAX_DEPTH}"
+                    )));
+                }
+                let inline =
+                    inline_open > 0 || stack.last().is_some_and(Elem::holds_inline_content);
+                let is_root = stack.is_empty() && inline_open == 0;
+                let pos = reader.buffer_position();
+                let el = start_tag(e, &mut scopes, !inline, is_root, pos)?;
+                if let Some(el) = &el {
+                    kept += 1;
+                    kept_attrs += el.attrs.len();
+                    if kept > MAX_STRUCTURE_ELEMENTS || kept_attrs > MAX_STRUCTURE_ATTRIBUTES {
+                        return Err(bad_request(format!(
+                            "more than {MAX_STRUCTURE_ELEMENTS} WPS elements or {MAX_STRUCTURE_ATTRIBUTES} attributes on them outside wps:ComplexData and wps:Body"
+                        )));
+                    }
+                } else if let Some(parent) = stack.last_mut() {
+                    parent.has_elements = true;
+                }
+                if matches!(event, Event::Start(_)) {
+                    match el {
+                        Some(el) => stack.push(el),
+                        None => inline_open += 1,
+                    }
+                } else {
+                    scopes.pop_element();
+                    if let Some(el) = el {
+                        let end = el.inner.0;
+                        close(&mut stack, &mut root, el, end);
+                    }
+                }
+            }
+            Event::End(_) => {
+                scopes.pop_element();
+                if inline_open > 0 {
+                    inline_open -= 1;
+                } else {
+                    match stack.pop() {
+                        Some(el) => close(&mut stack, &mut root, el, before),
+                        None => return Err(bad_request("unexpected end tag")),
+                    }
+                }
+            }
+            Event::Text(t) => {
+                let text = t.unescape().map_err(|e| xml_error(e, before as u64))?;
+                if inline_open == 0 {
+                    push_text(&mut stack, &text)?;
+                }
+            }
+            Event::CData(c) => {
+                if stack.is_empty() {
+                    return Err(bad_request("CDATA outside the root element"));
+                }
+                if inline_open == 0 {
+                    let text = std::str::from_utf8(&c).map_err(|e| xml_error(e, before as u64))?;
+                    push_text(&mut stack, text)?;
+                }
+            }
+            Event::DocType(_) => {
+                return Err(bad_request("XML documents with a DOCTYPE are not accepted"));
+            }
+            Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
+            Event::Eof => {
+                if let Some(open) = stack.last() {
+                    return Err(bad_request(format!(
+                        "malformed XML request: unexpected end of document inside <{}>",
+                        open.local
+                    )));
+                }
+                return root.ok_or_else(|| bad_request("the request contains no XML element"));
+            }
+        }
+    }
+}
+
+/// The encoding named by the XML declaration at the start of `head`, if any.
+fn declared_encoding(head: &[u8]) -> Option<String> {
+    let decl = head.strip_prefix(b"<?xml")?;
+    let decl = &decl[..decl.windows(2).position(|w| w == b"?>")?];
+    let at = decl.windows(8).position(|w| w == b"encoding")?;
+    let rest = std::str::from_utf8(&decl[at + 8..]).ok()?.trim_start();
+    let rest = rest.strip_prefix('=')?.trim_start();
+    let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+    let value = &rest[1..];
+    Some(value[..value.find(quote)?].to_ascii_lowercase())
+}
+
+/// The body as text (XML 1.0 §4.3.3 and Appendix F): UTF-16 when it starts with a byte order
+/// mark (or with `<?` in two-byte units); otherwise UTF-8 unless its XML declaration names
+/// ISO-8859-1 (read too) or another encoding (refused).
+pub fn decode(body: &[u8]) -> WpsResult<Cow<'_, str>> {
+    let utf8 = |b| {
+        std::str::from_utf8(b).map(Cow::Borrowed).map_err(|e| {
+            bad_request(format!(
+                "request body is not valid UTF-8 (at byte {}): {e}",
+                e.valid_up_to()
+            ))
+        })
+    };
+    let utf16 = |b: &[u8], big_endian: bool| -> WpsResult<Cow<str>> {
+        if !b.len().is_multiple_of(2) {
+            return Err(bad_request(
+                "UTF-16 request body with an odd number of bytes",
+            ));
+        }
+        let units = b.chunks_exact(2).map(|u| match big_endian {
+            true => u16::from_be_bytes([u[0], u[1]]),
+            false => u16::from_le_bytes([u[0], u[1]]),
+        });
+        char::decode_utf16(units)
+            .collect::<Result<String, _>>()
+            .map(Cow::Owned)
+            .map_err(|e| bad_request(format!("request body is not valid UTF-16: {e}")))
+    };
+    let (text, bom) = match body {
+        [0xEF, 0xBB, 0xBF, rest @ ..] => (utf8(rest)?, Some("utf-8")),
+        [0xFF, 0xFE, rest @ ..] => (utf16(rest, false)?, Some("utf-16")),
+        [0xFE, 0xFF, rest @ ..] => (utf16(rest, true)?, Some("utf-16")),
+        [b'<', 0, b'?', 0, ..] => (utf16(body, false)?, Some("utf-16")),
+        [0, b'<', 0, b'?', ..] => (utf16(body, true)?, Some("utf-16")),
+        _ => match declared_encoding(&body[..body.len().min(512)]).as_deref() {
+            None | Some("utf-8" | "utf8" | "us-ascii" | "ascii") => (utf8(body)?, None),
+            Some("iso-8859-1" | "iso_8859-1" | "latin1" | "latin-1" | "l1") => {
+                (Cow::Owned(body.iter().map(|&b| char::from(b)).collect()), None)
+            }
+            Some(other) => {
+                return Err(bad_request(format!(
+                    "the request's XML encoding '{other}' is not supported; send UTF-8, UTF-16 (with a byte order mark) or ISO-8859-1"
+                )))
+            }
+        },
+    };
+    if let Some(family) = bom {
+        if let Some(declared) = declared_encoding(text.as_bytes()) {
+            if !declared.replace('_', "-").starts_with(family) && declared != "utf8" {
+                return Err(bad_request(format!(
+                    "the request body is {} but declares encoding '{declared}'",
+                    family.to_ascii_uppercase()
+                )));
+            }
+        }
+    }
+    Ok(text)
+}
