@@ -252,14 +252,17 @@ impl Service {
     ) -> WpsResult<Vec<JobOutput>> {
         let mut v = Vec::new();
         for r in requested_outputs(&desc.outputs, asked) {
-            let value = outputs
-                .get_format(&r.identifier, r.mime_type.as_deref())
-                .ok_or_else(|| {
-                    WpsError::no_applicable(format!(
-                        "the process produced no output '{}'",
-                        r.identifier
-                    ))
-                })?;
+            let value = outputs.get_format(&r.identifier, r.mime_type.as_deref());
+            // "all outputs": those the process produced (e.g. `echo` answers only what it got)
+            if value.is_none() && asked.is_empty() {
+                continue;
+            }
+            let value = value.ok_or_else(|| {
+                WpsError::no_applicable(format!(
+                    "the process produced no output '{}'",
+                    r.identifier
+                ))
+            })?;
             let write = |ext: &str, data: &[u8]| -> WpsResult<String> {
                 let name = format!("{}.{ext}", r.identifier);
                 self.store.write_output(id, &name, data).map_err(|e| {

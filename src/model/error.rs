@@ -19,6 +19,10 @@ pub enum ExceptionCode {
     NoSuchFormat,
     /// A referenced input could not be fetched (refused or failed).
     DataNotAccessible,
+    /// An input occurs more often than its `maxOccurs` (or the request has too many inputs).
+    TooManyInputs,
+    /// An input value does not fit its description (type, allowed values, CRS, dimensions).
+    WrongInputData,
     /// No job by that id (or not the caller's).
     NoSuchJob,
     /// The job has not finished.
@@ -43,6 +47,8 @@ impl ExceptionCode {
             Self::NoSuchOutput => "NoSuchOutput",
             Self::NoSuchFormat => "NoSuchFormat",
             Self::DataNotAccessible => "DataNotAccessible",
+            Self::TooManyInputs => "TooManyInputs",
+            Self::WrongInputData => "WrongInputData",
             Self::NoSuchJob => "NoSuchJob",
             Self::ResultNotReady => "ResultNotReady",
             Self::MissingParameterValue => "MissingParameterValue",
@@ -66,6 +72,8 @@ impl ExceptionCode {
             | Self::NoSuchOutput
             | Self::NoSuchFormat
             | Self::DataNotAccessible
+            | Self::TooManyInputs
+            | Self::WrongInputData
             | Self::NoSuchJob => Self::InvalidParameterValue,
             Self::ResultNotReady => Self::NoApplicableCode,
             c => c,
@@ -80,6 +88,8 @@ impl ExceptionCode {
             | Self::NoSuchOutput
             | Self::NoSuchFormat
             | Self::DataNotAccessible
+            | Self::TooManyInputs
+            | Self::WrongInputData
             | Self::ResultNotReady => 400,
             Self::MissingParameterValue
             | Self::InvalidParameterValue
