@@ -7,6 +7,7 @@ pub mod outputs;
 pub mod router;
 pub mod status_page;
 pub mod wps1;
+pub mod wps2;
 pub mod xml;
 pub mod xml_read;
 

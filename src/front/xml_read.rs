@@ -25,7 +25,7 @@ pub const NS_OWS11: &str = "http://www.opengis.net/ows/1.1";
 pub const NS_WPS2: &str = "http://www.opengis.net/wps/2.0";
 pub const NS_OWS2: &str = "http://www.opengis.net/ows/2.0";
 pub const NS_XLINK: &str = "http://www.w3.org/1999/xlink";
-const NS_XML: &str = "http://www.w3.org/XML/1998/namespace";
+pub const NS_XML: &str = "http://www.w3.org/XML/1998/namespace";
 
 /// Elements open at once.
 pub const MAX_DEPTH: usize = 64;
@@ -241,7 +241,7 @@ fn start_tag(
     for (key, value) in plain {
         let (alocal, aprefix) = key.decompose();
         let ans = scopes.resolve(aprefix.map(|p| p.into_inner()), false)?;
-        if keep && matches!(ans.as_deref(), None | Some(NS_XLINK)) {
+        if keep && matches!(ans.as_deref(), None | Some(NS_XLINK) | Some(NS_XML)) {
             attrs.push((
                 ans,
                 String::from_utf8_lossy(alocal.into_inner()).into_owned(),
@@ -451,4 +451,32 @@ pub fn decode(body: &[u8]) -> WpsResult<Cow<'_, str>> {
         }
     }
     Ok(text)
+}
+
+/// The namespace of the root element of an XML body (`None` when it cannot be told): read
+/// from the root's own start tag only, the one place its prefix can be declared. Costs no
+/// more than reading that tag; the body is read in full later by the front it goes to.
+pub fn root_namespace(body: &[u8]) -> Option<String> {
+    let doc = decode(body).ok()?;
+    let mut reader = Reader::from_str(&doc);
+    loop {
+        match reader.read_event().ok()? {
+            Event::Start(e) | Event::Empty(e) => {
+                let (_, prefix) = e.name().decompose();
+                let wanted: Vec<u8> = match prefix {
+                    Some(p) => [b"xmlns:".as_slice(), p.into_inner()].concat(),
+                    None => b"xmlns".to_vec(),
+                };
+                for a in e.attributes().with_checks(false).take(MAX_ATTRIBUTES) {
+                    let a = a.ok()?;
+                    if a.key.into_inner() == wanted.as_slice() {
+                        return a.unescape_value().ok().map(|v| v.into_owned());
+                    }
+                }
+                return None;
+            }
+            Event::Eof => return None,
+            _ => {}
+        }
+    }
 }

@@ -23,6 +23,12 @@ pub enum ExceptionCode {
     TooManyInputs,
     /// An input value does not fit its description (type, allowed values, CRS, dimensions).
     WrongInputData,
+    /// More outputs asked for than can be delivered (an output twice, several raw outputs).
+    TooManyOutputs,
+    /// The process does not support the execution mode asked for.
+    NoSuchMode,
+    /// The job's process failed (WPS 2.0 GetResult of a failed job).
+    FailedExecution,
     /// No job by that id (or not the caller's).
     NoSuchJob,
     /// The job has not finished.
@@ -49,6 +55,9 @@ impl ExceptionCode {
             Self::DataNotAccessible => "DataNotAccessible",
             Self::TooManyInputs => "TooManyInputs",
             Self::WrongInputData => "WrongInputData",
+            Self::TooManyOutputs => "TooManyOutputs",
+            Self::NoSuchMode => "NoSuchMode",
+            Self::FailedExecution => "FailedExecution",
             Self::NoSuchJob => "NoSuchJob",
             Self::ResultNotReady => "ResultNotReady",
             Self::MissingParameterValue => "MissingParameterValue",
@@ -74,8 +83,10 @@ impl ExceptionCode {
             | Self::DataNotAccessible
             | Self::TooManyInputs
             | Self::WrongInputData
+            | Self::TooManyOutputs
+            | Self::NoSuchMode
             | Self::NoSuchJob => Self::InvalidParameterValue,
-            Self::ResultNotReady => Self::NoApplicableCode,
+            Self::ResultNotReady | Self::FailedExecution => Self::NoApplicableCode,
             c => c,
         }
     }
@@ -90,13 +101,15 @@ impl ExceptionCode {
             | Self::DataNotAccessible
             | Self::TooManyInputs
             | Self::WrongInputData
+            | Self::TooManyOutputs
+            | Self::NoSuchMode
             | Self::ResultNotReady => 400,
             Self::MissingParameterValue
             | Self::InvalidParameterValue
             | Self::VersionNegotiationFailed
             | Self::StorageNotSupported => 400,
             Self::OperationNotSupported | Self::OptionNotSupported => 501,
-            Self::NoApplicableCode => 500,
+            Self::NoApplicableCode | Self::FailedExecution => 500,
             Self::ServerBusy => 503,
             Self::FileSizeExceeded => 413,
             Self::NotEnoughStorage => 507,
