@@ -168,11 +168,12 @@ impl ChildState {
         }
     }
 
-    /// Stops the dispatchers, then the pools (each waits up to its graceful-timeout). Returns
-    /// lines for the error log.
+    /// Stops the dispatchers claiming jobs, then the pools (each waits up to its
+    /// graceful-timeout; meanwhile the dispatchers still enforce time limits and Dismiss on
+    /// the jobs that run here), then the dispatchers. Returns lines for the error log.
     pub fn shutdown(&self) -> Vec<String> {
         for m in self.runners.iter().flat_map(|m| m.values()) {
-            m.dispatcher.shutdown();
+            m.dispatcher.drain();
         }
         let mut lines = Vec::new();
         for pool in self.pools.values() {
@@ -183,6 +184,9 @@ impl ChildState {
                     pool.config().name
                 ));
             }
+        }
+        for m in self.runners.iter().flat_map(|m| m.values()) {
+            m.dispatcher.shutdown();
         }
         lines
     }
