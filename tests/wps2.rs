@@ -534,15 +534,19 @@ fn dismiss_of_a_running_job_frees_its_slot_across_children() {
     a.get(&format!("{V2}&request=GetResult&JobID={never}"))
         .assert_exception(404, "NoSuchJob", Some("JobID"));
     a.graceful();
-    let t0 = Instant::now();
     let t = ok_xml(&a.get(&format!("{V2}&request=Dismiss&JobID={long}")));
+    let t0 = Instant::now();
     assert!(t.contains("<wps:Status>Dismissed</wps:Status>"), "{t}");
     a.get(&format!("{V2}&request=GetStatus&JobID={long}"))
         .assert_exception(404, "NoSuchJob", Some("JobID"));
     wait_status(&a, &queued, "Succeeded", Duration::from_secs(5));
     let took = t0.elapsed();
     eprintln!("dismiss → next job succeeded in {took:?}");
-    assert!(took < Duration::from_secs(3), "{took:?}\n{}", a.error_log());
+    if std::env::var("WPS2_LOG").is_ok() {
+        eprintln!("{}", a.error_log());
+    }
+    // the running child sees the cancel within a dispatcher tick (200 ms)
+    assert!(took < Duration::from_secs(2), "{took:?}\n{}", a.error_log());
     // the old child stopped the job (it ran there, the Dismiss was answered elsewhere)
     let log = a.error_log();
     let pid_of = |needle: &str| -> Option<String> {
