@@ -34,7 +34,7 @@ pub const MAX_DEPTH: usize = 64;
 /// namespaces, are checked but not kept and not counted). Bounds the tree's memory; 1000
 /// inputs (`MAX_INPUTS`) with every optional element need fewer than 10 000.
 pub const MAX_STRUCTURE_ELEMENTS: usize = 20_000;
-/// Attributes kept on those elements (unqualified and `xlink:` ones; others are not used).
+/// Attributes kept on those elements (unqualified, `xlink:` and `xml:` ones; others are not used).
 pub const MAX_STRUCTURE_ATTRIBUTES: usize = 100_000;
 /// Attributes (namespace declarations included) on one element.
 pub const MAX_ATTRIBUTES: usize = 256;
