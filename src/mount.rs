@@ -168,13 +168,14 @@ impl ChildState {
         }
     }
 
-    /// Stops the dispatchers, then the pools. With `wait` (a graceful stop) each pool waits up
-    /// to its graceful-timeout for the jobs it runs; without (a hard stop: `apachectl stop` or
-    /// `restart`) it lets go at once and the jobs still running are re-queued by the next
-    /// children (they are durable). Returns lines for the error log.
+    /// Stops the dispatchers claiming jobs, then the pools, then the dispatchers. With `wait`
+    /// (a graceful stop) each pool waits up to its graceful-timeout for the jobs it runs, and
+    /// meanwhile the dispatchers still enforce time limits and Dismiss on them; without (a
+    /// hard stop: `apachectl stop` or `restart`) it lets go at once and the jobs still running
+    /// are re-queued by the next children (they are durable). Returns lines for the error log.
     pub fn shutdown(&self, wait: bool) -> Vec<String> {
         for m in self.runners.iter().flat_map(|m| m.values()) {
-            m.dispatcher.shutdown();
+            m.dispatcher.drain();
         }
         let mut lines = Vec::new();
         for pool in self.pools.values() {
@@ -192,6 +193,9 @@ impl ChildState {
                     "{left} job(s) of process group '{name}' still running at a hard stop; they are left to the next children"
                 )
             });
+        }
+        for m in self.runners.iter().flat_map(|m| m.values()) {
+            m.dispatcher.shutdown();
         }
         lines
     }

@@ -237,3 +237,87 @@ fn ogcapi_jobs_answer_only_their_owner_and_the_admins() {
     );
     assert_eq!(r.status, 200, "the admin may dismiss it");
 }
+
+/// WPS 2.0 GetStatus, GetResult and Dismiss read jobs as the authenticated user: another
+/// user's job is `NoSuchJob` (exactly as an unknown one), its owner and the admin see it.
+#[test]
+fn wps2_job_operations_answer_only_the_owner_and_admins() {
+    let a = start("access-wps2", "jobaccess = owner");
+    let v2 = "/wps?service=WPS&version=2.0.0";
+    let submit2 = |user: &str| -> String {
+        let r = get(
+            &a,
+            user,
+            &format!(
+                "{v2}&request=Execute&identifier=echo&mode=async&DataInputs=literalInput={user}"
+            ),
+        );
+        let t = r.text();
+        assert_eq!(r.status, 200, "{t}");
+        assert_valid(&r.body);
+        t.split("<wps:JobID>")
+            .nth(1)
+            .and_then(|s| s.split('<').next())
+            .unwrap()
+            .to_owned()
+    };
+    let wait = |user: &str, id: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !get(&a, user, &format!("{v2}&request=GetStatus&JobID={id}"))
+            .text()
+            .contains("<wps:Status>Succeeded</wps:Status>")
+        {
+            assert!(Instant::now() < deadline, "{}", a.error_log());
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    };
+    let ann = submit2("ann");
+    wait("ann", &ann);
+    // a job submitted through WPS 1.0.0 is guarded the same way through 2.0
+    let (ann1_status, _) = submit(&a, "ann");
+    let ann1 = ann1_status[13..49].to_owned();
+    for id in [&ann, &ann1] {
+        for op in ["GetStatus", "GetResult"] {
+            let path = format!("{v2}&request={op}&JobID={id}");
+            let other = get(&a, "bob", &path);
+            other.assert_exception(404, "NoSuchJob", Some("JobID"));
+            let unknown = get(
+                &a,
+                "bob",
+                &path.replace(id.as_str(), "00000000-0000-4000-8000-000000000000"),
+            );
+            assert_eq!(
+                other.text().replace(id.as_str(), "X"),
+                unknown
+                    .text()
+                    .replace("00000000-0000-4000-8000-000000000000", "X")
+            );
+            for user in ["ann", "root"] {
+                let r = get(&a, user, &path);
+                assert_eq!(r.status, 200, "{user} {op}: {}", r.text());
+                assert_valid(&r.body);
+            }
+        }
+        let r = get(&a, "ann", &format!("{v2}&request=GetResult&JobID={id}")).text();
+        assert!(r.contains("<wps:Output id="), "{r}");
+        get(&a, "bob", &format!("{v2}&request=Dismiss&JobID={id}")).assert_exception(
+            404,
+            "NoSuchJob",
+            Some("JobID"),
+        );
+    }
+    // the owner dismisses one, the admin the other
+    for (user, id) in [("ann", &ann), ("root", &ann1)] {
+        let r = get(&a, user, &format!("{v2}&request=Dismiss&JobID={id}"));
+        assert!(
+            r.text().contains("<wps:Status>Dismissed</wps:Status>"),
+            "{}",
+            r.text()
+        );
+        get(&a, "ann", &format!("{v2}&request=GetStatus&JobID={id}")).assert_exception(
+            404,
+            "NoSuchJob",
+            Some("JobID"),
+        );
+    }
+}

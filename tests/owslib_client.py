@@ -13,7 +13,7 @@ url = sys.argv[1]
 wps = WebProcessingService(url, version="1.0.0", skip_caps=True)
 wps.getcapabilities()
 ids = sorted(p.identifier for p in wps.processes)
-assert ids == ["area", "boundingbox", "buffer", "centroids", "feature_count", "say_hello", "sleep", "testjson", "ultimate_question"], ids
+assert ids == ["area", "boundingbox", "buffer", "centroids", "echo", "feature_count", "say_hello", "sleep", "testjson", "ultimate_question"], ids
 assert wps.identification.title == "Test WPS", wps.identification.title
 
 p = wps.describeprocess("say_hello")

@@ -221,7 +221,7 @@ fn exception_cases() {
         ("/wps?service=WPS&version=1.0.0&request=DescribeProcess", 400, "MissingParameterValue", Some("identifier")),
         ("/wps?service=WPS&version=1.0.0&request=DescribeProcess&identifier=nope", 400, "InvalidParameterValue", Some("identifier")),
         ("/wps?service=WPS&request=DescribeProcess&identifier=sleep", 400, "MissingParameterValue", Some("version")),
-        ("/wps?service=WPS&version=2.0.0&request=DescribeProcess&identifier=sleep", 400, "InvalidParameterValue", Some("version")),
+        ("/wps?service=WPS&version=3.0.0&request=DescribeProcess&identifier=sleep", 400, "InvalidParameterValue", Some("version")),
         ("/wps?service=WPS&version=0.4.0&request=Execute&identifier=say_hello&DataInputs=name=x", 400, "InvalidParameterValue", Some("version")),
         ("/wps?service=WPS&version=1.0.0&request=Execute", 400, "MissingParameterValue", Some("identifier")),
         ("/wps?service=WPS&version=1.0.0&request=Execute&identifier=nope", 400, "InvalidParameterValue", Some("identifier")),

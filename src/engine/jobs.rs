@@ -261,6 +261,10 @@ impl Service {
     ) -> WpsResult<Vec<JobOutput>> {
         let mut v = Vec::new();
         for r in requested_outputs(&desc.outputs, asked) {
+            // "all outputs": those the process produced (e.g. `echo` answers only what it got)
+            if asked.is_empty() && outputs.get(&r.identifier).is_none() {
+                continue;
+            }
             let value = produced(outputs, &r)?;
             let write = |ext: &str, data: &[u8]| -> WpsResult<String> {
                 let name = format!("{}.{ext}", r.identifier);

@@ -62,7 +62,13 @@ fn validate_inputs_impl(
             )
         })?;
         let id = i.identifier.as_str();
-        let bad = |m: String| WpsError::invalid(id, format!("Input '{id}': {m}"));
+        let bad = |m: String| {
+            WpsError::new(
+                ExceptionCode::WrongInputData,
+                Some(id),
+                format!("Input '{id}': {m}"),
+            )
+        };
         let size = match &i.data {
             InputData::Literal(l) => l.value.len(),
             // base64 text: the size it decodes to (checked exactly once decoded, below)
@@ -174,8 +180,9 @@ fn validate_inputs_impl(
     for spec in &desc.inputs {
         let n = out.iter().filter(|(k, _)| *k == spec.identifier).count() as u32;
         if n > spec.max_occurs {
-            return Err(WpsError::invalid(
-                &spec.identifier,
+            return Err(WpsError::new(
+                ExceptionCode::TooManyInputs,
+                Some(&spec.identifier),
                 format!(
                     "Input '{}' occurs {n} times; at most {} allowed",
                     spec.identifier, spec.max_occurs

@@ -29,6 +29,9 @@ struct Shared {
     wake: Mutex<bool>,
     cond: Condvar,
     shutdown: AtomicBool,
+    /// Stopping: no more claims, orphans or retention, but the jobs that run here are still
+    /// supervised (time limits, Dismiss from any child) until `shutdown`.
+    draining: AtomicBool,
 }
 
 impl Shared {
@@ -65,6 +68,7 @@ impl Dispatcher {
                 wake: Mutex::new(false),
                 cond: Condvar::new(),
                 shutdown: AtomicBool::new(false),
+                draining: AtomicBool::new(false),
             }),
             log,
             thread: Mutex::new(None),
@@ -82,6 +86,14 @@ impl Dispatcher {
     pub fn waker(&self) -> Arc<dyn Fn() + Send + Sync> {
         let shared = self.shared.clone();
         Arc::new(move || shared.notify())
+    }
+
+    /// Stops claiming jobs (and adopting orphans) but keeps supervising the jobs this child
+    /// runs, so that a graceful stop still honours their time limits and Dismiss while the
+    /// pools drain.
+    pub fn drain(&self) {
+        self.shared.draining.store(true, Ordering::SeqCst);
+        self.shared.notify();
     }
 
     /// Stops claiming jobs and waits for the thread. Jobs still running when the child exits
@@ -171,7 +183,7 @@ impl Dispatcher {
         loop {
             let r = catch_unwind(AssertUnwindSafe(|| {
                 self.executor.supervise();
-                if !self.claims {
+                if !self.claims || self.shared.draining.load(Ordering::SeqCst) {
                     return;
                 }
                 if last_scan.elapsed() >= ORPHAN_SCAN {

@@ -8,6 +8,8 @@ pub mod outputs;
 pub mod router;
 pub mod status_page;
 pub mod wps1;
-pub mod xml_reader;
+pub mod wps2;
+pub mod xml;
+pub mod xml_read;
 
 pub use http::{Body, HttpRequest, HttpResponse};

@@ -19,6 +19,16 @@ pub enum ExceptionCode {
     NoSuchFormat,
     /// A referenced input could not be fetched (refused or failed).
     DataNotAccessible,
+    /// An input occurs more often than its `maxOccurs` (or the request has too many inputs).
+    TooManyInputs,
+    /// An input value does not fit its description (type, allowed values, CRS, dimensions).
+    WrongInputData,
+    /// More outputs asked for than can be delivered (an output twice, several raw outputs).
+    TooManyOutputs,
+    /// The process does not support the execution mode asked for.
+    NoSuchMode,
+    /// The job's process failed (WPS 2.0 GetResult of a failed job).
+    FailedExecution,
     /// No job by that id (or not the caller's).
     NoSuchJob,
     /// The job has not finished.
@@ -43,6 +53,11 @@ impl ExceptionCode {
             Self::NoSuchOutput => "NoSuchOutput",
             Self::NoSuchFormat => "NoSuchFormat",
             Self::DataNotAccessible => "DataNotAccessible",
+            Self::TooManyInputs => "TooManyInputs",
+            Self::WrongInputData => "WrongInputData",
+            Self::TooManyOutputs => "TooManyOutputs",
+            Self::NoSuchMode => "NoSuchMode",
+            Self::FailedExecution => "FailedExecution",
             Self::NoSuchJob => "NoSuchJob",
             Self::ResultNotReady => "ResultNotReady",
             Self::MissingParameterValue => "MissingParameterValue",
@@ -66,8 +81,12 @@ impl ExceptionCode {
             | Self::NoSuchOutput
             | Self::NoSuchFormat
             | Self::DataNotAccessible
+            | Self::TooManyInputs
+            | Self::WrongInputData
+            | Self::TooManyOutputs
+            | Self::NoSuchMode
             | Self::NoSuchJob => Self::InvalidParameterValue,
-            Self::ResultNotReady => Self::NoApplicableCode,
+            Self::ResultNotReady | Self::FailedExecution => Self::NoApplicableCode,
             c => c,
         }
     }
@@ -80,13 +99,17 @@ impl ExceptionCode {
             | Self::NoSuchOutput
             | Self::NoSuchFormat
             | Self::DataNotAccessible
+            | Self::TooManyInputs
+            | Self::WrongInputData
+            | Self::TooManyOutputs
+            | Self::NoSuchMode
             | Self::ResultNotReady => 400,
             Self::MissingParameterValue
             | Self::InvalidParameterValue
             | Self::VersionNegotiationFailed
             | Self::StorageNotSupported => 400,
             Self::OperationNotSupported | Self::OptionNotSupported => 501,
-            Self::NoApplicableCode => 500,
+            Self::NoApplicableCode | Self::FailedExecution => 500,
             Self::ServerBusy => 503,
             Self::FileSizeExceeded => 413,
             Self::NotEnoughStorage => 507,

@@ -195,7 +195,9 @@ fn the_api_prefix_is_configurable_and_urls_follow_server_url() {
             &format!("[server]\napiprefix = {bad}\n"),
             std::path::Path::new("/x.cfg"),
         );
-        let e = cfg.err().unwrap_or_else(|| panic!("apiprefix = {bad} accepted"));
+        let e = cfg
+            .err()
+            .unwrap_or_else(|| panic!("apiprefix = {bad} accepted"));
         assert!(e.message.contains("apiprefix"), "{}", e.message);
     }
     let j = json_of(&get(&fx, "ogc/processes"));

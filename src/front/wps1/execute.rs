@@ -141,6 +141,9 @@ fn sync_entries<'a>(
         let spec = desc
             .output(&r.identifier)
             .ok_or_else(|| WpsError::no_applicable(format!("no output '{}'", r.identifier)))?;
+        if job.outputs.is_empty() && outputs.get(&r.identifier).is_none() {
+            continue; // all outputs asked: those the process produced
+        }
         let value = produced(outputs, r)?;
         let href = stored
             .iter()

@@ -133,7 +133,7 @@ pub(crate) fn check_version(version: Option<&str>) -> WpsResult<()> {
         Some("1.0.0") => Ok(()),
         Some(v) => Err(WpsError::invalid(
             "version",
-            format!("version '{v}' is not supported; only 1.0.0 is"),
+            format!("version '{v}' is not supported; supported: 1.0.0, 2.0.0"),
         )),
     }
 }
@@ -145,7 +145,7 @@ pub(crate) fn version_negotiation_failed(versions: &[String]) -> WpsError {
     WpsError::new(
         ExceptionCode::VersionNegotiationFailed,
         None,
-        format!("none of the versions {versions:?} is supported; only 1.0.0 is"),
+        format!("none of the versions {versions:?} is supported; supported: 1.0.0, 2.0.0"),
     )
 }
 
@@ -236,7 +236,7 @@ fn attr(attrs: &[(String, String)], name: &str) -> Option<String> {
 /// Largest `DataInputs` value (after %-decoding of the query), in bytes.
 pub const MAX_DATA_INPUTS_LEN: usize = 1024 * 1024;
 
-fn parse_data_inputs(s: &str) -> WpsResult<Vec<Input>> {
+pub(crate) fn parse_data_inputs(s: &str) -> WpsResult<Vec<Input>> {
     if s.len() > MAX_DATA_INPUTS_LEN {
         return Err(WpsError::new(
             ExceptionCode::FileSizeExceeded,
@@ -296,7 +296,7 @@ fn parse_data_inputs(s: &str) -> WpsResult<Vec<Input>> {
     Ok(inputs)
 }
 
-fn parse_outputs(s: &str, locator: &str) -> WpsResult<Vec<OutputRequest>> {
+pub(crate) fn parse_outputs(s: &str, locator: &str) -> WpsResult<Vec<OutputRequest>> {
     let mut outputs = Vec::new();
     for (head, attrs) in split_items(s, locator)? {
         // Accept both `out@attr=..` and the spec example form `out=@attr=..`.
@@ -308,9 +308,18 @@ fn parse_outputs(s: &str, locator: &str) -> WpsResult<Vec<OutputRequest>> {
                 format!("output without identifier in {locator}"),
             ));
         }
-        let as_reference = match attr(&attrs, "asreference") {
-            None => false,
-            Some(v) => parse_flag(Some(&v), locator)?,
+        // `transmission=value|reference` is the WPS 2.0 spelling
+        let as_reference = match (attr(&attrs, "asreference"), attr(&attrs, "transmission")) {
+            (Some(v), _) => parse_flag(Some(&v), locator)?,
+            (None, Some(t)) if t.trim().eq_ignore_ascii_case("reference") => true,
+            (None, Some(t)) if t.trim().eq_ignore_ascii_case("value") => false,
+            (None, Some(t)) => {
+                return Err(WpsError::invalid(
+                    locator,
+                    format!("transmission must be 'value' or 'reference', not '{t}'"),
+                ))
+            }
+            (None, None) => false,
         };
         outputs.push(OutputRequest {
             identifier,

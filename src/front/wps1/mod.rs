@@ -6,8 +6,10 @@ pub mod kvp;
 pub mod request;
 pub mod response;
 pub mod status;
-pub mod xml;
 pub mod xml_request;
+
+/// The XML writer (shared by the fronts).
+pub use super::xml;
 
 use super::http::{Body, HttpRequest, HttpResponse};
 use crate::engine::{Backend, Service};

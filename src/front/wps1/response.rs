@@ -2,7 +2,7 @@
 //! ows:ExceptionReport. Every document written here validates against the official schemas
 //! (checked by the integration tests with `wps-validate`).
 
-use super::xml::{Xml, NS_OWS, NS_WPS, NS_XLINK, NS_XSI};
+use super::xml::{is_xml_mime, strip_xml_decl, well_formed, Xml, NS_OWS, NS_WPS, NS_XLINK, NS_XSI};
 use crate::config::service::Metadata;
 use crate::model::{
     Allowed, DataSpec, InputSpec, LiteralSpec, OutputSpec, OutputValue, ProcessDescription,
@@ -585,38 +585,6 @@ fn output_entry(x: &mut Xml, o: &OutputEntry) {
         x.close("wps:Data");
     }
     x.close("wps:Output");
-}
-
-fn is_xml_mime(m: &str) -> bool {
-    let m = m.to_ascii_lowercase();
-    m.ends_with("/xml") || m.ends_with("+xml")
-}
-
-fn strip_xml_decl(s: &str) -> &str {
-    let t = s.trim_start();
-    if t.starts_with("<?xml") {
-        if let Some(end) = t.find("?>") {
-            return &t[end + 2..];
-        }
-    }
-    t
-}
-
-/// True when `s` is a well-formed XML fragment (so it can be embedded as markup).
-fn well_formed(s: &str) -> bool {
-    let mut r = quick_xml::Reader::from_str(s);
-    r.config_mut().check_end_names = true;
-    let mut depth = 0i64;
-    loop {
-        match r.read_event() {
-            Ok(quick_xml::events::Event::Start(_)) => depth += 1,
-            Ok(quick_xml::events::Event::End(_)) => depth -= 1,
-            Ok(quick_xml::events::Event::DocType(_)) => return false,
-            Ok(quick_xml::events::Event::Eof) => return depth == 0,
-            Ok(_) => {}
-            Err(_) => return false,
-        }
-    }
 }
 
 #[cfg(test)]

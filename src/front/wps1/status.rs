@@ -74,6 +74,9 @@ fn stored_entries<'a>(
             .iter()
             .find(|s| s.identifier == r.identifier)
             .ok_or_else(|| WpsError::no_applicable(format!("no output '{}'", r.identifier)))?;
+        if job.outputs.is_empty() && job.output(&r.identifier).is_none() {
+            continue; // all outputs asked: those the process produced
+        }
         let stored = job.output(&r.identifier).ok_or_else(|| {
             WpsError::no_applicable(format!("the job has no output '{}'", r.identifier))
         })?;

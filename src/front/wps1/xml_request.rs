@@ -1,35 +1,12 @@
-//! WPS 1.0.0 XML (HTTP POST) request parsing.
-//!
-//! The body is decoded (UTF-8, UTF-16 with a byte order mark, ISO-8859-1), then read into a
-//! small element tree of the request's own structure, then interpreted. Reading costs time
-//! and memory linear in the size of the body, whatever its shape: namespace prefixes are
-//! resolved with one hash lookup each (not by searching every declaration in scope), duplicate
-//! attributes are found by sorting, and the content of `wps:ComplexData` / `wps:Body` (inline
-//! data of any size, e.g. GML) is checked (well-formed, prefixes declared, depth) but not kept
-//! as a tree: it is kept verbatim as the original text. Elements of other namespaces in the
-//! request's structure are checked and skipped likewise (nothing reads them). DOCTYPEs are refused and only the
-//! predefined XML entities are known. Namespace prefixes used inside inline content but declared
-//! on ancestors are not re-declared (acceptable for now).
+//! WPS 1.0.0 XML (HTTP POST) request parsing, on the shared reader (`front::xml_read`).
 
 use super::kvp::{check_version, version_negotiation_failed};
 use super::request::*;
-use crate::front::xml_reader::{decode, read_tree, Dialect, Elem};
-pub use crate::front::xml_reader::{
-    MAX_ATTRIBUTES, MAX_DEPTH, MAX_NAMESPACES_IN_SCOPE, MAX_STRUCTURE_ATTRIBUTES,
-    MAX_STRUCTURE_ELEMENTS,
+use crate::front::xml_read::{
+    decode, read_tree, Elem, NS_OWS11 as NS_OWS, NS_WPS1 as NS_WPS, NS_XLINK,
 };
 use crate::model::check_bbox;
 use crate::model::*;
-
-const NS_WPS: &str = "http://www.opengis.net/wps/1.0.0";
-const NS_OWS: &str = "http://www.opengis.net/ows/1.1";
-const NS_XLINK: &str = "http://www.w3.org/1999/xlink";
-
-/// WPS 1.0.0 requests: WPS and OWS elements; inline data in `wps:ComplexData` and `wps:Body`.
-const WPS1: Dialect = Dialect {
-    kept: &[NS_WPS, NS_OWS],
-    inline: &[(NS_WPS, "ComplexData"), (NS_WPS, "Body")],
-};
 
 /// Parses a WPS 1.0.0 XML request body.
 pub fn parse(body: &[u8]) -> WpsResult<Request> {
@@ -38,7 +15,7 @@ pub fn parse(body: &[u8]) -> WpsResult<Request> {
         return Err(WpsError::missing("request", "empty request body"));
     }
     let doc = doc.as_ref();
-    let root = read_tree(doc, &WPS1)?;
+    let root = read_tree(doc)?;
 
     let op = root.local.as_str();
     let known = root.ns.as_deref() == Some(NS_WPS)
@@ -285,6 +262,7 @@ fn parse_input(input: &Elem, doc: &str) -> WpsResult<Input> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::front::xml_read::{MAX_STRUCTURE_ATTRIBUTES, MAX_STRUCTURE_ELEMENTS};
 
     const NS: &str = r#"xmlns:wps="http://www.opengis.net/wps/1.0.0" xmlns:ows="http://www.opengis.net/ows/1.1" xmlns:xlink="http://www.w3.org/1999/xlink""#;
 

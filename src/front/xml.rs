@@ -118,6 +118,40 @@ impl Xml {
     }
 }
 
+/// Whether a media type is XML (`…/xml`, `…+xml`).
+pub fn is_xml_mime(m: &str) -> bool {
+    let m = m.to_ascii_lowercase();
+    m.ends_with("/xml") || m.ends_with("+xml")
+}
+
+/// The document without its XML declaration (for embedding it).
+pub fn strip_xml_decl(s: &str) -> &str {
+    let t = s.trim_start();
+    if t.starts_with("<?xml") {
+        if let Some(end) = t.find("?>") {
+            return &t[end + 2..];
+        }
+    }
+    t
+}
+
+/// True when `s` is a well-formed XML fragment (so it can be embedded as markup).
+pub fn well_formed(s: &str) -> bool {
+    let mut r = quick_xml::Reader::from_str(s);
+    r.config_mut().check_end_names = true;
+    let mut depth = 0i64;
+    loop {
+        match r.read_event() {
+            Ok(quick_xml::events::Event::Start(_)) => depth += 1,
+            Ok(quick_xml::events::Event::End(_)) => depth -= 1,
+            Ok(quick_xml::events::Event::DocType(_)) => return false,
+            Ok(quick_xml::events::Event::Eof) => return depth == 0,
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,9 +1,16 @@
-//! A bounded, namespace-aware XML reader for request bodies: the body is decoded (UTF-8,
-//! UTF-16 with a byte order mark, ISO-8859-1 when declared), then read into a tree of the
-//! request's own elements (the namespaces of a [`Dialect`]) while the content of inline-data
-//! elements is checked but kept only as text. Cost is linear in the body whatever its shape:
-//! one hash lookup per prefix, caps on depth, attributes, namespace declarations and kept
-//! elements. Shared by the XML fronts (WPS 1.0.0, WPS 2.0).
+//! Reading XML request bodies (both WPS versions): the body is decoded (UTF-8, UTF-16 with a
+//! byte order mark, ISO-8859-1), then read into a small element tree of the request's own
+//! structure, which each front interprets.
+//!
+//! Reading costs time
+//! and memory linear in the size of the body, whatever its shape: namespace prefixes are
+//! resolved with one hash lookup each (not by searching every declaration in scope), duplicate
+//! attributes are found by sorting, and the content of WPS 1.0.0 `wps:ComplexData` and of `wps:Body` (inline
+//! data of any size, e.g. GML) is checked (well-formed, prefixes declared, depth) but not kept
+//! as a tree: it is kept verbatim as the original text. Elements of other namespaces in the
+//! request's structure (e.g. the GML inside a WPS 2.0 `wps:Data`) are checked and skipped likewise; their parent keeps its inner markup verbatim (nothing reads them). DOCTYPEs are refused and only the
+//! predefined XML entities are known. Namespace prefixes used inside inline content but declared
+//! on ancestors are not re-declared (acceptable for now).
 
 use crate::model::{WpsError, WpsResult};
 use quick_xml::events::{BytesStart, Event};
@@ -13,15 +20,12 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-const NS_XLINK: &str = "http://www.w3.org/1999/xlink";
-const NS_XML: &str = "http://www.w3.org/XML/1998/namespace";
-
-/// What a protocol's requests look like: the namespaces of their own elements (kept as a
-/// tree), and the elements whose content is data (kept verbatim).
-pub struct Dialect {
-    pub kept: &'static [&'static str],
-    pub inline: &'static [(&'static str, &'static str)],
-}
+pub const NS_WPS1: &str = "http://www.opengis.net/wps/1.0.0";
+pub const NS_OWS11: &str = "http://www.opengis.net/ows/1.1";
+pub const NS_WPS2: &str = "http://www.opengis.net/wps/2.0";
+pub const NS_OWS2: &str = "http://www.opengis.net/ows/2.0";
+pub const NS_XLINK: &str = "http://www.w3.org/1999/xlink";
+pub const NS_XML: &str = "http://www.w3.org/XML/1998/namespace";
 
 /// Elements open at once.
 pub const MAX_DEPTH: usize = 64;
@@ -30,7 +34,7 @@ pub const MAX_DEPTH: usize = 64;
 /// namespaces, are checked but not kept and not counted). Bounds the tree's memory; 1000
 /// inputs (`MAX_INPUTS`) with every optional element need fewer than 10 000.
 pub const MAX_STRUCTURE_ELEMENTS: usize = 20_000;
-/// Attributes kept on those elements (unqualified and `xlink:` ones; others are not used).
+/// Attributes kept on those elements (unqualified, `xlink:` and `xml:` ones; others are not used).
 pub const MAX_STRUCTURE_ATTRIBUTES: usize = 100_000;
 /// Attributes (namespace declarations included) on one element.
 pub const MAX_ATTRIBUTES: usize = 256;
@@ -45,9 +49,9 @@ pub struct Elem {
     /// Child elements and text; for `wps:ComplexData` / `wps:Body` only the text.
     pub children: Vec<Node>,
     /// Whether it has child elements (also those of inline content, not in `children`).
-    pub has_elements: bool,
+    has_elements: bool,
     /// Byte range of the element content in the (decoded) document.
-    pub inner: (usize, usize),
+    inner: (usize, usize),
 }
 
 pub enum Node {
@@ -60,8 +64,8 @@ impl Elem {
         self.ns.as_deref() == Some(ns) && self.local == local
     }
     /// Elements whose content is data, kept verbatim rather than as a tree.
-    fn holds_inline_content(&self, dialect: &Dialect) -> bool {
-        dialect.inline.iter().any(|(ns, local)| self.is(ns, local))
+    fn holds_inline_content(&self) -> bool {
+        self.is(NS_WPS1, "ComplexData") || self.is(NS_WPS1, "Body") || self.is(NS_WPS2, "Body")
     }
     pub fn elems(&self) -> impl Iterator<Item = &Elem> {
         self.children.iter().filter_map(|n| match n {
@@ -186,7 +190,6 @@ impl Scopes {
 /// scope. Returns the element if it is kept in the tree: when `structure` (not inside inline
 /// content) and it is the root or a WPS or OWS element.
 fn start_tag(
-    dialect: &Dialect,
     e: &BytesStart,
     scopes: &mut Scopes,
     structure: bool,
@@ -232,12 +235,13 @@ fn start_tag(
     scopes.push_element(decls)?;
     let (local, prefix) = e.name().decompose();
     let ns = scopes.resolve(prefix.map(|p| p.into_inner()), true)?;
-    let keep = structure && (is_root || ns.as_deref().is_some_and(|n| dialect.kept.contains(&n)));
+    let keep = structure
+        && (is_root || matches!(ns.as_deref(), Some(NS_WPS1 | NS_OWS11 | NS_WPS2 | NS_OWS2)));
     let mut attrs = Vec::new();
     for (key, value) in plain {
         let (alocal, aprefix) = key.decompose();
         let ans = scopes.resolve(aprefix.map(|p| p.into_inner()), false)?;
-        if keep && matches!(ans.as_deref(), None | Some(NS_XLINK)) {
+        if keep && matches!(ans.as_deref(), None | Some(NS_XLINK) | Some(NS_XML)) {
             attrs.push((
                 ans,
                 String::from_utf8_lossy(alocal.into_inner()).into_owned(),
@@ -282,7 +286,7 @@ fn close(stack: &mut [Elem], root: &mut Option<Elem>, mut el: Elem, end: usize) 
 }
 
 /// Reads the document into an element tree, enforcing the robustness limits.
-pub fn read_tree(doc: &str, dialect: &Dialect) -> WpsResult<Elem> {
+pub fn read_tree(doc: &str) -> WpsResult<Elem> {
     let mut reader = Reader::from_str(doc);
     let mut scopes = Scopes::new();
     // The open elements of the request's structure...
@@ -307,13 +311,11 @@ pub fn read_tree(doc: &str, dialect: &Dialect) -> WpsResult<Elem> {
                         "elements nested deeper than {MAX_DEPTH}"
                     )));
                 }
-                let inline = inline_open > 0
-                    || stack
-                        .last()
-                        .is_some_and(|e| e.holds_inline_content(dialect));
+                let inline =
+                    inline_open > 0 || stack.last().is_some_and(Elem::holds_inline_content);
                 let is_root = stack.is_empty() && inline_open == 0;
                 let pos = reader.buffer_position();
-                let el = start_tag(dialect, e, &mut scopes, !inline, is_root, pos)?;
+                let el = start_tag(e, &mut scopes, !inline, is_root, pos)?;
                 if let Some(el) = &el {
                     kept += 1;
                     kept_attrs += el.attrs.len();
@@ -449,4 +451,32 @@ pub fn decode(body: &[u8]) -> WpsResult<Cow<'_, str>> {
         }
     }
     Ok(text)
+}
+
+/// The namespace of the root element of an XML body (`None` when it cannot be told): read
+/// from the root's own start tag only, the one place its prefix can be declared. Costs no
+/// more than reading that tag; the body is read in full later by the front it goes to.
+pub fn root_namespace(body: &[u8]) -> Option<String> {
+    let doc = decode(body).ok()?;
+    let mut reader = Reader::from_str(&doc);
+    loop {
+        match reader.read_event().ok()? {
+            Event::Start(e) | Event::Empty(e) => {
+                let (_, prefix) = e.name().decompose();
+                let wanted: Vec<u8> = match prefix {
+                    Some(p) => [b"xmlns:".as_slice(), p.into_inner()].concat(),
+                    None => b"xmlns".to_vec(),
+                };
+                for a in e.attributes().with_checks(false).take(MAX_ATTRIBUTES) {
+                    let a = a.ok()?;
+                    if a.key.into_inner() == wanted.as_slice() {
+                        return a.unescape_value().ok().map(|v| v.into_owned());
+                    }
+                }
+                return None;
+            }
+            Event::Eof => return None,
+            _ => {}
+        }
+    }
 }
