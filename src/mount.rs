@@ -128,6 +128,7 @@ impl ChildState {
                 let mut m = HashMap::new();
                 let groups = std::iter::once(a.group())
                     .chain(generation.location_groups.iter().map(String::as_str));
+                let mut wake = None;
                 for g in groups {
                     if let (false, Some(pool)) = (m.contains_key(g), pools.get(g)) {
                         let runner = Runner::new(a.service.clone(), pool.clone(), log.clone());
@@ -139,9 +140,14 @@ impl ChildState {
                             log.clone(),
                         );
                         runner.on_wake(dispatcher.waker());
+                        if claims {
+                            wake = Some(dispatcher.waker());
+                        }
                         m.insert(g.to_string(), Mounted { runner, dispatcher });
                     }
                 }
+                // the store's connections and threads, if it has any: in this child only
+                a.service.store.start_child(log.clone(), wake);
                 m
             })
             .collect();
