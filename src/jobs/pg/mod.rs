@@ -64,7 +64,10 @@ pub(crate) struct Inner {
     slots: u32,
     max_queued: u32,
     lease: Duration,
-    me: Ident,
+    /// This process (the store is made in the Apache parent: see `me`).
+    me: Mutex<Ident>,
+    /// Tests: `me` is fixed.
+    pretend: bool,
     schema: Mutex<bool>,
     /// A job may be waiting (queued here or announced by NOTIFY).
     work: AtomicBool,
@@ -164,6 +167,16 @@ pub(crate) fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> std::io::Resu
 }
 
 impl Inner {
+    /// Who this process is: found again after a fork (the store is made in the parent, which
+    /// never uses it; its children do).
+    fn me(&self) -> Ident {
+        let mut me = lock(&self.me);
+        if !self.pretend && me.pid != std::process::id() as i32 {
+            *me = Ident::me();
+        }
+        me.clone()
+    }
+
     fn lease_secs(&self) -> f64 {
         self.lease.as_secs_f64()
     }
@@ -197,7 +210,8 @@ impl Inner {
             }
             Err(e) => return Err(conn::store_err(&e)),
         }
-        let host = self.me.name.rsplit_once(':').map(|(h, _)| h).unwrap_or("");
+        let me = self.me();
+        let host = me.name.rsplit_once(':').map(|(h, _)| h).unwrap_or("");
         match schema::check_hosts(&mut c, host, &self.outputs, self.slots) {
             Ok(complaints) => {
                 for m in complaints {
@@ -267,7 +281,8 @@ impl PgStore {
                 slots,
                 max_queued,
                 lease,
-                me: Ident::me(),
+                me: Mutex::new(Ident::me()),
+                pretend: false,
                 schema: Mutex::new(false),
                 work: AtomicBool::new(true),
                 last_empty: Mutex::new(None),
@@ -293,10 +308,11 @@ impl PgStore {
     }
 
     /// The claim rows of the dead (gone from this machine, or lease expired) for adoption.
-    fn adopt(&self, c: &mut Client) -> Result<Vec<(Row, String)>, postgres::Error> {
-        let me = &self.inner.me;
+    /// Returns the rows as taken, the new token and the previous owner.
+    fn adopt(&self, c: &mut Client) -> Result<Vec<(Row, String, Option<String>)>, postgres::Error> {
+        let me = &self.inner.me();
         let rows = c.query(
-            "SELECT id, token, owner_ns, owner_pid, owner_start, coalesce(lease_until < now(), true)
+            "SELECT id, token, owner_ns, owner_pid, owner_start, coalesce(lease_until < now(), true), owner
              FROM wps_jobs WHERE state = 'running' AND (lease_until < now() OR lease_until IS NULL OR owner_ns = $1)",
             &[&me.ns],
         )?;
@@ -329,7 +345,7 @@ impl PgStore {
                 &[&id, &new, &old, &me.name, &me.ns, &me.pid, &me.start, &self.inner.lease_secs()],
             )?;
             if let Some(row) = taken {
-                out.push((row, new));
+                out.push((row, new, r.get(6)));
             }
         }
         // slots of holders gone from this machine
@@ -368,12 +384,13 @@ impl PgStore {
     /// Pretends to be process `pid` of another host (tests: several hosts in one process).
     fn pretend(mut self, pid: i32) -> PgStore {
         let inner = Arc::get_mut(&mut self.inner).expect("a new store");
-        inner.me = Ident {
+        inner.me = Mutex::new(Ident {
             name: format!("host{pid}:{pid}"),
             ns: format!("test-host-{pid}"),
             pid,
             start: 1,
-        };
+        });
+        inner.pretend = true;
         self
     }
 

@@ -76,7 +76,7 @@ impl JobStore for PgStore {
             return Ok(None);
         }
         let t = token();
-        let me = &inner.me;
+        let me = &inner.me();
         let n: Option<i32> = inner.db(|c| {
             Ok(c.query_opt(
                 "UPDATE wps_slots SET token = $1, owner = $2, owner_ns = $3, owner_pid = $4, owner_start = $5,
@@ -110,7 +110,7 @@ impl JobStore for PgStore {
         // cleared first: a job announced while the query runs is not missed
         inner.work.store(false, Ordering::SeqCst);
         let t = token();
-        let me = &inner.me;
+        let me = &inner.me();
         let row = inner.db(|c| {
             c.query_opt(
                 &format!(
@@ -261,11 +261,18 @@ impl JobStore for PgStore {
     }
 
     fn orphans(&self) -> StoreResult<Vec<Claim>> {
-        let taken = self.inner.db(|c| self.adopt(c))?;
+        let taken = match self.inner.db(|c| self.adopt(c)) {
+            Ok(t) => t,
+            // the outage is logged once by the pool, not every second by the dispatcher
+            Err(StoreError::Down(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
         let mut out = Vec::new();
-        for (row, t) in taken {
+        for (row, t, previous) in taken {
             let cancel: bool = row.get("cancel");
-            let r = record(&row)?;
+            let mut r = record(&row)?;
+            // whose job it was (for the log)
+            r.owner = previous;
             if cancel {
                 // dismissed, and its owner is gone: nothing left to stop
                 self.inner.db(|c| {
@@ -389,7 +396,7 @@ impl JobStore for PgStore {
                 "invalid output name '{id}/{name}'"
             )));
         }
-        let me = &self.inner.me;
+        let me = &self.inner.me();
         let owner = self.inner.db(|c| {
             c.query_opt(
                 "SELECT state = 'running' AND owner_ns = $2 AND owner_pid = $3 FROM wps_jobs WHERE id = $1",
