@@ -130,8 +130,7 @@ impl ChildState {
                     .chain(generation.location_groups.iter().map(String::as_str));
                 // the store's connections and threads, if it has any: in this child only,
                 // before the dispatchers use it; they are woken through `wake`
-                let wake: Arc<std::sync::Mutex<Option<Arc<dyn Fn() + Send + Sync>>>> =
-                    Arc::default();
+                let wake: Arc<std::sync::Mutex<Option<crate::jobs::Waker>>> = Arc::default();
                 let w2 = wake.clone();
                 a.service.store.start_child(
                     log.clone(),
