@@ -128,6 +128,19 @@ impl ChildState {
                 let mut m = HashMap::new();
                 let groups = std::iter::once(a.group())
                     .chain(generation.location_groups.iter().map(String::as_str));
+                // the store's connections and threads, if it has any: in this child only,
+                // before the dispatchers use it; they are woken through `wake`
+                let wake: Arc<std::sync::Mutex<Option<crate::jobs::Waker>>> = Arc::default();
+                let w2 = wake.clone();
+                a.service.store.start_child(
+                    log.clone(),
+                    Some(Arc::new(move || {
+                        let f = w2.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                        if let Some(f) = f {
+                            f();
+                        }
+                    })),
+                );
                 for g in groups {
                     if let (false, Some(pool)) = (m.contains_key(g), pools.get(g)) {
                         let runner = Runner::new(a.service.clone(), pool.clone(), log.clone());
@@ -139,6 +152,10 @@ impl ChildState {
                             log.clone(),
                         );
                         runner.on_wake(dispatcher.waker());
+                        if claims {
+                            *wake.lock().unwrap_or_else(|e| e.into_inner()) =
+                                Some(dispatcher.waker());
+                        }
                         m.insert(g.to_string(), Mounted { runner, dispatcher });
                     }
                 }

@@ -101,7 +101,7 @@ const METADATA_KEYS: &str = "identification_title identification_abstract \
 
 const SERVER_KEYS: &str = "url outputurl outputpath workdir maxsingleinputsize maxrequestsize \
     parallelprocesses maxprocesses language processtimeout retention allowedinputpaths allowedhosts jobaccess jobadmins \
-    apiprefix";
+    apiprefix jobstore jobstorepassfile jobstoreconnections joblease";
 
 /// `[server]` settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -130,6 +130,25 @@ pub struct Server {
     /// `apiprefix`: the path segment below the alias where OGC API – Processes is served
     /// (default `api`).
     pub apiprefix: String,
+    /// `jobstore`: `file` (the default: files under `workdir`) or a PostgreSQL connection
+    /// string, with its line.
+    pub jobstore: Option<(ConnString, usize)>,
+    /// `jobstorepassfile`: a libpq password file (`host:port:db:user:password` lines).
+    pub jobstorepassfile: Option<PathBuf>,
+    /// `jobstoreconnections`: the PostgreSQL connections of each Apache child (pool size).
+    pub jobstoreconnections: u32,
+    /// `joblease`: how long a host's claim on a running job holds without renewal.
+    pub joblease: Duration,
+}
+
+/// A database connection string: it may hold a password, so it never shows in `Debug`.
+#[derive(Clone, PartialEq)]
+pub struct ConnString(pub String);
+
+impl std::fmt::Debug for ConnString {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConnString(..)")
+    }
 }
 
 /// `[server] jobaccess`.
@@ -161,6 +180,10 @@ impl Default for Server {
             jobaccess: JobAccess::All,
             jobadmins: Vec::new(),
             apiprefix: "api".to_string(),
+            jobstore: None,
+            jobstorepassfile: None,
+            jobstoreconnections: 4,
+            joblease: Duration::from_secs(60),
         }
     }
 }
@@ -386,6 +409,30 @@ impl ServiceConfig {
                     }
                     "jobadmins" => s.jobadmins = split_list(&v),
                     "apiprefix" => s.apiprefix = parse_segment(&v).map_err(bad)?,
+                    "jobstore" => {
+                        let t = v.trim();
+                        s.jobstore = if t.is_empty() || t.eq_ignore_ascii_case("file") {
+                            None
+                        } else {
+                            Some((ConnString(t.to_owned()), line))
+                        }
+                    }
+                    "jobstorepassfile" => {
+                        s.jobstorepassfile = (!v.trim().is_empty())
+                            .then(|| path.parent().unwrap_or(Path::new("")).join(v.trim()))
+                    }
+                    "jobstoreconnections" => {
+                        s.jobstoreconnections = match v.trim().parse::<u32>() {
+                            Ok(n) if (1..=64).contains(&n) => n,
+                            _ => return Err(bad(format!("'{v}': expected 1 to 64"))),
+                        }
+                    }
+                    "joblease" => {
+                        s.joblease = parse_duration(&v).map_err(bad)?;
+                        if s.joblease < Duration::from_secs(3) {
+                            return Err(bad(format!("'{v}': at least 3s")));
+                        }
+                    }
                     "language" => {
                         let langs = split_list(&v);
                         if let Some(l) = langs.iter().find(|l| !is_language_tag(l)) {

@@ -137,7 +137,9 @@ pub fn check_outputs(desc: &ProcessDescription, requested: &[OutputRequest]) -> 
     Ok(())
 }
 
-fn store_error(e: StoreError) -> WpsError {
+/// The error a client sees when the job store fails: `ServerBusy` (503 + `Retry-After`) when it
+/// is full or cannot be reached now, `NoApplicableCode` otherwise.
+pub fn store_error(e: StoreError) -> WpsError {
     match e {
         StoreError::Full(n) => WpsError::new(
             ExceptionCode::ServerBusy,
@@ -145,6 +147,11 @@ fn store_error(e: StoreError) -> WpsError {
             format!("{n} jobs are already waiting (maxprocesses); retry later"),
         ),
         StoreError::Unavailable(m) => WpsError::no_applicable(format!("job store error: {m}")),
+        StoreError::Down(m) => WpsError::new(
+            ExceptionCode::ServerBusy,
+            None,
+            format!("The job store is not reachable now ({m}); retry later"),
+        ),
     }
 }
 

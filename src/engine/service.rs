@@ -3,7 +3,7 @@
 
 use crate::config::service::{ProcessSelection, ServiceConfig};
 use crate::config::ConfigError;
-use crate::jobs::{FileStore, JobStore};
+use crate::jobs::{FileStore, JobStore, PgStore};
 use crate::model::Process;
 use crate::processes;
 use std::path::{Path, PathBuf};
@@ -87,17 +87,41 @@ impl Service {
             &workdir.join("jobs"),
         )?;
         offered.extend(commands);
-        let store = FileStore::new(
-            workdir.clone(),
-            outputs,
-            config.server.parallelprocesses,
-            config.server.maxprocesses,
-        );
+        let server = &config.server;
+        let (store, store_location): (Arc<dyn JobStore>, String) = match &server.jobstore {
+            None => (
+                Arc::new(FileStore::new(
+                    workdir.clone(),
+                    outputs,
+                    server.parallelprocesses,
+                    server.maxprocesses,
+                )),
+                workdir.display().to_string(),
+            ),
+            Some((conn, line)) => {
+                let settings =
+                    crate::jobs::pg::conn::settings(&conn.0, server.jobstorepassfile.as_deref())
+                        .map_err(|m| {
+                            ConfigError::at(&config.path, *line, format!("[server] jobstore: {m}"))
+                        })?;
+                let s = PgStore::new(
+                    settings,
+                    workdir,
+                    outputs,
+                    server.parallelprocesses,
+                    server.maxprocesses,
+                    server.jobstoreconnections,
+                    server.joblease,
+                );
+                let location = s.location();
+                (Arc::new(s), location)
+            }
+        };
         Ok(Service {
             config,
             processes: offered,
-            store: Arc::new(store),
-            store_location: workdir.display().to_string(),
+            store,
+            store_location,
         })
     }
 

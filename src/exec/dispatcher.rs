@@ -158,6 +158,9 @@ impl Dispatcher {
     /// Claims as many queued jobs as the executor and the free slots allow.
     fn claim_jobs(&self) {
         while !self.shared.shutdown.load(Ordering::SeqCst) && self.executor.has_capacity() {
+            if !self.store().may_have_work() {
+                break;
+            }
             let Ok(Some(slot)) = self.store().try_slot() else {
                 break;
             };

@@ -156,7 +156,7 @@ impl Runner {
             match self.service.store.try_slot() {
                 Ok(Some(s)) => return Ok(Some(s)),
                 Ok(None) => {}
-                Err(e) => return Err(WpsError::no_applicable(e.to_string())),
+                Err(e) => return Err(crate::engine::jobs::store_error(e)),
             }
             let now = Instant::now();
             if now >= deadline {

@@ -1,19 +1,29 @@
-//! Jobs: the protocol-neutral [`JobRecord`] and the [`JobStore`] trait every store implements
-//! (today the file store under `workdir`, shared by all Apache children of one host).
+//! Jobs: the protocol-neutral [`JobRecord`] and the [`JobStore`] trait every store implements:
+//! the file store under `workdir`, shared by all Apache children of one host, and the
+//! PostgreSQL store, shared by several hosts (`[server] jobstore`).
 //!
 //! A store keeps the records, the queue (oldest first, bounded by `maxprocesses`), the
 //! `parallelprocesses` slots, who runs which job (claims, orphans of a dead owner), cancel
 //! requests, and the output files of each job.
 
 pub mod file;
+pub mod pg;
 pub mod record;
 
 pub use file::FileStore;
+pub use pg::PgStore;
 pub use record::{new_id, unix_now, valid_id, Finish, JobOutput, JobRecord, JobState, StoredValue};
 
+use crate::model::LogLevel;
 use std::any::Any;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// Where a store's own log lines go (the server's error log).
+pub type StoreLog = Arc<dyn Fn(LogLevel, &str) + Send + Sync>;
+/// Wakes a dispatcher (a job was queued or a slot freed, perhaps on another host).
+pub type Waker = Arc<dyn Fn() + Send + Sync>;
 
 /// Why a store operation failed.
 #[derive(Debug)]
@@ -22,6 +32,8 @@ pub enum StoreError {
     Full(u32),
     /// The store cannot be read or written.
     Unavailable(String),
+    /// The store cannot be reached now (a database that is down or restarting): retry later.
+    Down(String),
 }
 
 impl fmt::Display for StoreError {
@@ -29,6 +41,7 @@ impl fmt::Display for StoreError {
         match self {
             StoreError::Full(n) => write!(f, "{n} jobs are already waiting (maxprocesses)"),
             StoreError::Unavailable(m) => write!(f, "job store error: {m}"),
+            StoreError::Down(m) => write!(f, "the job store is not reachable now: {m}"),
         }
     }
 }
@@ -191,6 +204,15 @@ pub trait JobStore: Send + Sync {
     /// A status document written by an earlier version of the store, if any.
     fn legacy_status(&self, _id: &str) -> Option<Vec<u8>> {
         None
+    }
+    /// Called in each Apache child (never in the parent) before the store is used there:
+    /// a store with connections or threads of its own starts them now. `wake` is called when
+    /// work may be waiting (a job queued or a slot freed elsewhere).
+    fn start_child(&self, _log: StoreLog, _wake: Option<Waker>) {}
+    /// Whether `claim` may find a queued job: false when nothing was queued or freed since the
+    /// last empty `claim` (a store that is told of new jobs saves the dispatcher a query).
+    fn may_have_work(&self) -> bool {
+        true
     }
 }
 
