@@ -351,6 +351,8 @@ impl JobStore for PgStore {
         };
         let limit = q.limit.map(|l| l.min(i64::MAX as usize) as i64);
         let offset = q.offset.min(i64::MAX as usize) as i64;
+        let from = q.submitted_from.map(|t| t.min(i64::MAX as u64) as i64);
+        let to = q.submitted_to.map(|t| t.min(i64::MAX as u64) as i64);
         let rows = self.inner.db(|c| {
             c.query(
                 &format!(
@@ -358,9 +360,20 @@ impl JobStore for PgStore {
                      AND (cardinality($1::text[]) = 0 OR process = ANY($1))
                      AND (cardinality($2::text[]) = 0 OR state = ANY($2))
                      AND ($3 = 0 OR ($3 = 1 AND user_name = $4) OR ($3 = 2 AND user_name IS NULL))
+                     AND ($7::bigint IS NULL OR submitted >= $7)
+                     AND ($8::bigint IS NULL OR submitted <= $8)
                      ORDER BY key DESC OFFSET $5 LIMIT $6"
                 ),
-                &[&q.processes, &states, &owner_kind, &user, &offset, &limit],
+                &[
+                    &q.processes,
+                    &states,
+                    &owner_kind,
+                    &user,
+                    &offset,
+                    &limit,
+                    &from,
+                    &to,
+                ],
             )
         })?;
         rows.iter().map(record).collect()

@@ -233,6 +233,24 @@ fn two_hosts_share_queue_slots_claims_and_cancel() {
     let one = b.list(&q).unwrap();
     assert_eq!(one.len(), 1);
     assert_eq!(one[0].id, jobs[2].id);
+    // submission time windows (the OGC API's `datetime`)
+    let window = |from: Option<u64>, to: Option<u64>| {
+        b.list(&JobQuery {
+            submitted_from: from,
+            submitted_to: to,
+            ..Default::default()
+        })
+        .unwrap()
+        .len()
+    };
+    let first = all.iter().map(|r| r.submitted).min().unwrap();
+    assert_eq!(window(Some(first), None), 3);
+    assert_eq!(
+        window(Some(h.submitted), Some(h.submitted)),
+        all.iter().filter(|r| r.submitted == h.submitted).count()
+    );
+    assert_eq!(window(Some(h.submitted + 3600), None), 0);
+    assert_eq!(window(None, Some(h.submitted.saturating_sub(3600))), 0);
     let n = b.counts().unwrap();
     assert_eq!((n.queued, n.finished, n.running.len()), (1, 2, 0));
 
