@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::ini::{Ini, IniError};
+use super::slurm::{Dispatch, SlurmConfig};
 use super::values::{parse_duration, parse_size, ConfigError};
 
 /// Service identification / provider metadata (`[metadata:main]`).
@@ -180,6 +181,10 @@ pub struct ServiceConfig {
     pub process_timeouts: Vec<(String, Duration, usize)>,
     /// `[process:ID]` sections: command-line processes.
     pub commands: Vec<crate::config::process::CommandSpec>,
+    /// `[processes] ID.dispatch = local | slurm`, with their lines.
+    pub process_dispatch: Vec<(String, Dispatch, usize)>,
+    /// `[slurm]`, if present.
+    pub slurm: Option<SlurmConfig>,
     /// Human-readable warnings for keys/sections that are accepted but not honoured.
     pub warnings: Vec<String>,
 }
@@ -192,6 +197,35 @@ impl ServiceConfig {
             .find(|(p, _, _)| p == id)
             .map(|(_, d, _)| *d)
             .unwrap_or(self.server.processtimeout)
+    }
+
+    /// Where the asynchronous jobs of process `id` run: `[processes] ID.dispatch`, else the
+    /// `dispatch` of its `[process:ID]` section, else locally.
+    pub fn dispatch_for(&self, id: &str) -> Dispatch {
+        self.process_dispatch
+            .iter()
+            .find(|(p, _, _)| p == id)
+            .map(|(_, d, _)| *d)
+            .or_else(|| {
+                self.commands
+                    .iter()
+                    .find(|c| c.description.identifier == id)
+                    .map(|c| c.dispatch)
+            })
+            .unwrap_or_default()
+    }
+
+    /// Whether any process dispatches its jobs to Slurm.
+    pub fn uses_slurm(&self) -> bool {
+        self.process_dispatch
+            .iter()
+            .any(|(_, d, _)| *d == Dispatch::Slurm)
+            || self.commands.iter().any(|c| c.dispatch == Dispatch::Slurm)
+    }
+
+    /// `[slurm]`, or its defaults.
+    pub fn slurm_config(&self) -> SlurmConfig {
+        self.slurm.clone().unwrap_or_default()
     }
 }
 
@@ -260,6 +294,11 @@ impl ServiceConfig {
                 "metadata:main" => ("metadata:main", METADATA_KEYS),
                 "server" => ("server", SERVER_KEYS),
                 "processes" => ("processes", "builtin"),
+                "slurm" => {
+                    let get = |key: &str| get("slurm", key);
+                    cfg.slurm = Some(crate::config::slurm::parse_section(section, path, &get)?);
+                    continue;
+                }
                 other if other.starts_with("process:") => {
                     let get = |key: &str| get(other, key);
                     let c = crate::config::process::parse_section(section, path, &get)?;
@@ -288,9 +327,22 @@ impl ServiceConfig {
                     })?;
                     cfg.process_timeouts.push((id, d, line));
                 }
+                for e in section
+                    .entries
+                    .iter()
+                    .filter(|e| e.key.ends_with(".dispatch"))
+                {
+                    let (v, line) = get(sec, &e.key)?.unwrap_or_default();
+                    let id = e.raw_key[..e.raw_key.len() - ".dispatch".len()].to_string();
+                    let d = Dispatch::parse(&v).map_err(|m| {
+                        ConfigError::at(path, line, format!("[processes] {}: {m}", e.raw_key))
+                    })?;
+                    cfg.process_dispatch.push((id, d, line));
+                }
             }
             for e in section.entries.iter().filter(|e| {
-                let per_process = sec == "processes" && e.key.ends_with(".timeout");
+                let per_process = sec == "processes"
+                    && (e.key.ends_with(".timeout") || e.key.ends_with(".dispatch"));
                 !(known.contains(&e.key.as_str()) || per_process)
             }) {
                 cfg.warnings.push(format!(
@@ -375,6 +427,12 @@ impl ServiceConfig {
                 }
             }
         }
+        if let Some(s) = cfg.slurm.as_ref().filter(|_| !cfg.uses_slurm()) {
+            cfg.warnings.push(format!(
+                "{p}:{}: [slurm] is set but no process has 'dispatch = slurm'",
+                s.line
+            ));
+        }
         Ok(cfg)
     }
 
@@ -389,6 +447,17 @@ impl ServiceConfig {
                 &self.path,
                 *line,
                 format!("[processes] {id}.timeout: unknown process '{id}'"),
+            ));
+        }
+        if let Some((id, _, line)) = self
+            .process_dispatch
+            .iter()
+            .find(|(id, _, _)| !known.contains(&id.as_str()))
+        {
+            return Err(ConfigError::at(
+                &self.path,
+                *line,
+                format!("[processes] {id}.dispatch: unknown process '{id}'"),
             ));
         }
         let ProcessSelection::List(ids) = &self.processes else {

@@ -99,9 +99,28 @@ impl FileStore {
         write_atomic(&self.dir("records"), &format!("{}.json", r.id), &data, sync)
     }
 
-    /// Read-modify-write of a record by this process.
+    /// Serialises read-modify-writes of job `id`'s record across processes (an Apache child
+    /// and the Slurm worker running the job write the same record): an flock on one of 16
+    /// lock files in `records/`, taken while this process's `records` mutex is held.
+    fn record_lock(&self, id: &str) -> io::Result<File> {
+        let shard = id
+            .chars()
+            .next()
+            .filter(char::is_ascii_hexdigit)
+            .unwrap_or('x');
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.dir("records").join(format!(".lock-{shard}")))?;
+        f.lock()?;
+        Ok(f)
+    }
+
+    /// Read-modify-write of a record.
     fn update(&self, id: &str, f: impl FnOnce(&mut JobRecord)) -> io::Result<()> {
         let _g = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        let _l = self.record_lock(id)?;
         if let Some(mut r) = self.read_record(id)? {
             f(&mut r);
             r.updated = unix_now();
@@ -209,6 +228,7 @@ impl FileStore {
             path: lock_path,
         };
         let _g = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        let _l = self.record_lock(&id)?;
         let Some(mut r) = self.read_record(&id)? else {
             // dismissed while queued
             let _ = fs::remove_file(&running);
@@ -226,6 +246,44 @@ impl FileStore {
         r.updated = now;
         self.write_record(&r, false)?;
         Ok(Some(Claim::new(r, Box::new(Mutex::new(Some(lock))))))
+    }
+
+    /// Claims the first queued job (of a process `wanted` accepts). Entries passed over stay
+    /// in this process's cursor, in order, for the next call.
+    fn claim_first(&self, wanted: Option<&dyn Fn(&str) -> bool>) -> StoreResult<Option<Claim>> {
+        let mut cursor = self.cursor.lock().unwrap_or_else(|e| e.into_inner());
+        let mut refilled = false;
+        let mut i = 0;
+        loop {
+            if i >= cursor.len() {
+                if refilled {
+                    return Ok(None);
+                }
+                *cursor = json_files(&self.dir("queue"))?.into();
+                refilled = true;
+                i = 0;
+                continue;
+            }
+            if let Some(wanted) = wanted {
+                let process = id_of_entry(&cursor[i])
+                    .and_then(|id| self.read_record(&id).ok().flatten())
+                    .map(|r| r.process);
+                match process {
+                    Some(p) if !wanted(&p) => {
+                        i += 1;
+                        continue;
+                    }
+                    // unwanted jobs keep their place; gone or damaged ones are dealt with below
+                    _ => {}
+                }
+            }
+            let Some(path) = cursor.remove(i) else {
+                continue;
+            };
+            if let Some(c) = self.claim_entry(&path)? {
+                return Ok(Some(c));
+            }
+        }
     }
 
     /// Releases the claim's lock and its queue entry.
@@ -324,21 +382,11 @@ impl JobStore for FileStore {
     }
 
     fn claim(&self) -> StoreResult<Option<Claim>> {
-        let mut cursor = self.cursor.lock().unwrap_or_else(|e| e.into_inner());
-        let mut refilled = false;
-        loop {
-            let Some(path) = cursor.pop_front() else {
-                if refilled {
-                    return Ok(None);
-                }
-                *cursor = json_files(&self.dir("queue"))?.into();
-                refilled = true;
-                continue;
-            };
-            if let Some(c) = self.claim_entry(&path)? {
-                return Ok(Some(c));
-            }
-        }
+        self.claim_first(None)
+    }
+
+    fn claim_matching(&self, wanted: &dyn Fn(&str) -> bool) -> StoreResult<Option<Claim>> {
+        self.claim_first(Some(wanted))
     }
 
     /// The flock is what keeps the claim on one host; the lease is kept for other readers.
@@ -369,8 +417,11 @@ impl JobStore for FileStore {
             false
         } else {
             let _g = self.records.lock().unwrap_or_else(|e| e.into_inner());
+            let _l = self.record_lock(&id)?;
             match self.read_record(&id)? {
-                Some(mut r) if r.attempt == claim.record.attempt => {
+                Some(mut r)
+                    if r.attempt == claim.record.attempt && r.state == JobState::Running =>
+                {
                     let now = unix_now();
                     match how {
                         Finish::Succeeded { message, results } => {
@@ -403,6 +454,7 @@ impl JobStore for FileStore {
         let id = claim.record.id.clone();
         {
             let _g = self.records.lock().unwrap_or_else(|e| e.into_inner());
+            let _l = self.record_lock(&id)?;
             if let Some(mut r) = self.read_record(&id)? {
                 r.state = JobState::Accepted;
                 r.owner = None;
