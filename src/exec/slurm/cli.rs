@@ -145,6 +145,7 @@ pub fn transient_failure(stderr: &str) -> bool {
         "try again",
         "zero bytes were transmitted",
         "timed out",
+        "did not answer",
     ]
     .iter()
     .any(|m| e.contains(m))
