@@ -204,11 +204,7 @@ fn a_job_survives_slurmctld_restarting_and_apache_restarting() {
     let (fin, _) = wait_final(&a, &job.path, Duration::from_secs(60));
     assert_succeeded(&fin, "sleep_output");
     let log = a.error_log();
-    assert_eq!(
-        count(&log, &format!("submitted to Slurm as job")),
-        2,
-        "{log}"
-    );
+    assert_eq!(count(&log, "submitted to Slurm as job"), 2, "{log}");
     assert!(
         log.contains(&format!("job {} (sleep", job.id)) && log.contains("followed again here"),
         "{log}"

@@ -198,35 +198,6 @@ impl ServiceConfig {
             .map(|(_, d, _)| *d)
             .unwrap_or(self.server.processtimeout)
     }
-
-    /// Where the asynchronous jobs of process `id` run: `[processes] ID.dispatch`, else the
-    /// `dispatch` of its `[process:ID]` section, else locally.
-    pub fn dispatch_for(&self, id: &str) -> Dispatch {
-        self.process_dispatch
-            .iter()
-            .find(|(p, _, _)| p == id)
-            .map(|(_, d, _)| *d)
-            .or_else(|| {
-                self.commands
-                    .iter()
-                    .find(|c| c.description.identifier == id)
-                    .map(|c| c.dispatch)
-            })
-            .unwrap_or_default()
-    }
-
-    /// Whether any process dispatches its jobs to Slurm.
-    pub fn uses_slurm(&self) -> bool {
-        self.process_dispatch
-            .iter()
-            .any(|(_, d, _)| *d == Dispatch::Slurm)
-            || self.commands.iter().any(|c| c.dispatch == Dispatch::Slurm)
-    }
-
-    /// `[slurm]`, or its defaults.
-    pub fn slurm_config(&self) -> SlurmConfig {
-        self.slurm.clone().unwrap_or_default()
-    }
 }
 
 fn split_list(v: &str) -> Vec<String> {
