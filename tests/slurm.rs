@@ -28,7 +28,9 @@ dispatch = slurm
 
 /// A Slurm cluster and an Apache whose `sleep` and `say_hello` (and `echo_text`) jobs go to
 /// it, with these `[processes]` lines more.
-fn setup(name: &str, processes: &str) -> (Apache, Cluster, std::sync::MutexGuard<'static, ()>) {
+/// Bound as `let (_one, cluster, a)`: dropped in reverse, Apache stops first, then Slurm, and
+/// only then may the next test start.
+fn setup(name: &str, processes: &str) -> (std::sync::MutexGuard<'static, ()>, Cluster, Apache) {
     let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let cluster = Cluster::start();
     // the Apache children (and so sbatch, squeue, scancel and the jobs) use this Slurm
@@ -41,7 +43,7 @@ fn setup(name: &str, processes: &str) -> (Apache, Cluster, std::sync::MutexGuard
             "sleep.dispatch = slurm\nsay_hello.dispatch = slurm\n{processes}\n{ECHO}"
         ))
         .start();
-    (a, cluster, guard)
+    (guard, cluster, a)
 }
 
 /// Waits until a job's status document says it runs in Slurm; returns the Slurm job id.
@@ -65,6 +67,20 @@ fn wait_running_in_slurm(a: &Apache, job: &Job) -> String {
     }
 }
 
+/// Waits until Slurm shows the job `name` in `state` (it shows it ending for a moment after
+/// the worker recorded the end); returns its Slurm id.
+fn wait_slurm_state(cluster: &Cluster, name: &str, state: &str) -> String {
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = cluster.state_of(name);
+        match &now {
+            Some((id, s)) if s == state => return id.clone(),
+            _ => assert!(Instant::now() < end, "{name}: {now:?}, not {state}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn name_of(job: &Job, attempt: u32) -> String {
     format!("wps-{}.{attempt}", job.id)
 }
@@ -75,14 +91,11 @@ fn count(log: &str, needle: &str) -> usize {
 
 #[test]
 fn a_dispatched_job_succeeds_with_its_outputs_and_sync_execute_stays_in_apache() {
-    let (a, cluster, _g) = setup("slurm-ok", "");
+    let (_one, cluster, a) = setup("slurm-ok", "");
     let job = submit(&a, &format!("{}&status=true", hello_async("Slurm")));
     let (fin, _) = wait_final(&a, &job.path, Duration::from_secs(90));
     assert_succeeded(&fin, "Hello Slurm");
-    let (id, state) = cluster
-        .state_of(&name_of(&job, 1))
-        .expect("the job went through Slurm");
-    assert_eq!(state, "COMPLETED");
+    let id = wait_slurm_state(&cluster, &name_of(&job, 1), "COMPLETED");
     let log = a.error_log();
     assert!(
         log.contains(&format!(
@@ -123,7 +136,7 @@ fn a_dispatched_job_succeeds_with_its_outputs_and_sync_execute_stays_in_apache()
 
 #[test]
 fn scancel_from_outside_fails_the_job_saying_so() {
-    let (a, cluster, _g) = setup("slurm-scancel", "");
+    let (_one, cluster, a) = setup("slurm-scancel", "");
     let job = submit(&a, &sleep_async("10"));
     let slurm_id = wait_running_in_slurm(&a, &job);
     assert!(cluster.run("scancel", &[&slurm_id]).is_some());
@@ -137,12 +150,12 @@ fn scancel_from_outside_fails_the_job_saying_so() {
         "{t}"
     );
     assert_valid(&fin.body);
-    assert_eq!(cluster.state_of(&name_of(&job, 1)).unwrap().1, "CANCELLED");
+    wait_slurm_state(&cluster, &name_of(&job, 1), "CANCELLED");
 }
 
 #[test]
 fn dismiss_and_the_time_limit_cancel_the_slurm_job() {
-    let (a, cluster, _g) = setup("slurm-cancel", "sleep.timeout = 4s");
+    let (_one, cluster, a) = setup("slurm-cancel", "sleep.timeout = 4s");
     // the time limit (counted from when the job runs in Slurm)
     let job = submit(&a, &sleep_async("3"));
     wait_running_in_slurm(&a, &job);
@@ -152,15 +165,7 @@ fn dismiss_and_the_time_limit_cancel_the_slurm_job() {
         t.contains("Process 'sleep' exceeded its time limit of 4 s and was stopped"),
         "{t}"
     );
-    let end = Instant::now() + Duration::from_secs(20);
-    while cluster.state_of(&name_of(&job, 1)).unwrap().1 != "CANCELLED" {
-        assert!(
-            Instant::now() < end,
-            "{:?}",
-            cluster.state_of(&name_of(&job, 1))
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_slurm_state(&cluster, &name_of(&job, 1), "CANCELLED");
     // Dismiss (through the job store, as every front does it)
     let job = submit(&a, &sleep_async("3"));
     wait_running_in_slurm(&a, &job);
@@ -168,15 +173,7 @@ fn dismiss_and_the_time_limit_cancel_the_slurm_job() {
     let store = mod_wps::jobs::FileStore::new(work.clone(), work.join("outputs"), 1, 30);
     use mod_wps::jobs::JobStore;
     assert!(store.dismiss(&job.id).unwrap().is_some());
-    let end = Instant::now() + Duration::from_secs(20);
-    while cluster.state_of(&name_of(&job, 1)).unwrap().1 != "CANCELLED" {
-        assert!(
-            Instant::now() < end,
-            "{:?}",
-            cluster.state_of(&name_of(&job, 1))
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_slurm_state(&cluster, &name_of(&job, 1), "CANCELLED");
     assert_eq!(a.get(&job.path).status, 404, "a dismissed job is gone");
     let log = a.error_log();
     assert!(
@@ -188,7 +185,7 @@ fn dismiss_and_the_time_limit_cancel_the_slurm_job() {
 
 #[test]
 fn a_job_survives_slurmctld_restarting_and_apache_restarting() {
-    let (a, mut cluster, _g) = setup("slurm-restart", "");
+    let (_one, mut cluster, a) = setup("slurm-restart", "");
     let job = submit(&a, &sleep_async("2"));
     wait_running_in_slurm(&a, &job);
     // the controller goes away for a while and comes back
@@ -252,4 +249,46 @@ fn children_of(parent: i32) -> Vec<i32> {
                 == Some(parent)
         })
         .collect()
+}
+
+#[test]
+fn configtest_names_the_file_and_line_of_slurm_mistakes() {
+    for (processes, line, needle) in [
+        ("sleep.dispatch = pbs", "pbs", "expected 'local' or 'slurm'"),
+        (
+            "nope.dispatch = slurm",
+            "nope.dispatch",
+            "unknown process 'nope'",
+        ),
+        ("[slurm]\nmaxjobs = 0", "maxjobs", "not a positive integer"),
+        (
+            "[slurm]\noptions = --mem=1G --requeue",
+            "--requeue",
+            "attempt count",
+        ),
+    ] {
+        let t = Apache::builder("slurm-configtest")
+            .processes(processes)
+            .configtest();
+        assert!(!t.ok, "{processes}: {}", t.output);
+        let cfg = t.cfg.display().to_string();
+        let at = t
+            .output
+            .lines()
+            .find(|l| l.contains(&cfg))
+            .unwrap_or_else(|| panic!("{processes}: {}", t.output));
+        assert!(
+            at.contains(line) && at.contains(needle),
+            "{processes}: {at}"
+        );
+        // the line is the line of the key in the service config
+        let text = std::fs::read_to_string(&t.cfg).unwrap();
+        let key = processes.lines().last().unwrap();
+        let n = text.lines().position(|l| l == key).unwrap() + 1;
+        assert!(at.contains(&format!("{cfg}:{n}:")), "{processes}: {at}");
+    }
+    let t = Apache::builder("slurm-configtest")
+        .processes("sleep.dispatch = slurm\n[slurm]\npartition = debug")
+        .configtest();
+    assert!(t.ok, "{}", t.output);
 }

@@ -236,27 +236,35 @@ impl SlurmExecutor {
         Ok(cli::parse_squeue(&out.stdout))
     }
 
-    fn scancel(&self, j: &Followed) {
+    /// Cancels the Slurm job of `j` (by name: also one whose submission's answer was lost).
+    /// Called after the end is recorded, so the worker's SIGTERM end is refused.
+    fn scancel(&self, name: &str, what: &str) {
         let Ok(tools) = &self.tools else {
             return;
         };
-        let args = vec!["--me".to_string(), format!("--name={}", j.name)];
+        let args = vec!["--me".to_string(), format!("--name={name}")];
         match cli::run(&tools.scancel, &args, None, COMMAND_TIMEOUT) {
             Ok(o) if o.success => {}
             Ok(o) => (self.log)(
                 LogLevel::Warning,
-                &format!("{}: scancel failed: {}", j.describe(), o.stderr.trim()),
+                &format!("{what}: scancel failed: {}", o.stderr.trim()),
             ),
-            Err(m) => (self.log)(LogLevel::Warning, &format!("{}: {m}", j.describe())),
+            Err(m) => (self.log)(LogLevel::Warning, &format!("{what}: {m}")),
         }
     }
 
-    /// Records the end of a job (unless the worker recorded one) and lets it go.
-    fn end(&self, j: Followed, e: Option<WpsError>) {
+    /// Records the end of a job (unless the worker recorded one) and lets it go; then cancels
+    /// its Slurm job when asked to.
+    fn end(&self, j: Followed, e: Option<WpsError>, cancel: bool) {
         let what = j.describe();
         let e = e.unwrap_or_else(|| WpsError::no_applicable("ended"));
         let text = e.text.clone();
-        match self.service.store.finish(j.claim, Finish::Failed(e)) {
+        let name = j.name.clone();
+        let ended = self.service.store.finish(j.claim, Finish::Failed(e));
+        if cancel {
+            self.scancel(&name, &what);
+        }
+        match ended {
             Ok(true) => (self.log)(LogLevel::Warning, &format!("{what}: {text}")),
             Ok(false) => {}
             Err(e) => (self.log)(
@@ -292,13 +300,12 @@ impl SlurmExecutor {
             }
         }
         if store.cancel_requested(&j.claim) {
-            self.scancel(&j);
             let e = WpsError::no_applicable(format!("Process '{process}' was dismissed"));
             (self.log)(
                 LogLevel::Info,
                 &format!("{}: dismissed; its Slurm job is cancelled", j.describe()),
             );
-            self.end(j, Some(e));
+            self.end(j, Some(e), true);
             return None;
         }
         match store.get(&j.claim.record.id) {
@@ -312,8 +319,7 @@ impl SlurmExecutor {
         let limit = self.service.config.timeout_for(&process);
         if j.running_since.is_some_and(|t| t.elapsed() >= limit) {
             let e = WpsError::no_applicable(Runner::limit_message(&process, limit));
-            self.scancel(&j);
-            self.end(j, Some(e));
+            self.end(j, Some(e), true);
             return None;
         }
         if j.renewed.elapsed() >= RENEW_EVERY {
@@ -331,7 +337,7 @@ impl SlurmExecutor {
             Ok(t) => t,
             Err(m) => {
                 let e = format!("Process '{process}' could not be submitted to Slurm: {m}");
-                self.end(j, Some(WpsError::no_applicable(e)));
+                self.end(j, Some(WpsError::no_applicable(e)), false);
                 return None;
             }
         };
@@ -340,7 +346,7 @@ impl SlurmExecutor {
                 Ok(s) => s,
                 Err(m) => {
                     let e = format!("Process '{process}' could not be submitted to Slurm: {m}");
-                    self.end(j, Some(WpsError::no_applicable(e)));
+                    self.end(j, Some(WpsError::no_applicable(e)), false);
                     return None;
                 }
             };
@@ -396,7 +402,7 @@ impl SlurmExecutor {
             }
             Err(m) => {
                 let e = format!("Process '{process}' could not be submitted to Slurm: {m}");
-                self.end(j, Some(WpsError::no_applicable(e)));
+                self.end(j, Some(WpsError::no_applicable(e)), false);
                 None
             }
         }
@@ -434,7 +440,7 @@ impl SlurmExecutor {
                         if r.state == JobState::Running && r.attempt == j.claim.record.attempt =>
                     {
                         let e = WpsError::no_applicable(cli::ended_message(&process, s));
-                        self.end(j, Some(e));
+                        self.end(j, Some(e), false);
                     }
                     _ => self.release(j),
                 }
@@ -460,7 +466,7 @@ impl SlurmExecutor {
                     let e = WpsError::no_applicable(format!(
                         "Process '{process}' failed in Slurm: its Slurm job {id} is no longer known to Slurm and the job's end was not recorded (lost)"
                     ));
-                    self.end(j, Some(e));
+                    self.end(j, Some(e), false);
                     None
                 }
             },
