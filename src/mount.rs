@@ -6,8 +6,9 @@ use crate::engine::Service;
 use crate::exec::dispatcher::Dispatcher;
 use crate::exec::pool::{Pool, PoolConfig};
 use crate::exec::runner::Runner;
+use crate::exec::slurm::SlurmExecutor;
 use crate::exec::stats::{PoolStatus, ServiceStatus};
-use crate::exec::Logger;
+use crate::exec::{Executor, Logger};
 use crate::front::{router, HttpRequest, HttpResponse};
 use crate::model::LogLevel;
 use std::collections::HashMap;
@@ -145,9 +146,18 @@ impl ChildState {
                     if let (false, Some(pool)) = (m.contains_key(g), pools.get(g)) {
                         let runner = Runner::new(a.service.clone(), pool.clone(), log.clone());
                         let claims = g == a.group();
-                        let dispatcher = Dispatcher::start(
+                        // the claiming dispatcher sends jobs of `dispatch = slurm` processes
+                        // to Slurm, the others to the runner
+                        let mut executors: Vec<Arc<dyn Executor>> = Vec::new();
+                        if claims {
+                            if let Some(s) = SlurmExecutor::for_service(&a.service, log.clone()) {
+                                executors.push(s);
+                            }
+                        }
+                        executors.push(runner.clone());
+                        let dispatcher = Dispatcher::start_with(
                             a.service.clone(),
-                            runner.clone(),
+                            executors,
                             claims,
                             log.clone(),
                         );

@@ -40,6 +40,7 @@ fn paths() -> Vec<PathBuf> {
     .collect();
     v.push(Path::new(&libexec()).join("mod_wps.so"));
     v.push(Path::new(&libexec()).join("mod_wps-supervise"));
+    v.push(Path::new(&libexec()).join("mod_wps-worker"));
     v
 }
 
@@ -164,6 +165,17 @@ fn supervisor_copy() -> PathBuf {
     .clone()
 }
 
+/// A copy of the freshly built Slurm worker, taken once.
+fn worker_copy() -> PathBuf {
+    static COPY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    COPY.get_or_init(|| {
+        let p = scratch("install-worker").join("mod_wps-worker");
+        fs::copy(env!("CARGO_BIN_EXE_mod_wps-worker"), &p).unwrap();
+        p
+    })
+    .clone()
+}
+
 /// Asserts two files have the same content (without printing them).
 fn assert_same(a: &Path, b: &Path) {
     let (x, y) = (fs::read(a).unwrap(), fs::read(b).unwrap());
@@ -176,6 +188,7 @@ fn install_script(arg: &str) -> Output {
         .arg(arg)
         .env("MOD_WPS_SO", module_copy())
         .env("MOD_WPS_SUPERVISE", supervisor_copy())
+        .env("MOD_WPS_WORKER", worker_copy())
         .env_remove("DESTDIR"))
 }
 
@@ -251,6 +264,9 @@ fn install_enable_serve_uninstall_and_deb() {
     let sup = Path::new(&libexec()).join("mod_wps-supervise");
     assert_same(&sup, &supervisor_copy());
     assert_eq!(fs::metadata(&sup).unwrap().mode() & 0o777, 0o755);
+    let worker = Path::new(&libexec()).join("mod_wps-worker");
+    assert_same(&worker, &worker_copy());
+    assert_eq!(fs::metadata(&worker).unwrap().mode() & 0o777, 0o755);
     let load = fs::read_to_string("/etc/apache2/mods-available/wps.load").unwrap();
     assert!(
         load.contains(&format!("LoadModule wps_module {so}\n")),
@@ -340,9 +356,11 @@ fn install_enable_serve_uninstall_and_deb() {
     let listed =
         String::from_utf8_lossy(&run(Command::new("dpkg").args(["-L", PKG])).stdout).into_owned();
     let sup = format!("{}/mod_wps-supervise", libexec());
+    let worker = format!("{}/mod_wps-worker", libexec());
     for f in [
         so.as_str(),
         sup.as_str(),
+        worker.as_str(),
         "/etc/apache2/mods-available/wps.load",
         "/etc/apache2/mods-available/wps.conf",
         "/usr/share/mod_wps/wps.cfg",
@@ -390,6 +408,7 @@ fn install_enable_serve_uninstall_and_deb() {
     let _ = fs::remove_dir_all(&debdir);
     let _ = fs::remove_dir_all(module_copy().parent().unwrap());
     let _ = fs::remove_dir_all(supervisor_copy().parent().unwrap());
+    let _ = fs::remove_dir_all(worker_copy().parent().unwrap());
 }
 
 fn install_script_deb(out: &Path) -> Output {
@@ -399,5 +418,6 @@ fn install_script_deb(out: &Path) -> Output {
         .arg(out)
         .env("MOD_WPS_SO", module_copy())
         .env("MOD_WPS_SUPERVISE", supervisor_copy())
+        .env("MOD_WPS_WORKER", worker_copy())
         .env_remove("DESTDIR"))
 }

@@ -68,6 +68,8 @@ pub struct CommandSpec {
     /// `env.NAME = value`.
     pub env: Vec<(String, String)>,
     pub rerunnable: bool,
+    /// `dispatch`: where its asynchronous jobs run.
+    pub dispatch: super::slurm::Dispatch,
     /// The line of the section header.
     pub line: usize,
 }
@@ -388,7 +390,7 @@ fn parse_output(id: &str, value: &str) -> Result<(OutputSpec, Source), String> {
 
 /// Resolves the program of a command: absolute, relative to the config file's directory (when
 /// it contains a '/'), or looked up in `PATH`; it must be an executable regular file.
-fn resolve_program(name: &str, config: &Path) -> Result<PathBuf, String> {
+pub(crate) fn resolve_program(name: &str, config: &Path) -> Result<PathBuf, String> {
     let executable = |p: &Path| {
         std::fs::metadata(p)
             .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
@@ -451,6 +453,7 @@ pub fn parse_section(
         max_stdout: DEFAULT_MAX_STDOUT,
         env: vec![],
         rerunnable: true,
+        dispatch: Default::default(),
         line: section.line,
     };
     let mut command: Option<(Vec<String>, usize)> = None;
@@ -494,6 +497,7 @@ pub fn parse_section(
                     _ => return Err(bad(format!("'{value}' is not true or false"))),
                 }
             }
+            "dispatch" => spec.dispatch = super::slurm::Dispatch::parse(&value).map_err(bad)?,
             k if k.starts_with("input.") => {
                 let id = named("input.")?;
                 if desc.input(&id).is_some() {
@@ -524,7 +528,7 @@ pub fn parse_section(
             }
             _ => {
                 return Err(bad(
-                    "unknown key (known: title, abstract, version, command, timeout, maxstdout, rerunnable, input.ID, output.ID, env.NAME)"
+                    "unknown key (known: title, abstract, version, command, timeout, maxstdout, rerunnable, dispatch, input.ID, output.ID, env.NAME)"
                         .into(),
                 ))
             }

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::ini::{Ini, IniError};
+use super::slurm::{Dispatch, SlurmConfig};
 use super::values::{parse_duration, parse_size, ConfigError};
 
 /// Service identification / provider metadata (`[metadata:main]`).
@@ -208,6 +209,10 @@ pub struct ServiceConfig {
     pub process_timeouts: Vec<(String, Duration, usize)>,
     /// `[process:ID]` sections: command-line processes.
     pub commands: Vec<crate::config::process::CommandSpec>,
+    /// `[processes] ID.dispatch = local | slurm`, with their lines.
+    pub process_dispatch: Vec<(String, Dispatch, usize)>,
+    /// `[slurm]`, if present.
+    pub slurm: Option<SlurmConfig>,
     /// Human-readable warnings for keys/sections that are accepted but not honoured.
     pub warnings: Vec<String>,
 }
@@ -306,6 +311,11 @@ impl ServiceConfig {
                 "metadata:main" => ("metadata:main", METADATA_KEYS),
                 "server" => ("server", SERVER_KEYS),
                 "processes" => ("processes", "builtin"),
+                "slurm" => {
+                    let get = |key: &str| get("slurm", key);
+                    cfg.slurm = Some(crate::config::slurm::parse_section(section, path, &get)?);
+                    continue;
+                }
                 other if other.starts_with("process:") => {
                     let get = |key: &str| get(other, key);
                     let c = crate::config::process::parse_section(section, path, &get)?;
@@ -334,9 +344,22 @@ impl ServiceConfig {
                     })?;
                     cfg.process_timeouts.push((id, d, line));
                 }
+                for e in section
+                    .entries
+                    .iter()
+                    .filter(|e| e.key.ends_with(".dispatch"))
+                {
+                    let (v, line) = get(sec, &e.key)?.unwrap_or_default();
+                    let id = e.raw_key[..e.raw_key.len() - ".dispatch".len()].to_string();
+                    let d = Dispatch::parse(&v).map_err(|m| {
+                        ConfigError::at(path, line, format!("[processes] {}: {m}", e.raw_key))
+                    })?;
+                    cfg.process_dispatch.push((id, d, line));
+                }
             }
             for e in section.entries.iter().filter(|e| {
-                let per_process = sec == "processes" && e.key.ends_with(".timeout");
+                let per_process = sec == "processes"
+                    && (e.key.ends_with(".timeout") || e.key.ends_with(".dispatch"));
                 !(known.contains(&e.key.as_str()) || per_process)
             }) {
                 cfg.warnings.push(format!(
@@ -446,6 +469,12 @@ impl ServiceConfig {
                 }
             }
         }
+        if let Some(s) = cfg.slurm.as_ref().filter(|_| !cfg.uses_slurm()) {
+            cfg.warnings.push(format!(
+                "{p}:{}: [slurm] is set but no process has 'dispatch = slurm'",
+                s.line
+            ));
+        }
         Ok(cfg)
     }
 
@@ -460,6 +489,17 @@ impl ServiceConfig {
                 &self.path,
                 *line,
                 format!("[processes] {id}.timeout: unknown process '{id}'"),
+            ));
+        }
+        if let Some((id, _, line)) = self
+            .process_dispatch
+            .iter()
+            .find(|(id, _, _)| !known.contains(&id.as_str()))
+        {
+            return Err(ConfigError::at(
+                &self.path,
+                *line,
+                format!("[processes] {id}.dispatch: unknown process '{id}'"),
             ));
         }
         let ProcessSelection::List(ids) = &self.processes else {

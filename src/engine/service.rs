@@ -36,10 +36,41 @@ pub fn default_workdir(config_path: &Path) -> PathBuf {
 }
 
 impl Service {
-    /// Loads and checks a service config file.
+    /// Loads and checks a service config file, and that what it needs is installed.
     pub fn load(path: &Path) -> Result<Service, ConfigError> {
         let config = ServiceConfig::load(path)?;
-        Self::from_config(config)
+        let service = Self::from_config(config)?;
+        service.check_slurm()?;
+        Ok(service)
+    }
+
+    /// With `dispatch = slurm`: Slurm's client programs and `mod_wps-worker` are installed.
+    fn check_slurm(&self) -> Result<(), ConfigError> {
+        use crate::config::slurm::{self, Dispatch, WORKER};
+        let c = &self.config;
+        let line = c
+            .process_dispatch
+            .iter()
+            .filter(|(_, d, _)| *d == Dispatch::Slurm)
+            .map(|(_, _, l)| *l)
+            .chain(
+                c.commands
+                    .iter()
+                    .filter(|s| s.dispatch == Dispatch::Slurm)
+                    .map(|s| s.line),
+            )
+            .min();
+        let Some(line) = line else {
+            return Ok(());
+        };
+        let at = |m: String| ConfigError {
+            path: c.path.clone(),
+            line: Some(line),
+            message: m,
+        };
+        slurm::client_programs().map_err(at)?;
+        let worker = processes::command::find_helper(WORKER, "the Slurm job runner").map_err(at)?;
+        slurm::check_worker_path(&worker).map_err(at)
     }
 
     pub fn from_config(config: ServiceConfig) -> Result<Service, ConfigError> {

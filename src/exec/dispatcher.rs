@@ -1,10 +1,11 @@
 //! The dispatcher thread of one service in one Apache child: claims queued jobs for its
-//! executor, re-queues (or fails) jobs whose owner died, removes expired jobs, and lets the
-//! executor supervise what it runs.
+//! executors (each job for the first that runs its process: Slurm for processes dispatched
+//! there, then the local pool), re-queues (or fails) jobs whose owner died unless an executor
+//! adopts them, removes expired jobs, and lets the executors supervise what they run.
 
 use super::{Executor, Logger};
 use crate::engine::Service;
-use crate::jobs::{Finish, JobStore};
+use crate::jobs::{Claim, Finish, JobStore, Slot};
 use crate::model::{panic_message, LogLevel, WpsError};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +21,34 @@ pub const RETENTION_SWEEP: Duration = Duration::from_secs(60);
 pub const MAX_ATTEMPTS: u32 = 3;
 /// The longest the dispatcher sleeps without being woken.
 const TICK: Duration = Duration::from_millis(200);
+
+/// What becomes of a running job whose work stopped without recording an end: it goes back to
+/// its old place in the queue when its process may run again and it has attempts left, else it
+/// fails. `what` says what happened (for the log), `failed` the same for the client.
+pub fn orphan_fate(service: &Service, claim: Claim, what: &str, failed: &str, log: &Logger) {
+    let r = &claim.record;
+    let rerun = service.process(&r.process).is_some_and(|p| p.rerunnable());
+    if rerun && r.attempt < MAX_ATTEMPTS {
+        log(
+            LogLevel::Warning,
+            &format!("job {} ({}): {what}; re-queued", r.id, r.process),
+        );
+        if let Err(e) = service.store.requeue(claim) {
+            log(LogLevel::Error, &format!("re-queue failed: {e}"));
+        }
+    } else {
+        let why = if rerun {
+            format!("it was interrupted {} times", r.attempt)
+        } else {
+            "the process is not safe to run again".to_string()
+        };
+        let e = WpsError::no_applicable(format!("{failed}, and {why}"));
+        log(LogLevel::Warning, &format!("job {}: {}", r.id, e.text));
+        if let Err(e) = service.store.finish(claim, Finish::Failed(e)) {
+            log(LogLevel::Error, &format!("cannot fail an orphan: {e}"));
+        }
+    }
+}
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -43,7 +72,8 @@ impl Shared {
 
 pub struct Dispatcher {
     service: Arc<Service>,
-    executor: Arc<dyn Executor>,
+    /// In order of precedence: a job goes to the first that runs its process.
+    executors: Vec<Arc<dyn Executor>>,
     /// Whether it claims queued jobs and adopts orphans (one dispatcher per service and child
     /// does; others only supervise synchronous work on another pool).
     claims: bool,
@@ -60,9 +90,21 @@ impl Dispatcher {
         claims: bool,
         log: Logger,
     ) -> Arc<Dispatcher> {
+        Self::start_with(service, vec![executor], claims, log)
+    }
+
+    /// Starts the dispatcher thread with several executors: a job goes to the first that
+    /// runs its process (the local runner, which runs every process, comes last).
+    pub fn start_with(
+        service: Arc<Service>,
+        executors: Vec<Arc<dyn Executor>>,
+        claims: bool,
+        log: Logger,
+    ) -> Arc<Dispatcher> {
+        assert!(!executors.is_empty(), "a dispatcher needs an executor");
         let d = Arc::new(Dispatcher {
             service,
-            executor,
+            executors,
             claims,
             shared: Arc::new(Shared {
                 wake: Mutex::new(false),
@@ -104,13 +146,24 @@ impl Dispatcher {
         if let Some(h) = lock(&self.thread).take() {
             let _ = h.join();
         }
+        for e in &self.executors {
+            e.shutdown();
+        }
     }
 
     fn store(&self) -> &dyn JobStore {
         self.service.store.as_ref()
     }
 
-    /// Re-queues (or fails) jobs whose owner is gone.
+    /// The executor that runs the jobs of `process`.
+    fn route(&self, process: &str) -> usize {
+        self.executors
+            .iter()
+            .position(|e| e.runs(process))
+            .unwrap_or(self.executors.len() - 1)
+    }
+
+    /// Re-queues (or fails) jobs whose owner is gone, unless their executor adopts them.
     fn adopt_orphans(&self) {
         let orphans = match self.store().orphans() {
             Ok(o) => o,
@@ -120,53 +173,56 @@ impl Dispatcher {
             }
         };
         for claim in orphans {
-            let r = &claim.record;
-            let owner = r.owner.clone().unwrap_or_default();
-            let pid = owner.rsplit(':').next().unwrap_or("?").to_owned();
-            let rerun = self
-                .service
-                .process(&r.process)
-                .is_some_and(|p| p.rerunnable());
-            if rerun && r.attempt < MAX_ATTEMPTS {
-                (self.log)(
-                    LogLevel::Warning,
+            let executor = self.executors[self.route(&claim.record.process)].clone();
+            if let Err(claim) = executor.adopt(claim) {
+                let owner = claim.record.owner.clone().unwrap_or_default();
+                let pid = owner.rsplit(':').next().unwrap_or("?").to_owned();
+                orphan_fate(
+                    &self.service,
+                    *claim,
+                    &format!("the Apache child {pid} running it is gone"),
                     &format!(
-                        "job {} ({}): the Apache child {pid} running it is gone; re-queued",
-                        r.id, r.process
+                        "The Apache child running this job (pid {pid}) exited before it finished"
                     ),
+                    &self.log,
                 );
-                if let Err(e) = self.store().requeue(claim) {
-                    (self.log)(LogLevel::Error, &format!("re-queue failed: {e}"));
-                }
-            } else {
-                let why = if rerun {
-                    format!("it was interrupted {} times", r.attempt)
-                } else {
-                    "the process is not safe to run again".to_string()
-                };
-                let e = WpsError::no_applicable(format!(
-                    "The Apache child running this job (pid {pid}) exited before it finished, and {why}"
-                ));
-                (self.log)(LogLevel::Warning, &format!("job {}: {}", r.id, e.text));
-                if let Err(e) = self.store().finish(claim, Finish::Failed(e)) {
-                    (self.log)(LogLevel::Error, &format!("cannot fail an orphan: {e}"));
-                }
             }
         }
     }
 
-    /// Claims as many queued jobs as the executor and the free slots allow.
+    /// Claims as many queued jobs as the executors and the free slots allow.
     fn claim_jobs(&self) {
-        while !self.shared.shutdown.load(Ordering::SeqCst) && self.executor.has_capacity() {
-            if !self.store().may_have_work() {
+        if !self.store().may_have_work() {
+            return;
+        }
+        let n = self.executors.len();
+        while !self.shared.shutdown.load(Ordering::SeqCst) {
+            let free: Vec<bool> = self.executors.iter().map(|e| e.has_capacity()).collect();
+            // a slot only when an executor that needs one could start a job
+            let needs_slot = (0..n).any(|i| free[i] && self.executors[i].uses_slots());
+            let mut slot = if needs_slot {
+                self.store().try_slot().ok().flatten()
+            } else {
+                None
+            };
+            let can = |i: usize| free[i] && (slot.is_some() || !self.executors[i].uses_slots());
+            if !(0..n).any(can) {
                 break;
             }
-            let Ok(Some(slot)) = self.store().try_slot() else {
-                break;
+            let claimed = if n == 1 {
+                self.store().claim()
+            } else {
+                self.store()
+                    .claim_matching(&|process: &str| can(self.route(process)))
             };
-            match self.store().claim() {
+            match claimed {
                 Ok(Some(claim)) => {
-                    if let Err(claim) = self.executor.clone().start(claim, slot) {
+                    let e = &self.executors[self.route(&claim.record.process)];
+                    let slot = match (e.uses_slots(), slot.take()) {
+                        (true, Some(s)) => s,
+                        _ => Slot::none(),
+                    };
+                    if let Err(claim) = e.clone().start(claim, slot) {
                         let _ = self.store().requeue(*claim);
                         break;
                     }
@@ -185,7 +241,9 @@ impl Dispatcher {
         let mut last_sweep = Instant::now() - RETENTION_SWEEP;
         loop {
             let r = catch_unwind(AssertUnwindSafe(|| {
-                self.executor.supervise();
+                for e in &self.executors {
+                    e.supervise();
+                }
                 if !self.claims || self.shared.draining.load(Ordering::SeqCst) {
                     return;
                 }

@@ -1,10 +1,12 @@
-//! Execution: worker pools, the [`Executor`] of claimed jobs (the local pool today), the
-//! dispatcher that claims queued jobs, adopts orphans, applies retention and supervises time
-//! limits and cancel requests, and the per-child statistics of the status page.
+//! Execution: worker pools, the [`Executor`]s of claimed jobs (the local pool; Slurm for the
+//! processes dispatched there), the dispatcher that claims queued jobs, adopts orphans, applies
+//! retention and supervises time limits and cancel requests, and the per-child statistics of
+//! the status page.
 
 pub mod dispatcher;
 pub mod pool;
 pub mod runner;
+pub mod slurm;
 pub mod stats;
 #[cfg(test)]
 pub mod testing;
@@ -24,4 +26,20 @@ pub trait Executor: Send + Sync {
     fn start(self: Arc<Self>, claim: Claim, slot: Slot) -> Result<(), Box<Claim>>;
     /// Enforces time limits and cancel requests on what it runs; renews claims.
     fn supervise(&self);
+    /// Whether it runs the asynchronous jobs of this process (the dispatcher gives a job to
+    /// the first of its executors that does; default: every process).
+    fn runs(&self, _process: &str) -> bool {
+        true
+    }
+    /// Whether its jobs take a `parallelprocesses` slot of this host (default: yes).
+    fn uses_slots(&self) -> bool {
+        true
+    }
+    /// Takes over a running job whose owner is gone when its work goes on elsewhere (e.g. in
+    /// Slurm); gives the claim back otherwise, and the dispatcher re-queues or fails it.
+    fn adopt(self: Arc<Self>, claim: Claim) -> Result<(), Box<Claim>> {
+        Err(Box::new(claim))
+    }
+    /// The dispatcher stops (the child exits): let go of what it follows.
+    fn shutdown(&self) {}
 }

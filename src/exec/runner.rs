@@ -5,7 +5,7 @@
 use super::pool::{Pool, PoolError};
 use super::{Executor, Logger};
 use crate::engine::{Backend, Outcome, Service};
-use crate::jobs::{Claim, Finish, Slot};
+use crate::jobs::{Claim, Finish, JobRecord, Slot};
 use crate::model::{
     panic_message, CancelToken, Context, ExceptionCode, Inputs, LogLevel, Outputs, Process,
     ProcessError, WpsError, WpsResult,
@@ -40,6 +40,59 @@ pub fn run_process(process: &dyn Process, inputs: &Inputs, ctx: &Context) -> Out
             message: panic_message(&*p),
         },
     }
+}
+
+/// How a job ends after its work: outputs stored as the job's results (a success), or the
+/// error a client sees; with a line for the error log.
+pub fn job_end(service: &Service, job: &JobRecord, outcome: &Outcome) -> (Finish, String) {
+    let (id, process) = (&job.id, &job.process);
+    let how = match outcome {
+        Outcome::Done(outputs) => {
+            let stored = service
+                .process(process)
+                .map(|p| service.store_results(id, p.description(), &job.outputs, outputs));
+            match stored {
+                Some(Ok(results)) => Finish::Succeeded {
+                    message: format!("Process {process} finished successfully"),
+                    results,
+                },
+                Some(Err(e)) => Finish::Failed(e),
+                None => Finish::Failed(WpsError::no_applicable(format!(
+                    "process '{process}' is not offered by this service any more"
+                ))),
+            }
+        }
+        failed => Finish::Failed(failed.client_error().expect("a failed outcome")),
+    };
+    let state = match (&how, outcome) {
+        (Finish::Succeeded { .. }, _) => "succeeded".to_string(),
+        (_, Outcome::Crashed { process, message }) => {
+            format!("process '{process}' panicked: {message}")
+        }
+        (Finish::Failed(e), _) => format!("failed: {}", e.text),
+    };
+    (how, state)
+}
+
+/// Runs a queued job's process: its inputs prepared (references fetched here), its panics
+/// caught.
+pub fn run_job(service: &Service, job: &JobRecord, ctx: &Context) -> Outcome {
+    let work = catch_unwind(AssertUnwindSafe(|| {
+        let Some(process) = service.process(&job.process).cloned() else {
+            return Outcome::Failed(WpsError::no_applicable(format!(
+                "process '{}' is not offered by this service any more",
+                job.process
+            )));
+        };
+        match service.prepare_inputs(process.description(), &job.inputs, None) {
+            Ok(inputs) => run_process(process.as_ref(), &inputs, ctx),
+            Err(e) => Outcome::Failed(e),
+        }
+    }));
+    work.unwrap_or_else(|p| Outcome::Crashed {
+        process: job.process.clone(),
+        message: panic_message(&*p),
+    })
 }
 
 /// Per-runner totals of finished work (synchronous and asynchronous Execute).
@@ -142,7 +195,7 @@ impl Runner {
         t
     }
 
-    fn limit_message(process: &str, limit: Duration) -> String {
+    pub fn limit_message(process: &str, limit: Duration) -> String {
         format!(
             "Process '{process}' exceeded its time limit of {} s and was stopped",
             limit.as_secs()
@@ -280,36 +333,7 @@ impl Runner {
         };
         if let Some(claim) = claim {
             let (id, process) = (claim.record.id.clone(), claim.record.process.clone());
-            let how = match &outcome {
-                Outcome::Done(outputs) => {
-                    let stored = self.service.process(&process).map(|p| {
-                        self.service.store_results(
-                            &id,
-                            p.description(),
-                            &claim.record.outputs,
-                            outputs,
-                        )
-                    });
-                    match stored {
-                        Some(Ok(results)) => Finish::Succeeded {
-                            message: format!("Process {process} finished successfully"),
-                            results,
-                        },
-                        Some(Err(e)) => Finish::Failed(e),
-                        None => Finish::Failed(WpsError::no_applicable(format!(
-                            "process '{process}' is not offered by this service any more"
-                        ))),
-                    }
-                }
-                failed => Finish::Failed(failed.client_error().expect("a failed outcome")),
-            };
-            let state = match (&how, &outcome) {
-                (Finish::Succeeded { .. }, _) => "succeeded".to_string(),
-                (_, Outcome::Crashed { process, message }) => {
-                    format!("process '{process}' panicked: {message}")
-                }
-                (Finish::Failed(e), _) => format!("failed: {}", e.text),
-            };
+            let (how, state) = job_end(&self.service, &claim.record, &outcome);
             match &how {
                 Finish::Succeeded { .. } => self.counters.succeeded(),
                 Finish::Failed(_) => self.counters.failed(),
@@ -394,25 +418,7 @@ impl Executor for Runner {
         let spawned = self.pool.spawn(move || {
             let ctx = Context::new(t2.cancel.clone(), progress).with_log(me.log.clone());
             // references are fetched here, on the worker; a panic anywhere fails this job only
-            let work = catch_unwind(AssertUnwindSafe(|| {
-                let Some(process) = me.service.process(&record.process).cloned() else {
-                    return Outcome::Failed(WpsError::no_applicable(format!(
-                        "process '{}' is not offered by this service any more",
-                        record.process
-                    )));
-                };
-                match me
-                    .service
-                    .prepare_inputs(process.description(), &record.inputs, None)
-                {
-                    Ok(inputs) => run_process(process.as_ref(), &inputs, &ctx),
-                    Err(e) => Outcome::Failed(e),
-                }
-            }));
-            let outcome = work.unwrap_or_else(|p| Outcome::Crashed {
-                process: record.process.clone(),
-                message: panic_message(&*p),
-            });
+            let outcome = run_job(&me.service, &record, &ctx);
             t2.returned.store(true, Ordering::SeqCst);
             if let Err(p) = catch_unwind(AssertUnwindSafe(|| me.finalize(&t2, outcome))) {
                 (me.log)(

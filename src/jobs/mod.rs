@@ -87,6 +87,16 @@ impl Claim {
     pub fn new(record: JobRecord, hold: Box<dyn Any + Send + Sync>) -> Claim {
         Claim { record, hold }
     }
+    /// A claim held elsewhere: the job's attempt `record.attempt` is claimed by another process
+    /// (e.g. the Apache child that dispatched it to Slurm), and the process that runs it (the
+    /// Slurm worker) records progress and the end through this one. Writes are checked against
+    /// the job's attempt like any claim's; finishing it releases nothing.
+    pub fn detached(record: JobRecord) -> Claim {
+        Claim {
+            record,
+            hold: Box::new(()),
+        }
+    }
     /// The store's own hold on the claim (e.g. a lock file).
     pub fn hold(&self) -> &(dyn Any + Send + Sync) {
         self.hold.as_ref()
@@ -174,12 +184,24 @@ pub trait JobStore: Send + Sync {
     fn try_slot(&self) -> StoreResult<Option<Slot>>;
     /// Claims the oldest queued job (the caller holds a slot): attempt + 1, state running.
     fn claim(&self) -> StoreResult<Option<Claim>>;
+    /// Claims the oldest queued job of a process `wanted` accepts (the others keep their
+    /// place), like `claim`: the dispatcher uses it when jobs of some processes run elsewhere
+    /// (Slurm) and only some executors can take a job now.
+    fn claim_matching(&self, _wanted: &dyn Fn(&str) -> bool) -> StoreResult<Option<Claim>> {
+        Err(StoreError::Unavailable(
+            "this job store cannot claim the jobs of some processes only (needed by dispatch = slurm)"
+                .into(),
+        ))
+    }
     /// Extends the claim's lease.
     fn renew(&self, claim: &Claim) -> StoreResult<()>;
     /// Records progress of a claimed job.
     fn progress(&self, claim: &Claim, percent: u32, message: &str) -> StoreResult<()>;
     /// Records the end of a claimed job and releases it. Returns false (and writes nothing)
-    /// when the claim is no longer the job's current attempt, or the job was dismissed.
+    /// when the claim is no longer the job's current attempt, the job was dismissed, or its
+    /// end is recorded already (by a detached claim of the same attempt). Progress, renewals
+    /// and ends may come from several processes at once (an Apache child and a Slurm worker):
+    /// each is one atomic read-modify-write of the record.
     fn finish(&self, claim: Claim, how: Finish) -> StoreResult<bool>;
     /// Puts a claimed job back at its old place in the queue.
     fn requeue(&self, claim: Claim) -> StoreResult<()>;

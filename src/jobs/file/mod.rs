@@ -22,10 +22,11 @@ use super::{
     unix_now, valid_id, valid_output_name, Claim, Finish, JobCounts, JobQuery, JobRecord, JobState,
     JobStore, Slot, StoreError, StoreResult,
 };
+mod claims;
 mod fs_util;
 mod index;
 
-use fs_util::{host_pid, id_of_entry, json_files, try_lock, write_atomic};
+use fs_util::{json_files, try_lock, write_atomic};
 use index::Index;
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
@@ -105,9 +106,10 @@ impl FileStore {
         write_atomic(&self.dir("records"), &format!("{}.json", r.id), &data, sync)
     }
 
-    /// Read-modify-write of a record by this process.
+    /// Read-modify-write of a record.
     fn update(&self, id: &str, f: impl FnOnce(&mut JobRecord)) -> io::Result<()> {
         let _g = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        let _l = self.record_lock(id)?;
         if let Some(mut r) = self.read_record(id)? {
             f(&mut r);
             r.updated = unix_now();
@@ -194,62 +196,6 @@ impl FileStore {
         }
         write_atomic(&self.root, "store-version", LAYOUT.as_bytes(), true)?;
         Ok(notes)
-    }
-
-    fn claim_entry(&self, path: &Path) -> io::Result<Option<Claim>> {
-        let Some(id) = id_of_entry(path) else {
-            // A damaged queue entry: keep it out of the way, never lose it silently.
-            let _ = fs::rename(path, path.with_extension("bad"));
-            return Ok(None);
-        };
-        let lock_path = self.dir("running").join(format!("{id}.lock"));
-        let Some(file) = try_lock(&lock_path)? else {
-            return Ok(None);
-        };
-        let running = self.dir("running").join(format!("{id}.json"));
-        match fs::rename(path, &running) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None), // taken elsewhere
-            Err(e) => return Err(e),
-        }
-        self.adjust_queued(-1)?;
-        let lock = JobLock {
-            file,
-            path: lock_path,
-        };
-        let _g = self.records.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(mut r) = self.read_record(&id)? else {
-            // dismissed while queued
-            let _ = fs::remove_file(&running);
-            let _ = fs::remove_file(&lock.path);
-            return Ok(None);
-        };
-        let now = unix_now();
-        r.state = JobState::Running;
-        r.attempt += 1;
-        r.owner = Some(host_pid());
-        r.lease_until = Some(now + LEASE);
-        r.started = Some(now);
-        r.progress = 0;
-        r.message = "Process started".into();
-        r.updated = now;
-        self.write_record(&r, false)?;
-        self.index.set(&r, JobState::Running);
-        Ok(Some(Claim::new(r, Box::new(Mutex::new(Some(lock))))))
-    }
-
-    /// Releases the claim's lock and its queue entry.
-    fn release(&self, claim: &Claim) {
-        if let Some(m) = claim.hold().downcast_ref::<Mutex<Option<JobLock>>>() {
-            if let Some(lock) = m.lock().unwrap_or_else(|e| e.into_inner()).take() {
-                let _ = fs::remove_file(
-                    self.dir("running")
-                        .join(format!("{}.json", claim.record.id)),
-                );
-                let _ = fs::remove_file(&lock.path);
-                drop(lock.file);
-            }
-        }
     }
 }
 
@@ -347,21 +293,11 @@ impl JobStore for FileStore {
     }
 
     fn claim(&self) -> StoreResult<Option<Claim>> {
-        let mut cursor = self.cursor.lock().unwrap_or_else(|e| e.into_inner());
-        let mut refilled = false;
-        loop {
-            let Some(path) = cursor.pop_front() else {
-                if refilled {
-                    return Ok(None);
-                }
-                *cursor = json_files(&self.dir("queue"))?.into();
-                refilled = true;
-                continue;
-            };
-            if let Some(c) = self.claim_entry(&path)? {
-                return Ok(Some(c));
-            }
-        }
+        self.claim_first(None)
+    }
+
+    fn claim_matching(&self, wanted: &dyn Fn(&str) -> bool) -> StoreResult<Option<Claim>> {
+        self.claim_first(Some(wanted))
     }
 
     /// The flock is what keeps the claim on one host; the lease is kept for other readers.
@@ -392,8 +328,11 @@ impl JobStore for FileStore {
             false
         } else {
             let _g = self.records.lock().unwrap_or_else(|e| e.into_inner());
+            let _l = self.record_lock(&id)?;
             match self.read_record(&id)? {
-                Some(mut r) if r.attempt == claim.record.attempt => {
+                Some(mut r)
+                    if r.attempt == claim.record.attempt && r.state == JobState::Running =>
+                {
                     let now = unix_now();
                     match how {
                         Finish::Succeeded { message, results } => {
@@ -427,6 +366,7 @@ impl JobStore for FileStore {
         let id = claim.record.id.clone();
         {
             let _g = self.records.lock().unwrap_or_else(|e| e.into_inner());
+            let _l = self.record_lock(&id)?;
             if let Some(mut r) = self.read_record(&id)? {
                 r.state = JobState::Accepted;
                 r.owner = None;

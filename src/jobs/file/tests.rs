@@ -434,3 +434,87 @@ fn listing_100k_jobs_reads_only_a_page() {
     }
     let _ = fs::remove_dir_all(d);
 }
+
+#[test]
+fn claims_can_be_limited_to_some_processes_and_others_keep_their_place() {
+    let (s, d) = store(2, 10);
+    let mut a = job(1);
+    a.process = "heavy".into();
+    let (b, c) = (job(2), job(3));
+    for j in [&a, &b, &c] {
+        s.enqueue(j).unwrap();
+    }
+    let light = |p: &str| p != "heavy";
+    assert_eq!(s.claim_matching(&light).unwrap().unwrap().record.id, b.id);
+    assert_eq!(s.claim_matching(&light).unwrap().unwrap().record.id, c.id);
+    assert!(s.claim_matching(&light).unwrap().is_none());
+    // the passed-over job is still first in line, for any claimer
+    let heavy = s.claim().unwrap().unwrap();
+    assert_eq!(
+        (heavy.record.id.clone(), heavy.record.attempt),
+        (a.id.clone(), 1)
+    );
+    assert!(s.claim_matching(&|_| true).unwrap().is_none());
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn a_detached_claim_records_for_its_attempt_and_an_end_is_recorded_once() {
+    let (s, d) = store(2, 10);
+    let a = job(1);
+    s.enqueue(&a).unwrap();
+    let held = s.claim().unwrap().unwrap();
+    // another process (the Slurm worker) writes with a detached claim of the same attempt
+    let worker = Claim::detached(held.record.clone());
+    s.progress(&worker, 50, "half").unwrap();
+    assert_eq!(s.get(&a.id).unwrap().unwrap().progress, 50);
+    assert!(s.finish(worker, succeeded()).unwrap());
+    // the holder's later end is refused (the worker's stands) and releases the claim
+    let late = Finish::Failed(WpsError::no_applicable("late"));
+    assert!(!s.finish(held, late).unwrap());
+    let r = s.get(&a.id).unwrap().unwrap();
+    assert_eq!((r.state, r.message.as_str()), (JobState::Succeeded, "done"));
+    assert!(s.orphans().unwrap().is_empty());
+    assert_eq!(s.counts().unwrap().running.len(), 0);
+    // a detached claim of an older attempt writes nothing
+    let mut stale = r.clone();
+    stale.attempt = 0;
+    s.progress(&Claim::detached(stale), 10, "stale").unwrap();
+    assert_eq!(s.get(&a.id).unwrap().unwrap().message, "done");
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn record_writes_of_two_processes_do_not_lose_each_other() {
+    // two stores over one directory stand for an Apache child and a Slurm worker
+    let (s, d) = store(2, 10);
+    let other = FileStore::new(d.join("work"), d.join("out"), 2, 10);
+    let a = job(1);
+    s.enqueue(&a).unwrap();
+    let held = s.claim().unwrap().unwrap();
+    let worker = Claim::detached(held.record.clone());
+    std::thread::scope(|t| {
+        t.spawn(|| {
+            for _ in 0..200 {
+                s.renew(&held).unwrap();
+            }
+        });
+        t.spawn(|| {
+            for i in 0..200 {
+                other
+                    .progress(&worker, i % 100, &format!("step {i}"))
+                    .unwrap();
+            }
+            assert!(other
+                .finish(Claim::detached(worker.record.clone()), succeeded())
+                .unwrap());
+        });
+    });
+    let r = s.get(&a.id).unwrap().unwrap();
+    assert_eq!(
+        r.state,
+        JobState::Succeeded,
+        "a renewal never overwrites the end"
+    );
+    std::fs::remove_dir_all(d).unwrap();
+}

@@ -31,17 +31,29 @@ pub(super) fn module_file() -> Option<PathBuf> {
 /// The supervisor `mod_wps-supervise`: next to the module file, or (cargo's layout, the
 /// module or test binary in `target/<profile>/deps/`) in the directory above.
 pub fn find_supervisor() -> Result<PathBuf, String> {
+    find_helper(SUPERVISOR, "the command supervisor")
+}
+
+/// A helper program installed next to the module (`mod_wps-supervise`, `mod_wps-worker`),
+/// found as the supervisor is; `what` says what it is for in the error.
+pub fn find_helper(name: &str, what: &str) -> Result<PathBuf, String> {
     let module = module_file().ok_or("cannot tell where the module was loaded from")?;
-    supervisor_near(&module)
+    helper_near(&module, name, what)
 }
 
 /// The supervisor next to the module file `module`.
+#[cfg(test)]
 pub(super) fn supervisor_near(module: &Path) -> Result<PathBuf, String> {
+    helper_near(module, SUPERVISOR, "the command supervisor")
+}
+
+/// Helper program `name` next to the module file `module`.
+fn helper_near(module: &Path, name: &str, what: &str) -> Result<PathBuf, String> {
     let dir = module.parent().unwrap_or(Path::new("/"));
-    let mut candidates = vec![dir.join(SUPERVISOR)];
+    let mut candidates = vec![dir.join(name)];
     if dir.file_name().is_some_and(|n| n == "deps") {
         if let Some(up) = dir.parent() {
-            candidates.push(up.join(SUPERVISOR));
+            candidates.push(up.join(name));
         }
     }
     use std::os::unix::fs::PermissionsExt;
@@ -51,7 +63,7 @@ pub(super) fn supervisor_near(module: &Path) -> Result<PathBuf, String> {
     candidates.iter().find(|p| usable(p)).cloned().ok_or_else(|| {
         let list: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
         format!(
-            "the command supervisor {SUPERVISOR} is not installed (looked for {}; .ci/install puts it next to the module)",
+            "{what} {name} is not installed (looked for {}; .ci/install puts it next to the module)",
             list.join(" and ")
         )
     })

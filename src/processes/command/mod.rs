@@ -21,7 +21,7 @@ use crate::model::{
     Context, DataSpec, Inputs, OutputSpec, OutputValue, Outputs, Process, ProcessDescription,
     ProcessError, Value,
 };
-pub use child::find_supervisor;
+pub use child::{find_helper, find_supervisor};
 use child::{proc_state, reap_if_exited, stop};
 use output::size_text;
 pub use output::{parse_progress, stderr_tail, xml_safe, StdoutSink};
