@@ -291,4 +291,14 @@ fn configtest_names_the_file_and_line_of_slurm_mistakes() {
         .processes("sleep.dispatch = slurm\n[slurm]\npartition = debug")
         .configtest();
     assert!(t.ok, "{}", t.output);
+    // not with the PostgreSQL store (yet): said at configtest, not found out at run time
+    let t = Apache::builder("slurm-configtest")
+        .server_lines("jobstore = host=127.0.0.1 port=1 user=wps dbname=wps")
+        .processes("sleep.dispatch = slurm")
+        .configtest();
+    assert!(
+        !t.ok && t.output.contains("needs the file job store"),
+        "{}",
+        t.output
+    );
 }

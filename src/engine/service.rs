@@ -68,6 +68,11 @@ impl Service {
             line: Some(line),
             message: m,
         };
+        if c.server.jobstore.is_some() {
+            return Err(at(
+                "dispatch = slurm needs the file job store for now: the PostgreSQL store (jobstore) does not take the Slurm worker's writes yet".into(),
+            ));
+        }
         slurm::client_programs().map_err(at)?;
         let worker = processes::command::find_helper(WORKER, "the Slurm job runner").map_err(at)?;
         slurm::check_worker_path(&worker).map_err(at)
