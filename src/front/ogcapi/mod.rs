@@ -65,13 +65,7 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     /// The service URL (`[server] url`, else as the client reached it).
     pub fn service_url(&self) -> &str {
-        self.service
-            .config
-            .server
-            .url
-            .as_deref()
-            .unwrap_or(self.req.base_url)
-            .trim_end_matches('/')
+        self.service.url(self.req.base_url).trim_end_matches('/')
     }
 
     /// An absolute URL below the API.
