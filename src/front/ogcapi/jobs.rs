@@ -54,20 +54,18 @@ pub fn status_info(ctx: &Ctx, job: &JobRecord) -> Json {
             "The job's status as HTML",
         ),
     ];
-    if job.state == JobState::Succeeded {
+    // a finished job's results: its outputs, or why it failed
+    let results = match job.state {
+        JobState::Succeeded => Some(("results", "The job's results")),
+        JobState::Failed => Some(("exceptions", "Why the job failed")),
+        _ => None,
+    };
+    if let Some((rel, title)) = results {
         links.push(ctx.link(
             ctx.url(&format!("{path}/results")),
-            "http://www.opengis.net/def/rel/ogc/1.0/results",
+            &format!("http://www.opengis.net/def/rel/ogc/1.0/{rel}"),
             JSON,
-            "The job's results",
-        ));
-    }
-    if job.state == JobState::Failed {
-        links.push(ctx.link(
-            ctx.url(&format!("{path}/results")),
-            "http://www.opengis.net/def/rel/ogc/1.0/exceptions",
-            JSON,
-            "Why the job failed",
+            title,
         ));
     }
     let mut doc = json!({
