@@ -18,23 +18,16 @@ pub fn parse(query: &str) -> WpsResult<Request> {
         .map(split_list)
         .and_then(|l| l.into_iter().next())
         .or_else(|| get("lang").or(get("language")).map(str::to_owned));
-    let op = [
-        "GetCapabilities",
-        "DescribeProcess",
-        "Execute",
-        "GetStatus",
-        "GetResult",
-        "Dismiss",
-    ]
-    .into_iter()
-    .find(|o| o.eq_ignore_ascii_case(request))
-    .ok_or_else(|| {
-        WpsError::new(
-            ExceptionCode::OperationNotSupported,
-            Some(request),
-            format!("operation '{request}' is not supported"),
-        )
-    })?;
+    let op = OPERATIONS
+        .into_iter()
+        .find(|o| o.eq_ignore_ascii_case(request))
+        .ok_or_else(|| {
+            WpsError::new(
+                ExceptionCode::OperationNotSupported,
+                Some(request),
+                format!("operation '{request}' is not supported"),
+            )
+        })?;
     if op == "GetCapabilities" {
         if let Some(versions) = get("acceptversions").map(split_list) {
             check_accept_versions(&versions)?;

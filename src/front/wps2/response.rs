@@ -2,6 +2,7 @@
 //! OWS 2.0 `ows:ExceptionReport`. Every document written here validates against the official
 //! schemas (`wps-validate`; the unit tests and the integration tests check each one).
 
+use super::request::OPERATIONS;
 use crate::config::service::Metadata;
 use crate::front::wps_common::ows;
 use crate::front::xml::{Xml, NS_XLINK, NS_XSI};
@@ -49,15 +50,6 @@ pub fn exception_report(err: &WpsError, lang: &str) -> String {
         lang,
     )
 }
-
-pub const OPERATIONS: [&str; 6] = [
-    "GetCapabilities",
-    "DescribeProcess",
-    "Execute",
-    "GetStatus",
-    "GetResult",
-    "Dismiss",
-];
 
 /// GetCapabilities response.
 pub fn capabilities(

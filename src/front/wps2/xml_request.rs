@@ -16,18 +16,7 @@ use crate::model::*;
 pub fn parse(body: &[u8]) -> WpsResult<Request> {
     let (doc, root) = read_request(body)?;
     let doc = doc.as_ref();
-    let op = operation(
-        &root,
-        NS_WPS,
-        &[
-            "GetCapabilities",
-            "DescribeProcess",
-            "Execute",
-            "GetStatus",
-            "GetResult",
-            "Dismiss",
-        ],
-    )?;
+    let op = operation(&root, NS_WPS, &OPERATIONS)?;
     check_service(&root, false)?;
     if op == "GetCapabilities" {
         if let Some(av) = root.child(NS_OWS, "AcceptVersions") {
