@@ -40,19 +40,23 @@ unsafe fn args<'a>(argc: c_int, argv: *const *mut c_char) -> Vec<&'a str> {
         .collect()
 }
 
-/// Runs a directive body: errors (and panics) become the message Apache prints with the
-/// config file name and line.
+/// Runs a directive body on the directive's words: errors (and panics) become the message
+/// Apache prints with the config file name and line.
 ///
 /// # Safety
-/// `cmd` must be the `cmd_parms` Apache passed to the directive function.
+/// `cmd`, `argc` and `argv` must be what Apache passed to the (`TAKE_ARGV`) directive function.
 unsafe fn directive(
     cmd: *mut cmd_parms,
+    argc: c_int,
+    argv: *const *mut c_char,
     name: &str,
-    f: impl FnOnce(&mut Generation) -> Result<(), String>,
+    f: impl FnOnce(&mut Generation, &[&str]) -> Result<(), String>,
 ) -> *const c_char {
+    // SAFETY: Apache passes the directive's `argc` words in `argv` (TAKE_ARGV).
+    let a = unsafe { args(argc, argv) };
     let r = catch_unwind(AssertUnwindSafe(|| {
         let mut pending = lock(&PENDING);
-        f(pending.get_or_insert_with(Generation::default))
+        f(pending.get_or_insert_with(Generation::default), &a)
     }));
     let msg = match r {
         Ok(Ok(())) => return null(),
@@ -70,11 +74,9 @@ unsafe extern "C" fn cmd_daemon_process(
     argc: c_int,
     argv: *const *mut c_char,
 ) -> *const c_char {
-    // SAFETY: Apache passes the directive's `argc` words in `argv` (TAKE_ARGV).
-    let a = unsafe { args(argc, argv) };
-    // SAFETY: `cmd` is the `cmd_parms` of this directive.
+    // SAFETY: these are the `cmd_parms` and words of this directive.
     unsafe {
-        directive(cmd, "WPSDaemonProcess", |g| {
+        directive(cmd, argc, argv, "WPSDaemonProcess", |g, a| {
             let (name, opts) = a
                 .split_first()
                 .ok_or("expects a process group name and options")?;
@@ -94,13 +96,11 @@ unsafe extern "C" fn cmd_script_alias(
     argc: c_int,
     argv: *const *mut c_char,
 ) -> *const c_char {
-    // SAFETY: Apache passes the directive's `argc` words in `argv` (TAKE_ARGV).
-    let a = unsafe { args(argc, argv) };
     // SAFETY: `cmd` is the valid `cmd_parms` of this directive; `server` is the server_rec of
     // the (virtual) host being configured and `pool` the configuration pool.
     let (server, pool) = unsafe { ((*cmd).server as usize, (*cmd).pool) };
-    let body = |g: &mut Generation| {
-        let [url, file, opts @ ..] = a.as_slice() else {
+    let body = |g: &mut Generation, a: &[&str]| {
+        let [url, file, opts @ ..] = a else {
             return Err("expects URL-PATH CONFIG-FILE [process-group=NAME]".into());
         };
         if !url.starts_with('/') {
@@ -143,8 +143,8 @@ unsafe extern "C" fn cmd_script_alias(
         });
         Ok(())
     };
-    // SAFETY: `cmd` is the `cmd_parms` of this directive.
-    unsafe { directive(cmd, "WPSScriptAlias", body) }
+    // SAFETY: these are the `cmd_parms` and words of this directive.
+    unsafe { directive(cmd, argc, argv, "WPSScriptAlias", body) }
 }
 
 unsafe extern "C" fn cmd_process_group(
@@ -153,12 +153,10 @@ unsafe extern "C" fn cmd_process_group(
     argc: c_int,
     argv: *const *mut c_char,
 ) -> *const c_char {
-    // SAFETY: Apache passes the directive's `argc` words in `argv` (TAKE_ARGV).
-    let a = unsafe { args(argc, argv) };
     // SAFETY: `cmd` is the valid `cmd_parms` of this directive.
     let pool = unsafe { (*cmd).pool };
-    let body = |g: &mut Generation| {
-        let [name] = a.as_slice() else {
+    let body = |g: &mut Generation, a: &[&str]| {
+        let [name] = a else {
             return Err("expects exactly one process group name".into());
         };
         g.check_group(name)?;
@@ -175,8 +173,8 @@ unsafe extern "C" fn cmd_process_group(
         }
         Ok(())
     };
-    // SAFETY: `cmd` is the `cmd_parms` of this directive.
-    unsafe { directive(cmd, "WPSProcessGroup", body) }
+    // SAFETY: these are the `cmd_parms` and words of this directive.
+    unsafe { directive(cmd, argc, argv, "WPSProcessGroup", body) }
 }
 
 type TakeArgv =

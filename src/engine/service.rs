@@ -165,6 +165,11 @@ impl Service {
         self.config.server.maxrequestsize
     }
 
+    /// The URL of this service: `[server] url`, else `reached` (as the client reached it).
+    pub fn url<'a>(&'a self, reached: &'a str) -> &'a str {
+        self.config.server.url.as_deref().unwrap_or(reached)
+    }
+
     pub fn default_language(&self) -> &str {
         &self.config.server.languages[0]
     }

@@ -9,6 +9,7 @@ pub mod router;
 pub mod status_page;
 pub mod wps1;
 pub mod wps2;
+pub mod wps_common;
 pub mod xml;
 pub mod xml_read;
 

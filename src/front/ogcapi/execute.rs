@@ -2,10 +2,11 @@
 //! bounding-box inputs; requested outputs with `transmissionMode`; `response` raw or document),
 //! run synchronously, or as a job with `Prefer: respond-async` (201, `Location`, statusInfo).
 
-use super::describe::is_text;
+use super::job_options::{OgcJob, ResponseForm};
 use super::jobs::status_info;
 use super::problem::Problem;
 use super::results::{document, raw, Result_};
+use super::schema::is_text;
 use super::{api, json_response, no_such_process, ApiResult, Ctx};
 use crate::engine::jobs::requested_outputs;
 use crate::engine::Submission;
@@ -15,35 +16,7 @@ use crate::model::{
     BoundingBox, ComplexValue, DataSpec, ExceptionCode, Input, InputData, InputSpec, LiteralValue,
     LogLevel, OutputRequest, ProcessDescription, Reference, WpsError,
 };
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value as Json};
-
-/// `response` of the execute request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum ResponseForm {
-    #[default]
-    Raw,
-    Document,
-}
-
-/// What an OGC API execute request asked, kept with its job (under `"ogcapi"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct OgcJob {
-    pub response: ResponseForm,
-}
-
-impl OgcJob {
-    /// The options of a job; a job submitted through another protocol gets the document form.
-    pub fn of(job: &crate::jobs::JobRecord) -> OgcJob {
-        job.protocol
-            .get("ogcapi")
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
-            .unwrap_or(OgcJob {
-                response: ResponseForm::Document,
-            })
-    }
-}
 
 /// A parsed execute request.
 #[derive(Debug, Clone, PartialEq)]

@@ -3,7 +3,6 @@
 //! reloads itself until the job has finished, and the process page's form posts
 //! `application/x-www-form-urlencoded` to the execution URL (read by [`form_request`]).
 
-use super::problem::Problem;
 use super::{Ctx, HTML};
 use crate::front::http::HttpResponse;
 use crate::model::{DataSpec, ProcessDescription};
@@ -62,10 +61,6 @@ pub fn page_with(ctx: &Ctx, status: u16, name: &str, doc: &Json, extra: Json) ->
             r
         }
     }
-}
-
-pub fn error_page(ctx: &Ctx, p: &Problem) -> HttpResponse {
-    page(ctx, p.status, "error.html", &p.to_json())
 }
 
 /// The execute request a form of the process page posts (`application/x-www-form-urlencoded`):

@@ -3,7 +3,8 @@
 //! the engine with the caller (`REMOTE_USER`), so with `jobaccess = owner` another user's job
 //! is exactly an unknown one.
 
-use super::execute::{OgcJob, ResponseForm};
+use super::job_options::{OgcJob, ResponseForm};
+use super::params::{limit_param, offset_param};
 use super::problem::Problem;
 use super::results::{self, Result_};
 use super::{api, json_response, ApiResult, Ctx, JSON};
@@ -53,20 +54,18 @@ pub fn status_info(ctx: &Ctx, job: &JobRecord) -> Json {
             "The job's status as HTML",
         ),
     ];
-    if job.state == JobState::Succeeded {
+    // a finished job's results: its outputs, or why it failed
+    let results = match job.state {
+        JobState::Succeeded => Some(("results", "The job's results")),
+        JobState::Failed => Some(("exceptions", "Why the job failed")),
+        _ => None,
+    };
+    if let Some((rel, title)) = results {
         links.push(ctx.link(
             ctx.url(&format!("{path}/results")),
-            "http://www.opengis.net/def/rel/ogc/1.0/results",
+            &format!("http://www.opengis.net/def/rel/ogc/1.0/{rel}"),
             JSON,
-            "The job's results",
-        ));
-    }
-    if job.state == JobState::Failed {
-        links.push(ctx.link(
-            ctx.url(&format!("{path}/results")),
-            "http://www.opengis.net/def/rel/ogc/1.0/exceptions",
-            JSON,
-            "Why the job failed",
+            title,
         ));
     }
     let mut doc = json!({
@@ -197,32 +196,6 @@ fn placeholder(v: &StoredValue) -> OutputValue {
             mime_type: mime_type.clone(),
             data: Vec::new(),
         },
-    }
-}
-
-/// `limit`: 1–1000 (larger values are served as 1000).
-pub fn limit_param(ctx: &Ctx, default: usize) -> ApiResult<usize> {
-    match ctx.param("limit") {
-        None => Ok(default),
-        Some(v) => match v.trim().parse::<usize>() {
-            Ok(n) if n >= 1 => Ok(n.min(1000)),
-            _ => Err(Problem::bad_request(
-                "limit",
-                format!("limit '{v}' is not an integer from 1 to 1000"),
-            )),
-        },
-    }
-}
-
-pub fn offset_param(ctx: &Ctx) -> ApiResult<usize> {
-    match ctx.param("offset") {
-        None => Ok(0),
-        Some(v) => v.trim().parse::<usize>().map_err(|_| {
-            Problem::bad_request(
-                "offset",
-                format!("offset '{v}' is not a non-negative integer"),
-            )
-        }),
     }
 }
 

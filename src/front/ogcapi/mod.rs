@@ -6,17 +6,23 @@
 //! - [`describe`]: landing page, conformance, process list and descriptions (JSON Schemas)
 //! - [`execute`]: the execute request (inputs, outputs, `response`, `Prefer: respond-async`)
 //! - [`jobs`]: statusInfo, the job list, results and dismiss
+//! - [`results`]: result values as JSON, raw bodies and multipart
 //! - [`openapi`]: the OpenAPI 3.0 document of the live registry
 //! - [`html`]: the pages for people (templates in `templates/`)
 //! - [`problem`]: RFC 7807 errors with the OGC exception type URIs
+//! - [`schema`]: JSON Schemas of inputs and outputs, typed literals, text media types
+//! - [`params`]: the paging parameters; [`job_options`]: what a job keeps of its request
 
 pub mod describe;
 pub mod execute;
 pub mod html;
+pub mod job_options;
 pub mod jobs;
 pub mod openapi;
+pub mod params;
 pub mod problem;
 pub mod results;
+pub mod schema;
 
 use super::http::{HttpRequest, HttpResponse};
 use crate::engine::{Backend, Service};
@@ -59,13 +65,7 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     /// The service URL (`[server] url`, else as the client reached it).
     pub fn service_url(&self) -> &str {
-        self.service
-            .config
-            .server
-            .url
-            .as_deref()
-            .unwrap_or(self.req.base_url)
-            .trim_end_matches('/')
+        self.service.url(self.req.base_url).trim_end_matches('/')
     }
 
     /// An absolute URL below the API.

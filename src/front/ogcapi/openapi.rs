@@ -2,7 +2,7 @@
 //! each process's execute request (its inputs as schemas) and its results — and its HTML
 //! rendering (`service-doc`).
 
-use super::describe::schema;
+use super::schema::schema;
 use super::{Ctx, Fmt, OPENAPI_JSON};
 use crate::front::http::HttpResponse;
 use crate::model::ProcessDescription;

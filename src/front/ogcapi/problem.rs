@@ -113,7 +113,7 @@ impl Problem {
 
     pub fn response(&self, ctx: &Ctx) -> HttpResponse {
         let mut r = if ctx.fmt == Fmt::Html {
-            html::error_page(ctx, self)
+            html::page(ctx, self.status, "error.html", &self.to_json())
         } else {
             let mut r = json_response(self.status, &self.to_json());
             let wants_problem = ctx

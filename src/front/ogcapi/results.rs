@@ -1,7 +1,7 @@
 //! Results as a client asked for them: the results document (`response=document`) or raw
 //! (one output's bytes, `Link` headers for references, `multipart/related` for several).
 
-use super::describe::{is_text, typed};
+use super::schema::{is_text, typed};
 use crate::front::http::HttpResponse;
 use crate::jobs::new_id;
 use crate::model::format::encode_base64;

@@ -7,9 +7,10 @@ use super::status::{document, status_document, wants_base64, Entry, Wps1Job};
 use super::Ctx;
 use crate::engine::jobs::{produced, requested_outputs};
 use crate::engine::Submission;
-use crate::front::http::{HttpResponse, XML_CONTENT_TYPE};
+use crate::front::http::HttpResponse;
+use crate::front::wps_common::{raw_response, raw_value};
 use crate::jobs::{new_id, unix_now, JobRecord};
-use crate::model::format::{bounding_box_xml, encode_base64, is_base64};
+use crate::model::format::bounding_box_xml;
 use crate::model::{
     ExceptionCode, LogLevel, OutputRequest, OutputValue, Outputs, ProcessDescription, WpsError,
     WpsResult,
@@ -102,14 +103,7 @@ pub fn execute(ctx: &Ctx, e: Execute, lang: &str) -> WpsResult<HttpResponse> {
             let outputs = ctx
                 .service
                 .run_sync(ctx.backend, process.clone(), &e.inputs, checked)?;
-            let value = outputs
-                .get_format(&o.identifier, o.mime_type.as_deref())
-                .ok_or_else(|| {
-                    WpsError::no_applicable(format!(
-                        "Process '{}' produced no output '{}'",
-                        desc.identifier, o.identifier
-                    ))
-                })?;
+            let value = raw_value(desc, &outputs, o)?;
             Ok(raw_output(value, o))
         }
     }
@@ -158,22 +152,7 @@ fn sync_entries<'a>(
 /// RawDataOutput: the bare value with its media type — the declared format the process
 /// produced, never text from the request.
 fn raw_output(value: &OutputValue, req: &OutputRequest) -> HttpResponse {
-    let (ct, body) = match value {
-        OutputValue::Literal(s) => (
-            "text/plain; charset=utf-8".to_owned(),
-            s.clone().into_bytes(),
-        ),
-        OutputValue::Complex { mime_type, data } if is_base64(req.encoding.as_deref()) => {
-            (mime_type.clone(), encode_base64(data).into_bytes())
-        }
-        OutputValue::Complex { mime_type, data } => (mime_type.clone(), data.clone()),
-        OutputValue::BoundingBox(b) => (
-            XML_CONTENT_TYPE.to_owned(),
-            bounding_box_xml(b).into_bytes(),
-        ),
-    };
-    let ct: String = ct.chars().filter(|c| !c.is_control()).collect();
-    HttpResponse::new(200, &ct, body).with_header(
+    raw_response(value, req, bounding_box_xml).with_header(
         "Content-Disposition",
         &format!(
             "inline; filename=\"{}\"",

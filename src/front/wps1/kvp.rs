@@ -6,38 +6,16 @@
 //! splitting so that `;`, `@` and `=` can be sent doubly encoded.
 
 use super::request::*;
+use crate::front::wps_common::kvp::{
+    identifiers, missing_identifier, split_list, version_negotiation_failed, Params,
+};
 use crate::model::*;
-use std::collections::HashMap;
 
 /// Parses a raw (still percent-encoded) URL query string.
 pub fn parse(query: &str) -> WpsResult<Request> {
-    let mut params: HashMap<String, String> = HashMap::new();
-    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-        params
-            .entry(k.trim().to_ascii_lowercase())
-            .or_insert_with(|| v.into_owned());
-    }
-    let get = |name: &str| params.get(name).map(String::as_str);
-
-    match get("service").map(str::trim).filter(|s| !s.is_empty()) {
-        None => {
-            return Err(WpsError::missing(
-                "service",
-                "parameter 'service' is missing",
-            ))
-        }
-        Some(s) if !s.eq_ignore_ascii_case("WPS") => {
-            return Err(WpsError::invalid(
-                "service",
-                format!("service '{s}' is not 'WPS'"),
-            ))
-        }
-        Some(_) => {}
-    }
-    let request = get("request")
-        .map(str::trim)
-        .filter(|r| !r.is_empty())
-        .ok_or_else(|| WpsError::missing("request", "parameter 'request' is missing"))?;
+    let params = Params::parse(query);
+    let get = |name: &str| params.get(name);
+    let request = params.request()?;
     let language = get("language").map(str::to_owned);
 
     if request.eq_ignore_ascii_case("GetCapabilities") {
@@ -65,24 +43,14 @@ pub fn parse(query: &str) -> WpsResult<Request> {
     check_version(get("version"))?;
     let identifier = get("identifier").unwrap_or("");
     if is_describe {
-        let identifiers = split_list(identifier);
-        if identifiers.is_empty() {
-            return Err(WpsError::missing(
-                "identifier",
-                "parameter 'identifier' is missing",
-            ));
-        }
         return Ok(Request::DescribeProcess(DescribeProcess {
-            identifiers,
+            identifiers: identifiers(identifier)?,
             language,
         }));
     }
     let identifier = identifier.trim();
     if identifier.is_empty() {
-        return Err(WpsError::missing(
-            "identifier",
-            "parameter 'identifier' is missing",
-        ));
+        return Err(missing_identifier());
     }
     let inputs = parse_data_inputs(get("datainputs").unwrap_or(""))?;
     let store_execute_response = parse_flag(get("storeexecuteresponse"), "storeExecuteResponse")?;
@@ -123,39 +91,10 @@ pub fn parse(query: &str) -> WpsResult<Request> {
     }))
 }
 
-/// Checks the mandatory `version` of DescribeProcess / Execute (shared with the XML parser).
+/// Checks the mandatory `version` of DescribeProcess / Execute (shared with the XML parser). A
+/// GetCapabilities whose `AcceptVersions` lacks 1.0.0 is `VersionNegotiationFailed` instead.
 pub(crate) fn check_version(version: Option<&str>) -> WpsResult<()> {
-    match version.map(str::trim) {
-        None | Some("") => Err(WpsError::missing(
-            "version",
-            "parameter 'version' is missing",
-        )),
-        Some("1.0.0") => Ok(()),
-        Some(v) => Err(WpsError::invalid(
-            "version",
-            format!("version '{v}' is not supported; supported: 1.0.0, 2.0.0"),
-        )),
-    }
-}
-
-/// GetCapabilities whose `AcceptVersions` lacks 1.0.0: `VersionNegotiationFailed` without a
-/// locator (OWS 1.1 Table 25). A wrong `version` on the other operations is
-/// `InvalidParameterValue` (`check_version`).
-pub(crate) fn version_negotiation_failed(versions: &[String]) -> WpsError {
-    WpsError::new(
-        ExceptionCode::VersionNegotiationFailed,
-        None,
-        format!("none of the versions {versions:?} is supported; supported: 1.0.0, 2.0.0"),
-    )
-}
-
-/// Comma-separated list: items trimmed, empty items dropped.
-fn split_list(s: &str) -> Vec<String> {
-    s.split(',')
-        .map(str::trim)
-        .filter(|x| !x.is_empty())
-        .map(str::to_owned)
-        .collect()
+    crate::front::wps_common::kvp::check_version(version, "1.0.0")
 }
 
 fn parse_flag(value: Option<&str>, locator: &str) -> WpsResult<bool> {

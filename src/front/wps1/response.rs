@@ -2,12 +2,11 @@
 //! ows:ExceptionReport. Every document written here validates against the official schemas
 //! (checked by the integration tests with `wps-validate`).
 
-use super::xml::{is_xml_mime, strip_xml_decl, well_formed, Xml, NS_OWS, NS_WPS, NS_XLINK, NS_XSI};
+use super::xml::{Xml, NS_OWS, NS_WPS, NS_XLINK, NS_XSI};
 use crate::config::service::Metadata;
-use crate::model::{
-    Allowed, DataSpec, InputSpec, LiteralSpec, OutputSpec, OutputValue, ProcessDescription,
-};
+use crate::front::wps_common::ows;
 use crate::model::{BoundingBox, Input, InputData, OutputRequest, WpsError};
+use crate::model::{DataSpec, InputSpec, LiteralSpec, OutputSpec, OutputValue, ProcessDescription};
 
 const WPS_NS_ATTRS: [(&str, &str); 4] = [
     ("xmlns:wps", NS_WPS),
@@ -27,33 +26,14 @@ fn root_attrs<'a>(schema: &'a str, lang: &'a str) -> Vec<(&'a str, &'a str)> {
 
 /// `ows:ExceptionReport` for an error.
 pub fn exception_report(err: &WpsError, lang: &str) -> String {
-    let mut x = Xml::new();
-    x.open(
-        "ows:ExceptionReport",
-        &[
-            ("xmlns:ows", NS_OWS),
-            ("xmlns:xsi", NS_XSI),
-            (
-                "xsi:schemaLocation",
-                "http://www.opengis.net/ows/1.1 http://schemas.opengis.net/ows/1.1.0/owsExceptionReport.xsd",
-            ),
-            ("version", "1.0.0"),
-            ("xml:lang", lang),
-        ],
-    );
-    exception_body(&mut x, err);
-    x.close("ows:ExceptionReport");
-    x.finish()
-}
-
-fn exception_body(x: &mut Xml, err: &WpsError) {
-    let mut attrs = vec![("exceptionCode", err.code.wps1().as_str())];
-    if let Some(l) = &err.locator {
-        attrs.push(("locator", l.as_str()));
-    }
-    x.open("ows:Exception", &attrs)
-        .leaf("ows:ExceptionText", &[], &err.text)
-        .close("ows:Exception");
+    ows::exception_report(
+        NS_OWS,
+        "http://www.opengis.net/ows/1.1 http://schemas.opengis.net/ows/1.1.0/owsExceptionReport.xsd",
+        "1.0.0",
+        err.code.wps1().as_str(),
+        err,
+        lang,
+    )
 }
 
 /// GetCapabilities response.
@@ -72,78 +52,13 @@ pub fn capabilities(
             lang,
         ),
     );
-    x.open("ows:ServiceIdentification", &[])
-        .leaf("ows:Title", &[], &meta.title)
-        .opt_leaf("ows:Abstract", &meta.abstract_);
-    if !meta.keywords.is_empty() {
-        x.open("ows:Keywords", &[]);
-        for k in &meta.keywords {
-            x.leaf("ows:Keyword", &[], k);
-        }
-        if !meta.keywords_type.is_empty() {
-            x.leaf("ows:Type", &[], &meta.keywords_type);
-        }
-        x.close("ows:Keywords");
-    }
-    x.leaf("ows:ServiceType", &[], "WPS")
-        .leaf("ows:ServiceTypeVersion", &[], "1.0.0")
-        .opt_leaf("ows:Fees", &meta.fees)
-        .opt_leaf("ows:AccessConstraints", &meta.access_constraints)
-        .close("ows:ServiceIdentification");
-
-    x.open("ows:ServiceProvider", &[]).leaf(
-        "ows:ProviderName",
-        &[],
-        if meta.provider_name.is_empty() {
-            "mod_wps"
-        } else {
-            &meta.provider_name
-        },
+    ows::service_identification(&mut x, meta, "1.0.0");
+    ows::service_provider(&mut x, meta);
+    ows::operations_metadata(
+        &mut x,
+        url,
+        &["GetCapabilities", "DescribeProcess", "Execute"],
     );
-    if !meta.provider_url.is_empty() {
-        x.empty("ows:ProviderSite", &[("xlink:href", &meta.provider_url)]);
-    }
-    x.open("ows:ServiceContact", &[])
-        .opt_leaf("ows:IndividualName", &meta.contact_name)
-        .opt_leaf("ows:PositionName", &meta.contact_position)
-        .open("ows:ContactInfo", &[]);
-    if !meta.contact_phone.is_empty() || !meta.contact_fax.is_empty() {
-        x.open("ows:Phone", &[])
-            .opt_leaf("ows:Voice", &meta.contact_phone)
-            .opt_leaf("ows:Facsimile", &meta.contact_fax)
-            .close("ows:Phone");
-    }
-    x.open("ows:Address", &[])
-        .opt_leaf("ows:DeliveryPoint", &meta.contact_address)
-        .opt_leaf("ows:City", &meta.contact_city)
-        .opt_leaf("ows:AdministrativeArea", &meta.contact_stateorprovince)
-        .opt_leaf("ows:PostalCode", &meta.contact_postalcode)
-        .opt_leaf("ows:Country", &meta.contact_country)
-        .opt_leaf("ows:ElectronicMailAddress", &meta.contact_email)
-        .close("ows:Address");
-    if !meta.contact_url.is_empty() {
-        x.empty("ows:OnlineResource", &[("xlink:href", &meta.contact_url)]);
-    }
-    x.opt_leaf("ows:HoursOfService", &meta.contact_hours)
-        .opt_leaf("ows:ContactInstructions", &meta.contact_instructions)
-        .close("ows:ContactInfo")
-        .opt_leaf("ows:Role", &meta.contact_role)
-        .close("ows:ServiceContact")
-        .close("ows:ServiceProvider");
-
-    x.open("ows:OperationsMetadata", &[]);
-    let get = format!("{url}?");
-    for op in ["GetCapabilities", "DescribeProcess", "Execute"] {
-        x.open("ows:Operation", &[("name", op)])
-            .open("ows:DCP", &[])
-            .open("ows:HTTP", &[])
-            .empty("ows:Get", &[("xlink:href", &get)])
-            .empty("ows:Post", &[("xlink:href", url)])
-            .close("ows:HTTP")
-            .close("ows:DCP")
-            .close("ows:Operation");
-    }
-    x.close("ows:OperationsMetadata");
 
     x.open("wps:ProcessOfferings", &[]);
     for p in processes {
@@ -227,28 +142,7 @@ fn describe_input(x: &mut Xml, i: &InputSpec) {
             x.open("LiteralData", &[]);
             data_type(x, l);
             uoms(x, l);
-            if l.allowed.is_empty() {
-                x.empty("ows:AnyValue", &[]);
-            } else {
-                x.open("ows:AllowedValues", &[]);
-                for a in &l.allowed {
-                    match a {
-                        Allowed::Value(v) => {
-                            x.leaf("ows:Value", &[], v);
-                        }
-                        Allowed::Range { min, max, spacing } => {
-                            x.open("ows:Range", &[("ows:rangeClosure", "closed")])
-                                .leaf("ows:MinimumValue", &[], &min.to_string())
-                                .leaf("ows:MaximumValue", &[], &max.to_string());
-                            if let Some(s) = spacing {
-                                x.leaf("ows:Spacing", &[], &s.to_string());
-                            }
-                            x.close("ows:Range");
-                        }
-                    }
-                }
-                x.close("ows:AllowedValues");
-            }
+            ows::allowed_values(x, &l.allowed);
             if let Some(d) = &l.default {
                 x.leaf("DefaultValue", &[], d);
             }
@@ -425,7 +319,7 @@ pub fn execute_response(d: &ExecuteDoc) -> String {
         Status::Failed(e) => {
             x.open("wps:ProcessFailed", &[])
                 .open("ows:ExceptionReport", &[("version", "1.0.0")]);
-            exception_body(&mut x, e);
+            ows::exception(&mut x, e.code.wps1().as_str(), e);
             x.close("ows:ExceptionReport").close("wps:ProcessFailed");
         }
     }
@@ -537,12 +431,7 @@ fn output_entry(x: &mut Xml, o: &OutputEntry) {
         .leaf("ows:Title", &[], &o.spec.title)
         .opt_leaf("ows:Abstract", &o.spec.abstract_);
     if let Some(href) = o.reference {
-        let mime = match o.value {
-            OutputValue::Complex { mime_type, .. } => mime_type.as_str(),
-            OutputValue::Literal(_) => "text/plain",
-            OutputValue::BoundingBox(_) => "text/xml",
-        };
-        let mut a = vec![("href", href), ("mimeType", mime)];
+        let mut a = vec![("href", href), ("mimeType", ows::reference_mime(o.value))];
         if o.base64 {
             a.push(("encoding", "base64"));
         }
@@ -561,26 +450,9 @@ fn output_entry(x: &mut Xml, o: &OutputEntry) {
                 x.leaf("wps:LiteralData", &a, v);
             }
             OutputValue::BoundingBox(b) => bbox(x, "wps:BoundingBoxData", b),
-            OutputValue::Complex { mime_type, data } => match std::str::from_utf8(data) {
-                Ok(s) if !o.base64 && is_xml_mime(mime_type) && well_formed(s) => {
-                    x.open("wps:ComplexData", &[("mimeType", mime_type)])
-                        .raw(strip_xml_decl(s))
-                        .close("wps:ComplexData");
-                }
-                Ok(s) if !o.base64 => {
-                    x.open("wps:ComplexData", &[("mimeType", mime_type)])
-                        .cdata(s)
-                        .close("wps:ComplexData");
-                }
-                _ => {
-                    x.open(
-                        "wps:ComplexData",
-                        &[("mimeType", mime_type), ("encoding", "base64")],
-                    )
-                    .text(&crate::model::format::encode_base64(data))
-                    .close("wps:ComplexData");
-                }
-            },
+            OutputValue::Complex { mime_type, data } => {
+                ows::complex_data(x, "wps:ComplexData", mime_type, data, o.base64)
+            }
         }
         x.close("wps:Data");
     }

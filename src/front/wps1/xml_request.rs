@@ -1,47 +1,26 @@
 //! WPS 1.0.0 XML (HTTP POST) request parsing, on the shared reader (`front::xml_read`).
 
-use super::kvp::{check_version, version_negotiation_failed};
+use super::kvp::check_version;
 use super::request::*;
-use crate::front::xml_read::{
-    decode, read_tree, Elem, NS_OWS11 as NS_OWS, NS_WPS1 as NS_WPS, NS_XLINK,
+use crate::front::wps_common::kvp::version_negotiation_failed;
+use crate::front::wps_common::xml_request::{
+    check_service, corner, dimensions, identifiers, no_input_data, operation, read_request,
+    reference_href,
 };
+use crate::front::xml_read::{Elem, NS_OWS11 as NS_OWS, NS_WPS1 as NS_WPS, NS_XLINK};
 use crate::model::check_bbox;
 use crate::model::*;
 
 /// Parses a WPS 1.0.0 XML request body.
 pub fn parse(body: &[u8]) -> WpsResult<Request> {
-    let doc = decode(body)?;
-    if doc.chars().all(|c| c.is_ascii_whitespace()) {
-        return Err(WpsError::missing("request", "empty request body"));
-    }
+    let (doc, root) = read_request(body)?;
     let doc = doc.as_ref();
-    let root = read_tree(doc)?;
-
-    let op = root.local.as_str();
-    let known = root.ns.as_deref() == Some(NS_WPS)
-        && matches!(op, "GetCapabilities" | "DescribeProcess" | "Execute");
-    if !known {
-        return Err(WpsError::new(
-            ExceptionCode::OperationNotSupported,
-            Some(op),
-            format!("operation '{op}' is not supported"),
-        ));
-    }
-    match root.attr("service") {
-        None => {
-            return Err(WpsError::missing(
-                "service",
-                "attribute 'service' is missing",
-            ))
-        }
-        Some(s) if !s.trim().eq_ignore_ascii_case("WPS") => {
-            return Err(WpsError::invalid(
-                "service",
-                format!("service '{s}' is not 'WPS'"),
-            ))
-        }
-        Some(_) => {}
-    }
+    let op = operation(
+        &root,
+        NS_WPS,
+        &["GetCapabilities", "DescribeProcess", "Execute"],
+    )?;
+    check_service(&root, true)?;
     let language = root.attr("language");
     match op {
         "GetCapabilities" => {
@@ -65,14 +44,7 @@ pub fn parse(body: &[u8]) -> WpsResult<Request> {
         }
         "DescribeProcess" => {
             check_version(root.attr("version").as_deref())?;
-            let identifiers: Vec<String> = root
-                .children_named(NS_OWS, "Identifier")
-                .map(|e| e.text().trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .collect();
-            if identifiers.is_empty() {
-                return Err(WpsError::missing("identifier", "no ows:Identifier given"));
-            }
+            let identifiers = identifiers(&root, NS_OWS)?;
             Ok(Request::DescribeProcess(DescribeProcess {
                 identifiers,
                 language,
@@ -160,21 +132,9 @@ fn parse_output(el: &Elem) -> WpsResult<OutputRequest> {
     })
 }
 
-fn parse_corner(el: &Elem, name: &str, id: &str) -> WpsResult<Vec<f64>> {
-    let corner = el.child(NS_OWS, name).ok_or_else(|| {
-        WpsError::missing(id, format!("bounding box of '{id}' has no ows:{name}"))
-    })?;
-    corner
-        .text()
-        .split_whitespace()
-        .map(|t| match t.parse::<f64>() {
-            Ok(n) if n.is_finite() => Ok(n),
-            _ => Err(WpsError::invalid(
-                id,
-                format!("bounding box coordinate '{t}' of '{id}' is not a number"),
-            )),
-        })
-        .collect()
+/// A wrong value in input `id` (WPS 1.0.0: `InvalidParameterValue`).
+fn bad_input(id: &str, m: String) -> WpsError {
+    WpsError::invalid(id, m)
 }
 
 fn parse_input(input: &Elem, doc: &str) -> WpsResult<Input> {
@@ -188,15 +148,10 @@ fn parse_input(input: &Elem, doc: &str) -> WpsResult<Input> {
                 uom: lit.attr("uom"),
             })
         } else if let Some(bb) = data.child(NS_WPS, "BoundingBoxData") {
-            let dimensions = match bb.attr("dimensions") {
-                None => None,
-                Some(d) => Some(d.trim().parse::<u32>().map_err(|_| {
-                    WpsError::invalid(&id, format!("dimensions '{d}' is not a positive integer"))
-                })?),
-            };
-            let lower = parse_corner(bb, "LowerCorner", &id)?;
-            let upper = parse_corner(bb, "UpperCorner", &id)?;
-            check_bbox(&lower, &upper, dimensions).map_err(|e| WpsError::invalid(&id, e))?;
+            let dimensions = dimensions(bb, &id, bad_input)?;
+            let lower = corner(bb, NS_OWS, "LowerCorner", &id, bad_input)?;
+            let upper = corner(bb, NS_OWS, "UpperCorner", &id, bad_input)?;
+            check_bbox(&lower, &upper, dimensions).map_err(|e| bad_input(&id, e))?;
             InputData::BoundingBox(BoundingBox {
                 lower,
                 upper,
@@ -221,12 +176,7 @@ fn parse_input(input: &Elem, doc: &str) -> WpsResult<Input> {
             ));
         }
     } else if let Some(r) = input.child(NS_WPS, "Reference") {
-        let href = r.attr_ns(Some(NS_XLINK), "href").ok_or_else(|| {
-            WpsError::missing(
-                &id,
-                format!("wps:Reference of input '{id}' has no xlink:href"),
-            )
-        })?;
+        let href = reference_href(r, &id)?;
         InputData::Reference(Reference {
             href,
             method: r.attr("method"),
@@ -248,10 +198,7 @@ fn parse_input(input: &Elem, doc: &str) -> WpsResult<Input> {
                 .and_then(|b| b.attr_ns(Some(NS_XLINK), "href")),
         })
     } else {
-        return Err(WpsError::missing(
-            &id,
-            format!("input '{id}' has neither wps:Data nor wps:Reference"),
-        ));
+        return Err(no_input_data(&id));
     };
     Ok(Input {
         identifier: id,

@@ -7,9 +7,10 @@ use super::response::{self, ResultOutput, StatusInfo};
 use super::{no_such_process, Ctx};
 use crate::engine::jobs::requested_outputs;
 use crate::engine::{Caller, Submission};
-use crate::front::http::{HttpResponse, XML_CONTENT_TYPE};
+use crate::front::http::HttpResponse;
+use crate::front::wps_common::{raw_response, raw_value};
 use crate::jobs::{new_id, unix_now, JobOutput, JobRecord, JobState, StoredValue};
-use crate::model::format::{encode_base64, is_base64};
+use crate::model::format::is_base64;
 use crate::model::{ExceptionCode, LogLevel, OutputRequest, OutputValue, WpsError, WpsResult};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, UNIX_EPOCH};
@@ -116,14 +117,7 @@ pub fn execute(ctx: &Ctx, e: Execute, lang: &str) -> WpsResult<HttpResponse> {
         .run_sync(ctx.backend, process.clone(), &e.inputs, checked)?;
     if e.raw {
         let o = &outputs[0];
-        let value = values
-            .get_format(&o.identifier, o.mime_type.as_deref())
-            .ok_or_else(|| {
-                WpsError::no_applicable(format!(
-                    "Process '{}' produced no output '{}'",
-                    desc.identifier, o.identifier
-                ))
-            })?;
+        let value = raw_value(desc, &values, o)?;
         return Ok(raw(value, o));
     }
     let id = new_id();
@@ -193,22 +187,7 @@ fn expiration(ctx: &Ctx, finished: u64) -> Option<String> {
 
 /// The raw bytes of one output with its media type.
 fn raw(value: &OutputValue, req: &OutputRequest) -> HttpResponse {
-    let (ct, body) = match value {
-        OutputValue::Literal(s) => (
-            "text/plain; charset=utf-8".to_owned(),
-            s.clone().into_bytes(),
-        ),
-        OutputValue::Complex { mime_type, data } if is_base64(req.encoding.as_deref()) => {
-            (mime_type.clone(), encode_base64(data).into_bytes())
-        }
-        OutputValue::Complex { mime_type, data } => (mime_type.clone(), data.clone()),
-        OutputValue::BoundingBox(b) => (
-            XML_CONTENT_TYPE.to_owned(),
-            response::bounding_box_document(b).into_bytes(),
-        ),
-    };
-    let ct: String = ct.chars().filter(|c| !c.is_control()).collect();
-    HttpResponse::new(200, &ct, body)
+    raw_response(value, req, response::bounding_box_document)
 }
 
 /// The StatusInfo of a job.

@@ -5,65 +5,29 @@
 
 use super::request::*;
 use crate::front::wps1::kvp::{parse_data_inputs, parse_outputs};
+use crate::front::wps_common::kvp::{
+    identifiers, missing_identifier, split_list, version_negotiation_failed, Params,
+};
 use crate::model::*;
-use std::collections::HashMap;
-
-fn split_list(s: &str) -> Vec<String> {
-    s.split(',')
-        .map(str::trim)
-        .filter(|x| !x.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
 
 pub fn parse(query: &str) -> WpsResult<Request> {
-    let mut params: HashMap<String, String> = HashMap::new();
-    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-        params
-            .entry(k.trim().to_ascii_lowercase())
-            .or_insert_with(|| v.into_owned());
-    }
-    let get = |name: &str| params.get(name).map(String::as_str);
-    match get("service").map(str::trim).filter(|s| !s.is_empty()) {
-        None => {
-            return Err(WpsError::missing(
-                "service",
-                "parameter 'service' is missing",
-            ))
-        }
-        Some(s) if !s.eq_ignore_ascii_case("WPS") => {
-            return Err(WpsError::invalid(
-                "service",
-                format!("service '{s}' is not 'WPS'"),
-            ))
-        }
-        Some(_) => {}
-    }
-    let request = get("request")
-        .map(str::trim)
-        .filter(|r| !r.is_empty())
-        .ok_or_else(|| WpsError::missing("request", "parameter 'request' is missing"))?;
+    let params = Params::parse(query);
+    let get = |name: &str| params.get(name);
+    let request = params.request()?;
     let language = get("acceptlanguages")
         .map(split_list)
         .and_then(|l| l.into_iter().next())
         .or_else(|| get("lang").or(get("language")).map(str::to_owned));
-    let op = [
-        "GetCapabilities",
-        "DescribeProcess",
-        "Execute",
-        "GetStatus",
-        "GetResult",
-        "Dismiss",
-    ]
-    .into_iter()
-    .find(|o| o.eq_ignore_ascii_case(request))
-    .ok_or_else(|| {
-        WpsError::new(
-            ExceptionCode::OperationNotSupported,
-            Some(request),
-            format!("operation '{request}' is not supported"),
-        )
-    })?;
+    let op = OPERATIONS
+        .into_iter()
+        .find(|o| o.eq_ignore_ascii_case(request))
+        .ok_or_else(|| {
+            WpsError::new(
+                ExceptionCode::OperationNotSupported,
+                Some(request),
+                format!("operation '{request}' is not supported"),
+            )
+        })?;
     if op == "GetCapabilities" {
         if let Some(versions) = get("acceptversions").map(split_list) {
             check_accept_versions(&versions)?;
@@ -83,25 +47,13 @@ pub fn parse(query: &str) -> WpsResult<Request> {
         "GetStatus" => Request::GetStatus { job_id: job()? },
         "GetResult" => Request::GetResult { job_id: job()? },
         "Dismiss" => Request::Dismiss { job_id: job()? },
-        "DescribeProcess" => {
-            let identifiers = split_list(identifier);
-            if identifiers.is_empty() {
-                return Err(WpsError::missing(
-                    "identifier",
-                    "parameter 'identifier' is missing",
-                ));
-            }
-            Request::DescribeProcess {
-                identifiers,
-                language,
-            }
-        }
+        "DescribeProcess" => Request::DescribeProcess {
+            identifiers: identifiers(identifier)?,
+            language,
+        },
         _ => {
             if identifier.is_empty() {
-                return Err(WpsError::missing(
-                    "identifier",
-                    "parameter 'identifier' is missing",
-                ));
+                return Err(missing_identifier());
             }
             let mode = match get("mode") {
                 None => Mode::Sync,
@@ -136,17 +88,7 @@ pub fn parse(query: &str) -> WpsResult<Request> {
 
 /// `version` of every operation but GetCapabilities: required, `2.0.0`.
 pub(crate) fn check_version(version: Option<&str>) -> WpsResult<()> {
-    match version.map(str::trim) {
-        None | Some("") => Err(WpsError::missing(
-            "version",
-            "parameter 'version' is missing",
-        )),
-        Some("2.0.0") => Ok(()),
-        Some(v) => Err(WpsError::invalid(
-            "version",
-            format!("version '{v}' is not supported; supported: 1.0.0, 2.0.0"),
-        )),
-    }
+    crate::front::wps_common::kvp::check_version(version, "2.0.0")
 }
 
 /// `AcceptVersions` of a GetCapabilities answered in 2.0.0 must list it.
@@ -154,11 +96,7 @@ pub(crate) fn check_accept_versions(versions: &[String]) -> WpsResult<()> {
     if versions.is_empty() || versions.iter().any(|v| v == "2.0.0") {
         return Ok(());
     }
-    Err(WpsError::new(
-        ExceptionCode::VersionNegotiationFailed,
-        None,
-        format!("none of the versions {versions:?} is supported; supported: 1.0.0, 2.0.0"),
-    ))
+    Err(version_negotiation_failed(versions))
 }
 
 pub(crate) fn no_such_mode(m: &str) -> WpsError {

@@ -2,6 +2,16 @@
 
 use crate::model::{Input, OutputRequest};
 
+/// The operations of WPS 2.0.0, as they are named.
+pub const OPERATIONS: [&str; 6] = [
+    "GetCapabilities",
+    "DescribeProcess",
+    "Execute",
+    "GetStatus",
+    "GetResult",
+    "Dismiss",
+];
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
     GetCapabilities {

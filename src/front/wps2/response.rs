@@ -2,12 +2,13 @@
 //! OWS 2.0 `ows:ExceptionReport`. Every document written here validates against the official
 //! schemas (`wps-validate`; the unit tests and the integration tests check each one).
 
+use super::request::OPERATIONS;
 use crate::config::service::Metadata;
-use crate::front::xml::{is_xml_mime, strip_xml_decl, well_formed, Xml, NS_XLINK, NS_XSI};
-use crate::model::format::encode_base64;
+use crate::front::wps_common::ows;
+use crate::front::xml::{Xml, NS_XLINK, NS_XSI};
 use crate::model::{
-    Allowed, BoundingBox, DataSpec, ExceptionCode, Format, LiteralSpec, OutputValue,
-    ProcessDescription, WpsError,
+    BoundingBox, DataSpec, ExceptionCode, Format, LiteralSpec, OutputValue, ProcessDescription,
+    WpsError,
 };
 
 pub const NS_WPS: &str = "http://www.opengis.net/wps/2.0";
@@ -40,39 +41,15 @@ pub fn code_name(code: ExceptionCode) -> &'static str {
 
 /// `ows:ExceptionReport` (OWS 2.0).
 pub fn exception_report(err: &WpsError, lang: &str) -> String {
-    let mut x = Xml::new();
-    x.open(
-        "ows:ExceptionReport",
-        &[
-            ("xmlns:ows", NS_OWS),
-            ("xmlns:xsi", NS_XSI),
-            (
-                "xsi:schemaLocation",
-                "http://www.opengis.net/ows/2.0 http://schemas.opengis.net/ows/2.0/owsExceptionReport.xsd",
-            ),
-            ("version", "2.0.0"),
-            ("xml:lang", lang),
-        ],
-    );
-    let mut attrs = vec![("exceptionCode", code_name(err.code))];
-    if let Some(l) = &err.locator {
-        attrs.push(("locator", l.as_str()));
-    }
-    x.open("ows:Exception", &attrs)
-        .leaf("ows:ExceptionText", &[], &err.text)
-        .close("ows:Exception")
-        .close("ows:ExceptionReport");
-    x.finish()
+    ows::exception_report(
+        NS_OWS,
+        "http://www.opengis.net/ows/2.0 http://schemas.opengis.net/ows/2.0/owsExceptionReport.xsd",
+        "2.0.0",
+        code_name(err.code),
+        err,
+        lang,
+    )
 }
-
-pub const OPERATIONS: [&str; 6] = [
-    "GetCapabilities",
-    "DescribeProcess",
-    "Execute",
-    "GetStatus",
-    "GetResult",
-    "Dismiss",
-];
 
 /// GetCapabilities response.
 pub fn capabilities(
@@ -86,78 +63,9 @@ pub fn capabilities(
         "wps:Capabilities",
         &root_attrs(&[("service", "WPS"), ("version", "2.0.0")]),
     );
-    x.open("ows:ServiceIdentification", &[])
-        .leaf("ows:Title", &[], &meta.title)
-        .opt_leaf("ows:Abstract", &meta.abstract_);
-    if !meta.keywords.is_empty() {
-        x.open("ows:Keywords", &[]);
-        for k in &meta.keywords {
-            x.leaf("ows:Keyword", &[], k);
-        }
-        if !meta.keywords_type.is_empty() {
-            x.leaf("ows:Type", &[], &meta.keywords_type);
-        }
-        x.close("ows:Keywords");
-    }
-    x.leaf("ows:ServiceType", &[], "WPS")
-        .leaf("ows:ServiceTypeVersion", &[], "2.0.0")
-        .opt_leaf("ows:Fees", &meta.fees)
-        .opt_leaf("ows:AccessConstraints", &meta.access_constraints)
-        .close("ows:ServiceIdentification");
-
-    x.open("ows:ServiceProvider", &[]).leaf(
-        "ows:ProviderName",
-        &[],
-        if meta.provider_name.is_empty() {
-            "mod_wps"
-        } else {
-            &meta.provider_name
-        },
-    );
-    if !meta.provider_url.is_empty() {
-        x.empty("ows:ProviderSite", &[("xlink:href", &meta.provider_url)]);
-    }
-    x.open("ows:ServiceContact", &[])
-        .opt_leaf("ows:IndividualName", &meta.contact_name)
-        .opt_leaf("ows:PositionName", &meta.contact_position)
-        .open("ows:ContactInfo", &[]);
-    if !meta.contact_phone.is_empty() || !meta.contact_fax.is_empty() {
-        x.open("ows:Phone", &[])
-            .opt_leaf("ows:Voice", &meta.contact_phone)
-            .opt_leaf("ows:Facsimile", &meta.contact_fax)
-            .close("ows:Phone");
-    }
-    x.open("ows:Address", &[])
-        .opt_leaf("ows:DeliveryPoint", &meta.contact_address)
-        .opt_leaf("ows:City", &meta.contact_city)
-        .opt_leaf("ows:AdministrativeArea", &meta.contact_stateorprovince)
-        .opt_leaf("ows:PostalCode", &meta.contact_postalcode)
-        .opt_leaf("ows:Country", &meta.contact_country)
-        .opt_leaf("ows:ElectronicMailAddress", &meta.contact_email)
-        .close("ows:Address");
-    if !meta.contact_url.is_empty() {
-        x.empty("ows:OnlineResource", &[("xlink:href", &meta.contact_url)]);
-    }
-    x.opt_leaf("ows:HoursOfService", &meta.contact_hours)
-        .opt_leaf("ows:ContactInstructions", &meta.contact_instructions)
-        .close("ows:ContactInfo")
-        .opt_leaf("ows:Role", &meta.contact_role)
-        .close("ows:ServiceContact")
-        .close("ows:ServiceProvider");
-
-    x.open("ows:OperationsMetadata", &[]);
-    let get = format!("{url}?");
-    for op in OPERATIONS {
-        x.open("ows:Operation", &[("name", op)])
-            .open("ows:DCP", &[])
-            .open("ows:HTTP", &[])
-            .empty("ows:Get", &[("xlink:href", &get)])
-            .empty("ows:Post", &[("xlink:href", url)])
-            .close("ows:HTTP")
-            .close("ows:DCP")
-            .close("ows:Operation");
-    }
-    x.close("ows:OperationsMetadata");
+    ows::service_identification(&mut x, meta, "2.0.0");
+    ows::service_provider(&mut x, meta);
+    ows::operations_metadata(&mut x, url, &OPERATIONS);
     x.open("ows:Languages", &[]);
     for l in languages {
         x.leaf("ows:Language", &[], l);
@@ -267,28 +175,7 @@ fn data_description(x: &mut Xml, data: &DataSpec, max_mb: Option<u64>) {
             format_el(x, &Format::mime("text/plain"), true, None);
             format_el(x, &Format::mime("text/xml"), false, None);
             x.open("LiteralDataDomain", &[("default", "true")]);
-            if l.allowed.is_empty() {
-                x.empty("ows:AnyValue", &[]);
-            } else {
-                x.open("ows:AllowedValues", &[]);
-                for a in &l.allowed {
-                    match a {
-                        Allowed::Value(v) => {
-                            x.leaf("ows:Value", &[], v);
-                        }
-                        Allowed::Range { min, max, spacing } => {
-                            x.open("ows:Range", &[("ows:rangeClosure", "closed")])
-                                .leaf("ows:MinimumValue", &[], &min.to_string())
-                                .leaf("ows:MaximumValue", &[], &max.to_string());
-                            if let Some(s) = spacing {
-                                x.leaf("ows:Spacing", &[], &s.to_string());
-                            }
-                            x.close("ows:Range");
-                        }
-                    }
-                }
-                x.close("ows:AllowedValues");
-            }
+            ows::allowed_values(x, &l.allowed);
             x.leaf(
                 "ows:DataType",
                 &[("ows:reference", &data_type_reference(l))],
@@ -376,12 +263,10 @@ pub fn result(job_id: Option<&str>, expiration: Option<&str>, outputs: &[ResultO
     for o in outputs {
         x.open("wps:Output", &[("id", o.id)]);
         if let Some(href) = o.href {
-            let mime = match o.value {
-                OutputValue::Complex { mime_type, .. } => mime_type.as_str(),
-                OutputValue::Literal(_) => "text/plain",
-                OutputValue::BoundingBox(_) => "text/xml",
-            };
-            let mut a = vec![("xlink:href", href), ("mimeType", mime)];
+            let mut a = vec![
+                ("xlink:href", href),
+                ("mimeType", ows::reference_mime(o.value)),
+            ];
             if o.base64 {
                 a.push(("encoding", "base64"));
             }
@@ -396,23 +281,21 @@ pub fn result(job_id: Option<&str>, expiration: Option<&str>, outputs: &[ResultO
 }
 
 fn bbox(x: &mut Xml, b: &BoundingBox) {
-    let dims = b.lower.len().to_string();
-    let mut a = vec![("dimensions", dims.as_str())];
-    if let Some(c) = &b.crs {
-        a.push(("crs", c));
-    }
-    let join = |v: &[f64]| v.iter().map(f64::to_string).collect::<Vec<_>>().join(" ");
-    x.open("ows:BoundingBox", &a)
-        .leaf("ows:LowerCorner", &[], &join(&b.lower))
-        .leaf("ows:UpperCorner", &[], &join(&b.upper))
-        .close("ows:BoundingBox");
+    bbox_with(x, &[], b);
 }
 
 /// The XML of a bounding box alone (a raw bounding-box output).
 pub fn bounding_box_document(b: &BoundingBox) -> String {
     let mut x = Xml::new();
+    bbox_with(&mut x, &[("xmlns:ows", NS_OWS)], b);
+    x.finish()
+}
+
+/// `ows:BoundingBox` with the attributes `first` before its own.
+fn bbox_with(x: &mut Xml, first: &[(&str, &str)], b: &BoundingBox) {
     let dims = b.lower.len().to_string();
-    let mut a = vec![("xmlns:ows", NS_OWS), ("dimensions", dims.as_str())];
+    let mut a = first.to_vec();
+    a.push(("dimensions", dims.as_str()));
     if let Some(c) = &b.crs {
         a.push(("crs", c));
     }
@@ -421,7 +304,6 @@ pub fn bounding_box_document(b: &BoundingBox) -> String {
         .leaf("ows:LowerCorner", &[], &join(&b.lower))
         .leaf("ows:UpperCorner", &[], &join(&b.upper))
         .close("ows:BoundingBox");
-    x.finish()
 }
 
 fn data(x: &mut Xml, value: &OutputValue, base64: bool) {
@@ -436,26 +318,9 @@ fn data(x: &mut Xml, value: &OutputValue, base64: bool) {
             bbox(x, b);
             x.close("wps:Data");
         }
-        OutputValue::Complex { mime_type, data } => match std::str::from_utf8(data) {
-            Ok(s) if !base64 && is_xml_mime(mime_type) && well_formed(s) => {
-                x.open("wps:Data", &[("mimeType", mime_type)])
-                    .raw(strip_xml_decl(s))
-                    .close("wps:Data");
-            }
-            Ok(s) if !base64 => {
-                x.open("wps:Data", &[("mimeType", mime_type)])
-                    .cdata(s)
-                    .close("wps:Data");
-            }
-            _ => {
-                x.open(
-                    "wps:Data",
-                    &[("mimeType", mime_type), ("encoding", "base64")],
-                )
-                .text(&encode_base64(data))
-                .close("wps:Data");
-            }
-        },
+        OutputValue::Complex { mime_type, data } => {
+            ows::complex_data(x, "wps:Data", mime_type, data, base64)
+        }
     }
 }
 

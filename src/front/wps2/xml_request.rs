@@ -6,51 +6,18 @@
 
 use super::kvp::{bad_response, check_accept_versions, check_version, no_such_mode};
 use super::request::*;
-use crate::front::xml_read::{
-    decode, read_tree, Elem, NS_OWS2 as NS_OWS, NS_WPS2 as NS_WPS, NS_XLINK, NS_XML,
+use crate::front::wps_common::xml_request::{
+    check_service, corner, dimensions, identifiers, no_input_data, operation, read_request,
+    reference_href,
 };
+use crate::front::xml_read::{Elem, NS_OWS2 as NS_OWS, NS_WPS2 as NS_WPS, NS_XLINK, NS_XML};
 use crate::model::*;
 
 pub fn parse(body: &[u8]) -> WpsResult<Request> {
-    let doc = decode(body)?;
-    if doc.chars().all(|c| c.is_ascii_whitespace()) {
-        return Err(WpsError::missing("request", "empty request body"));
-    }
+    let (doc, root) = read_request(body)?;
     let doc = doc.as_ref();
-    let root = read_tree(doc)?;
-    let op = root.local.as_str();
-    let known = root.ns.as_deref() == Some(NS_WPS)
-        && matches!(
-            op,
-            "GetCapabilities"
-                | "DescribeProcess"
-                | "Execute"
-                | "GetStatus"
-                | "GetResult"
-                | "Dismiss"
-        );
-    if !known {
-        return Err(WpsError::new(
-            ExceptionCode::OperationNotSupported,
-            Some(op),
-            format!("operation '{op}' is not supported"),
-        ));
-    }
-    match root.attr("service") {
-        None => {
-            return Err(WpsError::missing(
-                "service",
-                "attribute 'service' is missing",
-            ))
-        }
-        Some(s) if s.trim() != "WPS" => {
-            return Err(WpsError::invalid(
-                "service",
-                format!("service '{s}' is not 'WPS'"),
-            ))
-        }
-        Some(_) => {}
-    }
+    let op = operation(&root, NS_WPS, &OPERATIONS)?;
+    check_service(&root, false)?;
     if op == "GetCapabilities" {
         if let Some(av) = root.child(NS_OWS, "AcceptVersions") {
             let versions: Vec<String> = av
@@ -77,20 +44,10 @@ pub fn parse(body: &[u8]) -> WpsResult<Request> {
         "GetStatus" => Request::GetStatus { job_id: job()? },
         "GetResult" => Request::GetResult { job_id: job()? },
         "Dismiss" => Request::Dismiss { job_id: job()? },
-        "DescribeProcess" => {
-            let identifiers: Vec<String> = root
-                .children_named(NS_OWS, "Identifier")
-                .map(|e| e.text().trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .collect();
-            if identifiers.is_empty() {
-                return Err(WpsError::missing("identifier", "no ows:Identifier given"));
-            }
-            Request::DescribeProcess {
-                identifiers,
-                language,
-            }
-        }
+        "DescribeProcess" => Request::DescribeProcess {
+            identifiers: identifiers(&root, NS_OWS)?,
+            language,
+        },
         _ => Request::Execute(parse_execute(&root, doc, language)?),
     })
 }
@@ -170,21 +127,9 @@ fn parse_execute(root: &Elem, doc: &str, language: Option<String>) -> WpsResult<
     })
 }
 
-fn corner(bb: &Elem, name: &str, id: &str) -> WpsResult<Vec<f64>> {
-    let c = bb.child(NS_OWS, name).ok_or_else(|| {
-        WpsError::missing(id, format!("bounding box of '{id}' has no ows:{name}"))
-    })?;
-    c.text()
-        .split_whitespace()
-        .map(|t| match t.parse::<f64>() {
-            Ok(n) if n.is_finite() => Ok(n),
-            _ => Err(WpsError::new(
-                ExceptionCode::WrongInputData,
-                Some(id),
-                format!("bounding box coordinate '{t}' of '{id}' is not a number"),
-            )),
-        })
-        .collect()
+/// A wrong value in input `id` (WPS 2.0: `WrongInputData`).
+fn bad_input(id: &str, m: String) -> WpsError {
+    WpsError::new(ExceptionCode::WrongInputData, Some(id), m)
 }
 
 fn parse_input(input: &Elem, doc: &str) -> WpsResult<Input> {
@@ -204,20 +149,10 @@ fn parse_input(input: &Elem, doc: &str) -> WpsResult<Input> {
                 uom: lit.attr("uom"),
             })
         } else if let Some(bb) = bbox {
-            let dimensions = match bb.attr("dimensions") {
-                None => None,
-                Some(n) => Some(n.trim().parse::<u32>().map_err(|_| {
-                    WpsError::new(
-                        ExceptionCode::WrongInputData,
-                        Some(&id),
-                        format!("dimensions '{n}' is not a positive integer"),
-                    )
-                })?),
-            };
-            let lower = corner(bb, "LowerCorner", &id)?;
-            let upper = corner(bb, "UpperCorner", &id)?;
-            check_bbox(&lower, &upper, dimensions)
-                .map_err(|e| WpsError::new(ExceptionCode::WrongInputData, Some(&id), e))?;
+            let dimensions = dimensions(bb, &id, bad_input)?;
+            let lower = corner(bb, NS_OWS, "LowerCorner", &id, bad_input)?;
+            let upper = corner(bb, NS_OWS, "UpperCorner", &id, bad_input)?;
+            check_bbox(&lower, &upper, dimensions).map_err(|e| bad_input(&id, e))?;
             let crs = bb.attr("crs").or_else(|| {
                 (bb.local == "WGS84BoundingBox").then(|| "urn:ogc:def:crs:OGC:2:84".to_owned())
             });
@@ -249,12 +184,7 @@ fn parse_input(input: &Elem, doc: &str) -> WpsResult<Input> {
             }
         }
     } else if let Some(r) = input.child(NS_WPS, "Reference") {
-        let href = r.attr_ns(Some(NS_XLINK), "href").ok_or_else(|| {
-            WpsError::missing(
-                &id,
-                format!("wps:Reference of input '{id}' has no xlink:href"),
-            )
-        })?;
+        let href = reference_href(r, &id)?;
         let body = r.child(NS_WPS, "Body").map(|b| b.content(doc).0);
         let body_reference = r
             .child(NS_WPS, "BodyReference")
@@ -277,10 +207,7 @@ fn parse_input(input: &Elem, doc: &str) -> WpsResult<Input> {
             format!("input '{id}': nested inputs are not supported"),
         ));
     } else {
-        return Err(WpsError::missing(
-            &id,
-            format!("input '{id}' has neither wps:Data nor wps:Reference"),
-        ));
+        return Err(no_input_data(&id));
     };
     Ok(Input {
         identifier: id,

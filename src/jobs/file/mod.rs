@@ -2,14 +2,14 @@
 //! (and every generation of children) of one host.
 //!
 //! ```text
-//! workdir/store-version          "2" (layout version)
+//! workdir/store-version          "2" (layout version; see `layout.rs`)
 //! workdir/records/<id>.json      the job record (state, progress, results, protocol options)
 //! workdir/queue/<key>.json       queued jobs, oldest key first (key = submit time + id)
 //! workdir/running/<id>.json      the queue entry of a claimed job
 //! workdir/running/<id>.lock      flock'ed by the owner while it runs the job
 //! workdir/cancel/<id>            a client dismissed the running job
 //! workdir/slots/<n>.lock         `parallelprocesses` slots, flock'ed while a job runs
-//! workdir/queue.lock             serialises enqueue (the `maxprocesses` check)
+//! workdir/queue.lock             serialises enqueue (the `maxprocesses` check; `queue.rs`)
 //! workdir/index/<key>.<state>.<process>.<user>   the job list's index (see `index.rs`)
 //! outputpath/<id>/<output>.ext   output files
 //! ```
@@ -25,18 +25,18 @@ use super::{
 mod claims;
 mod fs_util;
 mod index;
+mod layout;
+mod queue;
 
 use fs_util::{json_files, try_lock, write_atomic};
 use index::Index;
 use std::collections::VecDeque;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::fs::{self, File};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-/// The layout version this code writes.
-const LAYOUT: &str = "2";
 /// How long a claim holds without renewal (informational here: the flock decides).
 const LEASE: u64 = 60;
 
@@ -130,72 +130,6 @@ impl FileStore {
         let _ = fs::remove_dir_all(self.outputs.join(id));
         let _ = fs::remove_file(self.record_path(id));
         let _ = fs::remove_file(self.cancel_path(id));
-    }
-
-    /// Number of jobs waiting in the queue.
-    pub fn queued(&self) -> usize {
-        json_files(&self.dir("queue")).map(|v| v.len()).unwrap_or(0)
-    }
-
-    /// Takes the queue lock; returns it with the queue length recorded in it (a hint kept
-    /// up to date by enqueue, claim and requeue; recounted when missing).
-    fn queue_lock(&self) -> io::Result<(File, u64)> {
-        let mut f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(self.root.join("queue.lock"))?;
-        f.lock()?;
-        let mut text = String::new();
-        io::Read::read_to_string(&mut f, &mut text)?;
-        let count = match text.trim().parse() {
-            Ok(n) => n,
-            Err(_) => self.queued() as u64,
-        };
-        Ok((f, count))
-    }
-
-    fn store_count(f: &mut File, count: u64) -> io::Result<()> {
-        use std::io::{Seek, SeekFrom};
-        f.set_len(0)?;
-        f.seek(SeekFrom::Start(0))?;
-        write!(f, "{count}")
-    }
-
-    fn adjust_queued(&self, delta: i64) -> io::Result<()> {
-        let (mut f, count) = self.queue_lock()?;
-        Self::store_count(&mut f, count.saturating_add_signed(delta))
-    }
-
-    /// Moves the queue, running and done directories of the previous layout (version 1,
-    /// whose jobs carried a rendered WPS 1.0.0 document) out of the way.
-    fn retire_old_layout(&self) -> io::Result<Vec<String>> {
-        let version = self.root.join("store-version");
-        if fs::read_to_string(&version).is_ok_and(|v| v.trim() == LAYOUT) {
-            return Ok(Vec::new());
-        }
-        let mut notes = Vec::new();
-        let old: Vec<&str> = ["queue", "running", "done"]
-            .into_iter()
-            .filter(|d| self.dir(d).is_dir())
-            .collect();
-        if !old.is_empty() {
-            let count = |d: &str| json_files(&self.dir(d)).map(|v| v.len()).unwrap_or(0);
-            let (q, r, d) = (count("queue"), count("running"), count("done"));
-            let aside = self.dir(&format!("layout-1-{}", unix_now()));
-            fs::create_dir_all(&aside)?;
-            for d in old {
-                fs::rename(self.dir(d), aside.join(d))?;
-            }
-            notes.push(format!(
-                "job store {}: the previous layout (version 1) is not migrated: {q} queued and {r} running job(s) were not re-queued and {d} finished job record(s) were set aside in {}; the status documents of finished jobs stay readable at their statusLocation until retention removes them",
-                self.root.display(),
-                aside.display()
-            ));
-        }
-        write_atomic(&self.root, "store-version", LAYOUT.as_bytes(), true)?;
-        Ok(notes)
     }
 }
 
