@@ -3,6 +3,7 @@
 
 pub mod ini;
 pub mod process;
+pub mod programs;
 pub mod service;
 pub mod slurm;
 pub mod values;

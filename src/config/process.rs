@@ -3,20 +3,17 @@
 //! is split into words here, when the config is loaded; `processes::command` runs it.
 
 use super::ini::Section;
+pub use super::programs::{resolve_program, split_words, Getter, PATH};
 use super::values::{parse_duration, parse_size, ConfigError};
 use crate::model::{
     Allowed, DataSpec, Format, InputSpec, LiteralSpec, LiteralType, OutputSpec, ProcessDescription,
 };
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The default of `maxstdout`: the most a command may write to stdout (PROGRESS lines aside)
 /// when an output is read from it.
 pub const DEFAULT_MAX_STDOUT: usize = 256 << 20;
-
-/// The `PATH` of every command (and where bare program names are looked up at load time).
-pub const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
 /// One piece of an argv word.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,39 +69,6 @@ pub struct CommandSpec {
     pub dispatch: super::slurm::Dispatch,
     /// The line of the section header.
     pub line: usize,
-}
-
-/// Splits a command line into words: whitespace separates words, double quotes group (and
-/// are removed; `""` is an empty word). There is no escape character.
-pub fn split_words(s: &str) -> Result<Vec<String>, String> {
-    let mut words = Vec::new();
-    let mut cur = String::new();
-    let (mut in_word, mut quoted) = (false, false);
-    for c in s.chars() {
-        match c {
-            '"' => {
-                quoted = !quoted;
-                in_word = true;
-            }
-            c if c.is_whitespace() && !quoted => {
-                if in_word {
-                    words.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            c => {
-                cur.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if quoted {
-        return Err("unterminated double quote".into());
-    }
-    if in_word {
-        words.push(cur);
-    }
-    Ok(words)
 }
 
 /// Whether `s` may be an identifier of a process, input, output (letters, digits, `_.-`, not
@@ -387,33 +351,6 @@ fn parse_output(id: &str, value: &str) -> Result<(OutputSpec, Source), String> {
         source,
     ))
 }
-
-/// Resolves the program of a command: absolute, relative to the config file's directory (when
-/// it contains a '/'), or looked up in `PATH`; it must be an executable regular file.
-pub(crate) fn resolve_program(name: &str, config: &Path) -> Result<PathBuf, String> {
-    let executable = |p: &Path| {
-        std::fs::metadata(p)
-            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-            .unwrap_or(false)
-    };
-    if name.contains('/') {
-        let p = config.parent().unwrap_or(Path::new("")).join(name);
-        return match std::fs::metadata(&p) {
-            Err(e) => Err(format!("program {}: {e}", p.display())),
-            Ok(_) if !executable(&p) => {
-                Err(format!("program {} is not an executable file", p.display()))
-            }
-            Ok(_) => Ok(p),
-        };
-    }
-    PATH.split(':')
-        .map(|d| Path::new(d).join(name))
-        .find(|p| executable(p))
-        .ok_or_else(|| format!("program '{name}' not found in {PATH}"))
-}
-
-/// Looks up the interpolated value and line of a key of the section being parsed.
-pub type Getter<'a> = dyn Fn(&str) -> Result<Option<(String, usize)>, ConfigError> + 'a;
 
 /// Parses a `[process:ID]` section. `get` returns the interpolated value and line of a key.
 pub fn parse_section(

@@ -519,6 +519,40 @@ impl ServiceConfig {
     }
 }
 
+impl ServiceConfig {
+    /// Where the asynchronous jobs of process `id` run: `[processes] ID.dispatch`, else the
+    /// `dispatch` of its `[process:ID]` section, else locally.
+    pub fn dispatch_for(&self, id: &str) -> super::slurm::Dispatch {
+        self.process_dispatch
+            .iter()
+            .find(|(p, _, _)| p == id)
+            .map(|(_, d, _)| *d)
+            .or_else(|| {
+                self.commands
+                    .iter()
+                    .find(|c| c.description.identifier == id)
+                    .map(|c| c.dispatch)
+            })
+            .unwrap_or_default()
+    }
+
+    /// Whether any process dispatches its jobs to Slurm.
+    pub fn uses_slurm(&self) -> bool {
+        self.process_dispatch
+            .iter()
+            .any(|(_, d, _)| *d == super::slurm::Dispatch::Slurm)
+            || self
+                .commands
+                .iter()
+                .any(|c| c.dispatch == super::slurm::Dispatch::Slurm)
+    }
+
+    /// `[slurm]`, or its defaults.
+    pub fn slurm_config(&self) -> SlurmConfig {
+        self.slurm.clone().unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

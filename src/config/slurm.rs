@@ -3,8 +3,7 @@
 //! how many jobs at most in Slurm).
 
 use super::ini::Section;
-use super::process::{split_words, Getter};
-use super::service::ServiceConfig;
+use super::programs::{split_words, Getter};
 use super::values::ConfigError;
 use std::path::Path;
 
@@ -28,37 +27,6 @@ impl Dispatch {
     }
 }
 
-impl ServiceConfig {
-    /// Where the asynchronous jobs of process `id` run: `[processes] ID.dispatch`, else the
-    /// `dispatch` of its `[process:ID]` section, else locally.
-    pub fn dispatch_for(&self, id: &str) -> Dispatch {
-        self.process_dispatch
-            .iter()
-            .find(|(p, _, _)| p == id)
-            .map(|(_, d, _)| *d)
-            .or_else(|| {
-                self.commands
-                    .iter()
-                    .find(|c| c.description.identifier == id)
-                    .map(|c| c.dispatch)
-            })
-            .unwrap_or_default()
-    }
-
-    /// Whether any process dispatches its jobs to Slurm.
-    pub fn uses_slurm(&self) -> bool {
-        self.process_dispatch
-            .iter()
-            .any(|(_, d, _)| *d == Dispatch::Slurm)
-            || self.commands.iter().any(|c| c.dispatch == Dispatch::Slurm)
-    }
-
-    /// `[slurm]`, or its defaults.
-    pub fn slurm_config(&self) -> SlurmConfig {
-        self.slurm.clone().unwrap_or_default()
-    }
-}
-
 /// The Slurm client programs mod_wps runs (looked up in `/usr/local/bin:/usr/bin:/bin`).
 pub const CLIENT_PROGRAMS: [&str; 3] = ["sbatch", "squeue", "scancel"];
 
@@ -68,7 +36,7 @@ pub const WORKER: &str = "mod_wps-worker";
 /// The Slurm client programs (`sbatch`, `squeue`, `scancel`), in that order.
 pub fn client_programs() -> Result<[std::path::PathBuf; 3], String> {
     let find = |name: &str| {
-        super::process::resolve_program(name, Path::new("/")).map_err(|m| {
+        super::programs::resolve_program(name, Path::new("/")).map_err(|m| {
             format!(
                 "{m}: dispatch = slurm needs Slurm's client programs (Debian package slurm-client)"
             )
