@@ -94,13 +94,15 @@ def async_scale(module, n, secs):
         a.stop()
 
 
-def fill(a, n, mtime):
-    """n copies of a real finished job's record, with new ids and keys, modified at mtime."""
+def fill(a, n, mtime, spacing_ns=300_000):
+    """n copies of a real finished job's record, with new ids and keys, modified at mtime.
+    Their submit times (in the keys) are `spacing_ns` apart, the newest now: by default as if
+    submitted at 3,333 jobs/s, the issue's target rate (the densest the store sees)."""
     records = os.path.join(a.dir, "work", "records")
     with open(os.path.join(records, ids(a)[0] + ".json")) as f:
         template = json.load(f)
     assert template["state"] == "succeeded", template
-    base = time.time_ns() - n * 1000
+    base = time.time_ns() - n * spacing_ns
     uid = gid = None
     if os.geteuid() == 0:
         uid, gid = shutil._get_uid("www-data"), shutil._get_gid("www-data")
@@ -108,7 +110,7 @@ def fill(a, n, mtime):
     for k in range(n):
         r = dict(template)
         r["id"] = str(uuid.uuid4())
-        r["key"] = f"{base + k * 1000:024}-{r['id']}"
+        r["key"] = f"{base + k * spacing_ns:024}-{r['id']}"
         path = os.path.join(records, r["id"] + ".json")
         with open(path, "w") as f:
             json.dump(r, f)
@@ -175,7 +177,7 @@ def store_scale(module, n, secs):
 
         # retention: the n jobs expire about 65 s after the restart, 1,000 fresh ones stay
         restart_with(a, "2m")
-        expire_in = 70
+        expire_in = 40
         for i in all_ids:
             p = os.path.join(a.dir, "work", "records", i + ".json")
             os.utime(p, (time.time() - 120 + expire_in,) * 2)
