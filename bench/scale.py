@@ -37,10 +37,11 @@ SUBMIT = ("/wps?service=WPS&version=1.0.0&request=Execute&identifier=sleep"
 def states(a):
     """Job states by the store's index (one directory listing, no record read)."""
     out = {}
-    for name in os.listdir(os.path.join(a.dir, "work", "index")):
-        parts = name.split(".")
-        if len(parts) == 4:
-            out[parts[1]] = out.get(parts[1], 0) + 1
+    for _, _, names in os.walk(os.path.join(a.dir, "work", "index")):
+        for name in names:
+            parts = name.split(".")
+            if len(parts) == 4:
+                out[parts[1]] = out.get(parts[1], 0) + 1
     return out
 
 

@@ -103,7 +103,7 @@ pub struct PoolStats {
 /// The pool's bounded task queue, and the one-shot reply of `Pool::run`: a mutex and a
 /// condition variable each. A waiting thread sleeps in the kernel at once (crossbeam's
 /// channels first spin and call `sched_yield`, which on two cores busy with 128 Apache
-/// threads cost a third of the CPU of a synchronous Execute; bench/RESULTS.md, issue 15).
+/// threads only takes CPU from the threads with work; bench/RESULTS.md, issue 15).
 struct Queue {
     state: Mutex<(VecDeque<Task>, bool)>,
     ready: Condvar,
