@@ -5,8 +5,9 @@ in turn; the table gives requests/s, p50/p99 latency, non-2xx responses and the 
 static file measured in the same run. Then 1,000 asynchronous sleep jobs (delay 0), and the
 Apache children's RSS before and after the sustained load.
 
-With --pywps, PyWPS 4.8 under mod_wsgi (bench/pywps/setup.sh installs it) answers the same
-requests in the same server, and every row also gives its rate and mod_wps/PyWPS. With
+With --pywps, PyWPS 4.8 under mod_wsgi (bench/pywps/setup.sh installs it; an Apache of its own
+with the same MPM settings) answers the same requests in the same run, and every row also
+gives its rate and mod_wps/PyWPS. With
 --workloads, the GDAL processes on railroads.gml (inline and base64, 1/4/16 connections) next
 to the same work without a server (bench/gdal_alone.rs; `cargo build --release --examples`).
 
@@ -48,9 +49,11 @@ def write(path, text, mode=0o644):
 
 class Apache:
     """One Apache (event MPM) with mod_wps at /wps and the static document root; with `pywps`
-    (the venv bench/pywps/setup.sh made) also PyWPS 4.8 under mod_wsgi at /pywps, deployed as
-    the seed did (`WSGIDaemonProcess pywps processes=2 threads=5`) with the same config
-    values. `server_lines` are added to mod_wps's [server] section."""
+    (the venv bench/pywps/setup.sh made) and no `module`, PyWPS 4.8 under mod_wsgi at /pywps
+    instead, deployed as PyWPS is (`WSGIDaemonProcess pywps processes=2 threads=5`) with the
+    same config values, in an Apache of its own (a request still waiting for PyWPS holds an
+    Apache thread, which would otherwise be missing for the next mod_wps case).
+    `server_lines` are added to mod_wps's [server] section."""
 
     def __init__(self, module, pywps=None, server_lines="", threads=4, queue=1000):
         self.dir = tempfile.mkdtemp(prefix="mod_wps-bench-")
@@ -74,6 +77,10 @@ builtin = all
         os.chmod(os.path.join(self.dir, "htdocs"), 0o755)
         user = "User www-data\nGroup www-data\n" if os.geteuid() == 0 else ""
         wsgi = self.pywps_conf(pywps) if pywps else ""
+        wps = f"""LoadModule wps_module {module}
+WPSDaemonProcess bench threads={threads} queue={queue}
+WPSScriptAlias /wps {self.dir}/wps.cfg process-group=bench
+""" if module else ""
         write(self.conf, f"""ServerRoot {self.dir}
 ServerName localhost
 Listen 127.0.0.1:{self.port}
@@ -94,13 +101,11 @@ MaxKeepAliveRequests 0
 LoadModule authz_core_module {MODULES}/mod_authz_core.so
 LoadModule mime_module {MODULES}/mod_mime.so
 TypesConfig /etc/mime.types
-LoadModule wps_module {module}
 {user}DocumentRoot {self.dir}/htdocs
-WPSDaemonProcess bench threads={threads} queue={queue}
-WPSScriptAlias /wps {self.dir}/wps.cfg process-group=bench
-{wsgi}""")
+{wps}{wsgi}""")
         self.ctl("start")
-        self.wait("/wps?service=WPS&request=GetCapabilities")
+        if module:
+            self.wait("/wps?service=WPS&request=GetCapabilities")
         if pywps:
             self.wait("/pywps?service=WPS&request=GetCapabilities", 60)
 
@@ -132,7 +137,7 @@ application = Service(PROCESSES, [{os.path.join(self.dir, 'pywps.cfg')!r}])
         return f"""LoadModule wsgi_module {MODULES}/mod_wsgi.so
 WSGISocketPrefix {self.dir}/wsgi
 WSGIRestrictEmbedded On
-WSGIDaemonProcess pywps processes=2 threads=5 python-home={venv} display-name=pywps-bench
+WSGIDaemonProcess pywps processes=2 threads=5 python-home={venv} display-name=pywps
 WSGIScriptAlias /pywps {self.dir}/pywps.wsgi process-group=pywps application-group=%{{GLOBAL}}
 """
 
@@ -156,16 +161,8 @@ WSGIScriptAlias /pywps {self.dir}/pywps.wsgi process-group=pywps application-gro
         return int(open(os.path.join(self.dir, "httpd.pid")).read())
 
     def children(self):
-        """The Apache children (not mod_wsgi's PyWPS daemon processes)."""
         out = subprocess.run(["pgrep", "-P", str(self.pid())], capture_output=True, text=True).stdout
-        kids = []
-        for p in out.split():
-            try:
-                if b"pywps-bench" not in open(f"/proc/{p}/cmdline", "rb").read():
-                    kids.append(int(p))
-            except FileNotFoundError:
-                pass
-        return kids
+        return [int(p) for p in out.split()]
 
     def rss_kb(self):
         return sum(proc_status(p).get("VmRSS", 0) for p in self.children())
@@ -376,9 +373,9 @@ def workloads(a, secs, pywps, conns_list=(1, 4, 16)):
     for process, layer, literal, output, ok in WORKLOADS:
         for encoding in ("inline", "base64"):
             body = workload_xml(process, layer, literal, output, encoding)
-            targets = [("/wps", "mod_wps")] + ([("/pywps", "PyWPS")] if pywps else [])
-            for path, who in targets:
-                status, resp = post(a.url(path), body)
+            targets = [(a.url("/wps"), "mod_wps")] + ([(pywps.url("/pywps"), "PyWPS")] if pywps else [])
+            for url, who in targets:
+                status, resp = post(url, body)
                 if status != 200 or not ok(resp):
                     raise SystemExit(f"{who} {process} {encoding}: {status} {resp[:300]!r}")
             for conns in conns_list:
@@ -387,7 +384,7 @@ def workloads(a, secs, pywps, conns_list=(1, 4, 16)):
                 line = (f"{process:14} {encoding:7} {conns:>5} {rps:>8.1f} {p50:>8.1f} {p99:>8.1f} "
                         f"{bad:>7} {alone:>8.1f} {rps / alone * 100 if alone else 0:>6.0f}%")
                 if pywps:
-                    prps, _, pp99, pbad, perrs = wrk(a.url("/pywps"), conns, secs, body)
+                    prps, _, pp99, pbad, perrs = wrk(pywps.url("/pywps"), conns, secs, body)
                     ratio = f"{rps / prps:>7.1f}x" if prps else "      -"
                     line += f" {prps:>8.1f} {pp99:>8.1f} {pbad:>7} {ratio}"
                     errs = socket_errors(errs, perrs)
@@ -421,17 +418,20 @@ def main():
     if args.pywps:
         venv = subprocess.run(["bash", os.path.join(ROOT, "bench", "pywps", "setup.sh")],
                               capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
-    a = Apache(os.path.abspath(args.module), pywps=venv)
+    a = Apache(os.path.abspath(args.module))
+    py = Apache(None, pywps=venv) if venv else None
     try:
         load = open("/proc/loadavg").read().split()[:3]
         print(f"mod_wps benchmark: {secs} s per case, wrk, {os.cpu_count()} cores, load average "
               f"{' '.join(load)} at the start")
         if not args.only_workloads:
-            table(a, secs, jobs, venv is not None)
+            table(a, secs, jobs, py)
         if args.workloads or args.only_workloads:
-            workloads(a, secs, venv is not None)
+            workloads(a, secs, py)
     finally:
         a.stop()
+        if py:
+            py.stop()
 
 
 def table(a, secs, jobs, pywps):
@@ -452,7 +452,8 @@ def table(a, secs, jobs, pywps):
     ]
 
     def url(path, service, under):
-        return a.url(path) if not under else a.url(f"/{service}{path}")
+        server = pywps if service == "pywps" else a
+        return server.url(path) if not under else server.url(f"/{service}{path}")
 
     # warm-up at both concurrencies (threads, allocator arenas, caches), then RSS baseline
     for conns in (8, 64):
@@ -460,7 +461,7 @@ def table(a, secs, jobs, pywps):
             wrk(url(path, "wps", under), conns, 1, body)
     rss_before = a.rss_kb()
     print(f"{len(caps)} byte GetCapabilities; ratios to the static file and to PyWPS 4.8 under "
-          "mod_wsgi (processes=2 threads=5) measured in the same run")
+          "mod_wsgi (processes=2 threads=5, an Apache of its own) measured in the same run")
     head = f"{'case':38} {'conns':>5} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'vs static':>9}"
     if pywps:
         head += f" {'PyWPS/s':>8} {'p99 ms':>8} {'non-2xx':>8} {'vs PyWPS':>8}"
