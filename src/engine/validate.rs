@@ -1,7 +1,7 @@
 //! Checks Execute inputs against a process description: known identifiers, occurrences,
 //! literal types and allowed values, bounding-box CRSs, complex formats and sizes.
 
-use crate::model::format::{base64_decoded_len, is_base64, select};
+use crate::model::format::{base64_check, base64_decoded_len, is_base64, select};
 use crate::model::{
     parse_kvp_bbox, ComplexValue, DataSpec, ExceptionCode, Input, InputData, Inputs,
     ProcessDescription, Value, WpsError, WpsResult,
@@ -163,7 +163,7 @@ fn validate_inputs_impl(
                     c.mime_type = Some(f.mime_type.clone());
                 }
                 if is_base64(c.encoding.as_deref()) {
-                    let n = c.data().map_err(bad)?.len();
+                    let n = base64_check(&c.content).map_err(bad)?;
                     if n as u64 > max_single {
                         return Err(WpsError::new(
                             ExceptionCode::FileSizeExceeded,

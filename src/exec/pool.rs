@@ -3,10 +3,10 @@
 //! request timeout); a full queue answers `Busy` at once.
 
 use crate::model::{panic_message, CancelToken};
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -100,10 +100,103 @@ pub struct PoolStats {
     pub timed_out: AtomicUsize,
 }
 
+/// The pool's bounded task queue, and the one-shot reply of `Pool::run`: a mutex and a
+/// condition variable each. A waiting thread sleeps in the kernel at once (crossbeam's
+/// channels first spin and call `sched_yield`, which on two cores busy with 128 Apache
+/// threads only takes CPU from the threads with work; bench/RESULTS.md, issue 15).
+struct Queue {
+    state: Mutex<(VecDeque<Task>, bool)>,
+    ready: Condvar,
+    capacity: usize,
+}
+
+enum PushError {
+    Full,
+    Closed,
+}
+
+impl Queue {
+    fn push(&self, task: Task) -> Result<(), PushError> {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if !s.1 {
+            return Err(PushError::Closed);
+        }
+        if s.0.len() >= self.capacity {
+            return Err(PushError::Full);
+        }
+        s.0.push_back(task);
+        drop(s);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// The next task; `None` once the queue is closed and empty.
+    fn pop(&self) -> Option<Task> {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(t) = s.0.pop_front() {
+                return Some(t);
+            }
+            if !s.1 {
+                return None;
+            }
+            s = self.ready.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn close(&self) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).1 = false;
+        self.ready.notify_all();
+    }
+}
+
+/// A value handed from one thread to one waiting thread.
+struct OneShot<T> {
+    value: Mutex<Option<T>>,
+    ready: Condvar,
+}
+
+impl<T> OneShot<T> {
+    fn new() -> Self {
+        OneShot {
+            value: Mutex::new(None),
+            ready: Condvar::new(),
+        }
+    }
+
+    fn send(&self, v: T) {
+        *self.value.lock().unwrap_or_else(|e| e.into_inner()) = Some(v);
+        self.ready.notify_one();
+    }
+
+    /// The value, if it comes within `timeout`.
+    fn recv_timeout(&self, timeout: Duration) -> Option<T> {
+        let guard = self.value.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut guard, _) = self
+            .ready
+            .wait_timeout_while(guard, timeout, |v| v.is_none())
+            .unwrap_or_else(|e| e.into_inner());
+        guard.take()
+    }
+}
+
+/// The sending side of `Pool::run`'s reply: dropped without a value (its task never ran),
+/// it says so, so the waiting request does not wait for its timeout.
+struct Replier<T>(Arc<OneShot<Option<T>>>);
+
+impl<T> Drop for Replier<T> {
+    fn drop(&mut self) {
+        let mut v = self.0.value.lock().unwrap_or_else(|e| e.into_inner());
+        if v.is_none() {
+            *v = Some(None);
+            self.0.ready.notify_one();
+        }
+    }
+}
+
 pub struct Pool {
     config: PoolConfig,
-    sender: Mutex<Option<Sender<Task>>>,
-    receiver: Receiver<Task>,
+    queue: Arc<Queue>,
     workers: Mutex<Vec<JoinHandle<()>>>,
     /// Workers to retire when they next finish a task (replaced stuck workers).
     retire: Arc<AtomicUsize>,
@@ -113,11 +206,14 @@ pub struct Pool {
 impl Pool {
     /// Starts the worker threads. Call only in an Apache child, never in the parent.
     pub fn start(config: PoolConfig) -> Arc<Pool> {
-        let (tx, rx): (Sender<Task>, Receiver<Task>) = bounded(config.queue);
+        let queue = Arc::new(Queue {
+            state: Mutex::new((VecDeque::new(), true)),
+            ready: Condvar::new(),
+            capacity: config.queue,
+        });
         let pool = Arc::new(Pool {
             config,
-            sender: Mutex::new(Some(tx)),
-            receiver: rx,
+            queue,
             workers: Mutex::new(Vec::new()),
             retire: Arc::new(AtomicUsize::new(0)),
             stats: Arc::new(PoolStats::default()),
@@ -136,7 +232,7 @@ impl Pool {
     }
 
     fn add_worker(&self) {
-        let rx = self.receiver.clone();
+        let queue = self.queue.clone();
         let stats = self.stats.clone();
         let retire = self.retire.clone();
         let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
@@ -144,7 +240,7 @@ impl Pool {
         let handle = std::thread::Builder::new()
             .name(format!("wps-{}-{n}", self.config.name))
             .spawn(move || {
-                for task in rx.iter() {
+                while let Some(task) = queue.pop() {
                     stats.queued.fetch_sub(1, Ordering::SeqCst);
                     stats.busy.fetch_add(1, Ordering::SeqCst);
                     task();
@@ -175,14 +271,12 @@ impl Pool {
 
     /// Queues `task` for a worker without waiting for it.
     pub fn spawn(&self, task: impl FnOnce() + Send + 'static) -> Result<(), PoolError> {
-        let guard = self.sender.lock().unwrap_or_else(|e| e.into_inner());
-        let tx = guard.as_ref().ok_or(PoolError::ShutDown)?;
         self.stats.queued.fetch_add(1, Ordering::SeqCst);
-        tx.try_send(Box::new(task)).map_err(|e| {
+        self.queue.push(Box::new(task)).map_err(|e| {
             self.stats.queued.fetch_sub(1, Ordering::SeqCst);
             match e {
-                TrySendError::Full(_) => PoolError::Busy,
-                TrySendError::Disconnected(_) => PoolError::ShutDown,
+                PushError::Full => PoolError::Busy,
+                PushError::Closed => PoolError::ShutDown,
             }
         })
     }
@@ -195,7 +289,9 @@ impl Pool {
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
-        let (rtx, rrx) = bounded::<Result<T, String>>(1);
+        // `None`: the task was dropped without running (the pool went away)
+        let reply = Arc::new(OneShot::<Option<Result<T, String>>>::new());
+        let rtx = Replier(reply.clone());
         let stats = self.stats.clone();
         let queued_token = token.clone();
         self.spawn(move || {
@@ -206,17 +302,17 @@ impl Pool {
                 stats.panicked.fetch_add(1, Ordering::SeqCst);
                 panic_message(&*p)
             });
-            let _ = rtx.send(r);
+            rtx.0.send(Some(r));
         })?;
-        match rrx.recv_timeout(self.config.request_timeout) {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(msg)) => Err(PoolError::Panicked(msg)),
-            Err(RecvTimeoutError::Timeout) => {
+        match reply.recv_timeout(self.config.request_timeout) {
+            Some(Some(Ok(v))) => Ok(v),
+            Some(Some(Err(msg))) => Err(PoolError::Panicked(msg)),
+            Some(None) => Err(PoolError::ShutDown),
+            None => {
                 token.cancel();
                 self.stats.timed_out.fetch_add(1, Ordering::SeqCst);
                 Err(PoolError::Timeout(self.config.request_timeout))
             }
-            Err(RecvTimeoutError::Disconnected) => Err(PoolError::ShutDown),
         }
     }
 
@@ -224,7 +320,7 @@ impl Pool {
     /// for the workers to finish what they hold; without (a hard stop: the process is about to
     /// exit), only lets the idle workers go. Returns the number of workers still busy then.
     pub fn shutdown(&self, wait: bool) -> usize {
-        self.sender.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.queue.close();
         let grace = if wait {
             self.config.graceful_timeout
         } else {
@@ -246,6 +342,7 @@ impl Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crossbeam_channel::bounded;
     use std::sync::atomic::AtomicUsize;
 
     fn tok() -> Arc<CancelToken> {
@@ -428,5 +525,18 @@ mod tests {
         assert_eq!(pool.run(tok(), || 3), Ok(3));
         pool.shutdown(true);
         assert_eq!(pool.run(tok(), || 3), Err(PoolError::ShutDown));
+    }
+
+    #[test]
+    fn a_reply_whose_task_never_runs_says_so_at_once() {
+        let reply = Arc::new(OneShot::<Option<u32>>::new());
+        drop(Replier(reply.clone()));
+        let t = Instant::now();
+        assert_eq!(reply.recv_timeout(Duration::from_secs(5)), Some(None));
+        assert!(t.elapsed() < Duration::from_secs(1));
+        let reply = Arc::new(OneShot::<Option<u32>>::new());
+        let r2 = Replier(reply.clone());
+        std::thread::spawn(move || r2.0.send(Some(7)));
+        assert_eq!(reply.recv_timeout(Duration::from_secs(5)), Some(Some(7)));
     }
 }

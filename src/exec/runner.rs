@@ -19,6 +19,13 @@ use std::time::{Duration, Instant};
 pub const WRITE_OFF_GRACE: Duration = Duration::from_secs(2);
 /// How often a running job's claim is renewed.
 pub const RENEW_EVERY: Duration = Duration::from_secs(20);
+/// A job's progress is written to the store at most this often: what is reported meanwhile
+/// is kept, and the latest of it written when the interval is over (by the next report or
+/// the dispatcher's next round), or replaced by the job's end. A process that reports per
+/// feature (`buffer`: 832 reports for railroads.gml) would otherwise rewrite its record 832
+/// times, and a `sleep` with delay 0 four times, for status documents nobody can read that
+/// fast; each rewrite is a new file in the store (bench/RESULTS.md, issue 15).
+pub const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -132,6 +139,9 @@ struct Ticket {
     cancelled_at: Mutex<Option<Instant>>,
     replaced: AtomicBool,
     renewed: Mutex<Instant>,
+    /// When progress was last written to the store (at first: when the job was claimed,
+    /// which wrote its record) and the latest report not written yet.
+    progress: Mutex<(Instant, Option<(u32, String)>)>,
 }
 
 pub struct Runner {
@@ -190,6 +200,7 @@ impl Runner {
             cancelled_at: Mutex::new(None),
             replaced: AtomicBool::new(false),
             renewed: Mutex::new(Instant::now()),
+            progress: Mutex::new((Instant::now(), None)),
         });
         lock(&self.tickets).push(t.clone());
         t
@@ -410,10 +421,16 @@ impl Executor for Runner {
         let t3 = ticket.clone();
         let store = self.service.store.clone();
         let progress = Arc::new(move |pct: u32, msg: &str| {
+            let mut p = lock(&t3.progress);
+            if p.0.elapsed() < PROGRESS_EVERY {
+                p.1 = Some((pct, msg.to_owned()));
+                return;
+            }
             // under the hold lock, so a final record is never overwritten
             if let Some((_, Some(claim))) = lock(&t3.hold).as_ref() {
                 let _ = store.progress(claim, pct, msg);
             }
+            *p = (Instant::now(), None);
         });
         let spawned = self.pool.spawn(move || {
             let ctx = Context::new(t2.cancel.clone(), progress).with_log(me.log.clone());
@@ -452,6 +469,18 @@ impl Executor for Runner {
             t.clone()
         };
         for t in tickets {
+            {
+                // progress kept back for longer than the interval
+                let mut p = lock(&t.progress);
+                if p.1.is_some() && p.0.elapsed() >= PROGRESS_EVERY {
+                    if let (Some((pct, msg)), Some((_, Some(claim)))) =
+                        (p.1.take(), lock(&t.hold).as_ref())
+                    {
+                        let _ = self.service.store.progress(claim, pct, &msg);
+                    }
+                    p.0 = now;
+                }
+            }
             let dismissed = match lock(&t.hold).as_ref() {
                 Some((_, Some(claim))) => {
                     let mut renewed = lock(&t.renewed);

@@ -206,8 +206,14 @@ fn start_tag(
             )));
         }
         let a = a.map_err(|err| xml_error(err, pos))?;
-        let value = a.unescape_value().map_err(|err| xml_error(err, pos))?;
         keys.push(a.key.into_inner());
+        if !structure && a.key.as_namespace_binding().is_none() && !a.value.contains(&b'&') {
+            // inline content: the value is not kept, and without a reference there is
+            // nothing in it to check (the document is UTF-8 text already)
+            plain.push((a.key, Cow::Borrowed("")));
+            continue;
+        }
+        let value = a.unescape_value().map_err(|err| xml_error(err, pos))?;
         match a.key.as_namespace_binding() {
             Some(PrefixDeclaration::Default) => {
                 decls.push((Vec::new(), (!value.is_empty()).then(|| Rc::from(&*value))));
@@ -351,6 +357,8 @@ pub fn read_tree(doc: &str) -> WpsResult<Elem> {
                     }
                 }
             }
+            // inside inline content text is not kept: only its references are checked
+            Event::Text(t) if inline_open > 0 && !t.contains(&b'&') => {}
             Event::Text(t) => {
                 let text = t.unescape().map_err(|e| xml_error(e, before as u64))?;
                 if inline_open == 0 {

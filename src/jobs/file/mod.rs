@@ -156,7 +156,7 @@ impl JobStore for FileStore {
             }
         }
         if !self.index.exists() {
-            let n = self.index.build(&self.dir("records"))?;
+            let n = self.index.build(&self.dir("records"), owner)?;
             if n > 0 {
                 notes.push(format!(
                     "job store {}: the job list's index was built from {n} job record(s)",
@@ -469,6 +469,11 @@ impl JobStore for FileStore {
     /// status documents of the previous layout by their modification time. Queued and
     /// running jobs are never touched.
     fn remove_expired(&self, age: Duration) -> StoreResult<usize> {
+        // one sweep at a time across the children (the others would race it for the same
+        // files and double the work); a child that finds it taken skips this round
+        let Some(_sweeping) = try_lock(&self.root.join("sweep.lock"))? else {
+            return Ok(0);
+        };
         let cutoff = SystemTime::now() - age;
         let mut n = 0;
         let older = |p: &Path| {
@@ -477,18 +482,61 @@ impl JobStore for FileStore {
                 .map(|t| t < cutoff)
                 .unwrap_or(false)
         };
-        for p in json_files(&self.dir("records"))? {
+        let expired = |p: &Path| {
             // a finished record is not written again: its modification time is its end
-            if !older(&p) {
-                continue;
+            if !older(p) {
+                return false;
             }
-            let finished = fs::read(&p)
+            let finished = fs::read(p)
                 .ok()
                 .and_then(|d| serde_json::from_slice::<JobRecord>(&d).ok())
                 .is_some_and(|r| r.state.is_final());
             if let (true, Some(id)) = (finished, p.file_stem().and_then(|s| s.to_str())) {
                 self.remove_job(id);
-                n += 1;
+                return true;
+            }
+            false
+        };
+        if self.index.exists() {
+            // Only jobs submitted before the cutoff can have finished before it. A finished
+            // job's entry says so (its record is not written again), so only the record's
+            // time is looked at; other entries may lag behind their record, which decides.
+            // The sweep pauses as long as it worked after each bucket (at most half a core),
+            // so the requests served meanwhile keep their latency.
+            let secs = cutoff
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            self.index.submitted_before(secs, &mut |aged| {
+                let t = std::time::Instant::now();
+                let mut removed = None;
+                for a in aged {
+                    let record = self.record_path(&a.id);
+                    let gone = if a.state == 's' || a.state == 'f' {
+                        older(&record) && {
+                            let _ = fs::remove_dir_all(self.outputs.join(&a.id));
+                            let _ = fs::remove_file(&record);
+                            let _ = fs::remove_file(self.cancel_path(&a.id));
+                            let _ = fs::remove_file(&a.entry);
+                            true
+                        }
+                    } else {
+                        expired(&record)
+                    };
+                    if gone {
+                        n += 1;
+                        removed = Some(a.key);
+                    }
+                }
+                if let Some(key) = removed {
+                    self.index.prune(&key);
+                }
+                std::thread::sleep(t.elapsed());
+                true
+            })?;
+        } else {
+            for p in json_files(&self.dir("records"))? {
+                n += usize::from(expired(&p));
             }
         }
         let old = |e: &fs::DirEntry| {

@@ -295,6 +295,23 @@ fn the_previous_layout_is_set_aside_with_a_note() {
     let _ = fs::remove_dir_all(d);
 }
 
+/// The names of the index's entries (in their bucket directories).
+fn index_names(s: &FileStore) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut dirs = vec![s.root().join("index")];
+    while let Some(d) = dirs.pop() {
+        for e in fs::read_dir(d).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                dirs.push(e.path());
+            } else if !e.file_name().to_string_lossy().starts_with('.') {
+                out.push(e.file_name().to_string_lossy().into_owned());
+            }
+        }
+    }
+    out
+}
+
 fn ids(v: Vec<JobRecord>) -> Vec<String> {
     v.into_iter().map(|r| r.id).collect()
 }
@@ -315,7 +332,7 @@ fn the_index_follows_every_state_and_lists_like_the_records() {
         s.enqueue(&j).unwrap();
         all.push(j.id);
     }
-    let entries = || fs::read_dir(s.root().join("index")).unwrap().count();
+    let entries = || index_names(&s).len();
     assert_eq!(entries(), 8);
     // claim two (oldest first): one succeeds, one is re-queued; dismiss a queued one
     let c1 = s.claim().unwrap().unwrap();
@@ -324,10 +341,7 @@ fn the_index_follows_every_state_and_lists_like_the_records() {
     s.requeue(c2).unwrap();
     s.dismiss(&all[7]).unwrap();
     assert_eq!(entries(), 7, "a dismissed job leaves the index");
-    let names: Vec<String> = fs::read_dir(s.root().join("index"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let names = index_names(&s);
     assert_eq!(names.iter().filter(|n| n.contains(".s.")).count(), 1);
     assert_eq!(names.iter().filter(|n| n.contains(".a.")).count(), 6);
     let q = |states: Vec<JobState>, processes: Vec<&str>, owner| JobQuery {
@@ -364,11 +378,7 @@ fn the_index_follows_every_state_and_lists_like_the_records() {
             .unwrap()),
         [all[2].clone()]
     );
-    assert!(fs::read_dir(s.root().join("index")).unwrap().any(|e| e
-        .unwrap()
-        .file_name()
-        .to_string_lossy()
-        .starts_with(&r.key)));
+    assert!(index_names(&s).iter().any(|n| n.starts_with(&r.key)));
     // the same answers without the index (built again at prepare, as for an older store)
     let before = ids(s.list(&JobQuery::default()).unwrap());
     fs::remove_dir_all(s.root().join("index")).unwrap();
@@ -517,4 +527,96 @@ fn record_writes_of_two_processes_do_not_lose_each_other() {
         "a renewal never overwrites the end"
     );
     std::fs::remove_dir_all(d).unwrap();
+}
+
+/// Jobs submitted in different seconds and thousand-second spans: listed newest first across
+/// bucket directories, a page reads only what it needs, and a retention sweep looks only at
+/// jobs submitted before its cutoff and removes the buckets it empties.
+#[test]
+fn the_index_lists_across_buckets_and_the_sweep_prunes_them() {
+    let (s, d) = store(4, 100);
+    let now = unix_now();
+    let mut all = Vec::new();
+    // two jobs in each of: 5000 s ago, 1500 s ago, 2 s ago (and submitted now)
+    for (k, ago) in [5000u64, 5000, 1500, 1500, 2, 2].into_iter().enumerate() {
+        let mut j = JobRecord::new(new_id(), "p", vec![], vec![], serde_json::Value::Null);
+        let nanos = u128::from(now - ago) * 1_000_000_000 + k as u128;
+        j.key = format!("{nanos:024}-{}", j.id);
+        s.enqueue(&j).unwrap();
+        all.push(j);
+    }
+    let mut newest_first: Vec<String> = all.iter().rev().map(|j| j.id.clone()).collect();
+    assert_eq!(ids(s.list(&JobQuery::default()).unwrap()), newest_first);
+    let page = JobQuery {
+        offset: 1,
+        limit: Some(3),
+        ..Default::default()
+    };
+    assert_eq!(ids(s.list(&page).unwrap()), newest_first[1..4]);
+    let buckets = |d: &Path| {
+        fs::read_dir(d)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_type().unwrap().is_dir())
+            .count()
+    };
+    assert_eq!(
+        buckets(&s.root().join("index")),
+        3,
+        "three thousand-second buckets"
+    );
+    // finish all; the four old ones' records are old, the new ones fresh
+    while let Some(c) = s.claim().unwrap() {
+        assert!(s.finish(c, succeeded()).unwrap());
+    }
+    let old = std::time::SystemTime::now() - Duration::from_secs(4000);
+    for j in &all[..4] {
+        let f = fs::File::options()
+            .write(true)
+            .open(s.root().join("records").join(format!("{}.json", j.id)))
+            .unwrap();
+        f.set_modified(old).unwrap();
+    }
+    assert_eq!(s.remove_expired(Duration::from_secs(1000)).unwrap(), 4);
+    newest_first.truncate(2);
+    assert_eq!(ids(s.list(&JobQuery::default()).unwrap()), newest_first);
+    assert_eq!(
+        buckets(&s.root().join("index")),
+        1,
+        "emptied buckets are removed"
+    );
+    // a job submitted into a bucket a sweep has just removed finds it again
+    let mut j = JobRecord::new(new_id(), "p", vec![], vec![], serde_json::Value::Null);
+    j.key = all[0].key.replacen(&all[0].id, &j.id, 1);
+    s.enqueue(&j).unwrap();
+    assert_eq!(
+        ids(s.list(&JobQuery::default()).unwrap()).last(),
+        Some(&j.id)
+    );
+    let _ = fs::remove_dir_all(d);
+}
+
+/// A flat index of the previous layout (one directory of entries) is replaced by the
+/// bucketed one at start-up.
+#[test]
+fn a_flat_index_is_rebuilt_in_buckets() {
+    let (s, d) = store(4, 100);
+    let mut all = Vec::new();
+    for n in 0..3u32 {
+        let j = job(n);
+        s.enqueue(&j).unwrap();
+        all.push(j.id);
+    }
+    let index = s.root().join("index");
+    fs::remove_dir_all(&index).unwrap();
+    fs::create_dir(&index).unwrap();
+    fs::write(index.join(format!("{:024}-{}.a.0.-", 0, all[0])), "").unwrap();
+    let notes = s.prepare(None).unwrap();
+    assert!(
+        notes.iter().any(|n| n.contains("built from 3 job record")),
+        "{notes:?}"
+    );
+    all.reverse();
+    assert_eq!(ids(s.list(&JobQuery::default()).unwrap()), all);
+    assert_eq!(index_names(&s).len(), 3);
+    let _ = fs::remove_dir_all(d);
 }
