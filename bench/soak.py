@@ -15,7 +15,11 @@ after warm-up to its last, and the children's as the mean RSS of the children of
 generation at its last sample (a generation lives one minute), first generation after
 warm-up against the last.
 
-usage: bench/soak.py [--minutes N] [--restart-every S] [--module PATH]
+Socket read errors at the restarts are keep-alive connections the old children close while
+the client is about to send on them; `--control` measures them for Apache's own static file
+and for mod_wps's GetCapabilities under the same load and restarts (60 s, 5 restarts each).
+
+usage: bench/soak.py [--minutes N] [--restart-every S] [--control] [--module PATH]
 """
 import argparse
 import os
@@ -68,12 +72,45 @@ delay = function() return 10 end
 """
 
 
+def control(module):
+    """Socket errors across graceful restarts: the static file against mod_wps."""
+    import urllib.request
+    a = Apache(module)
+    try:
+        caps = urllib.request.urlopen(a.url("/wps?service=WPS&request=GetCapabilities")).read()
+        path = os.path.join(a.dir, "htdocs", "caps.xml")
+        with open(path, "wb") as f:
+            f.write(caps)
+        os.chmod(path, 0o644)
+        script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False, dir=a.dir)
+        script.write("delay = function() return 10 end\n")
+        script.close()
+        for what in ("/caps.xml", "/wps?service=WPS&request=GetCapabilities"):
+            w = subprocess.Popen(["wrk", "-t", "2", "-c", "8", "-d", "60s", "-s", script.name,
+                                  a.url(what)], stdout=subprocess.PIPE, text=True)
+            for _ in range(5):
+                time.sleep(11)
+                a.ctl("graceful")
+            out = w.communicate()[0]
+            errors = re.search(r"Socket errors: (.*)", out)
+            n = re.search(r"(\d+) requests in", out).group(1)
+            print(f"{what}: {n} requests, 5 graceful "
+                  f"restarts, socket errors: {errors.group(1) if errors else 'none'}")
+            sys.stdout.flush()
+    finally:
+        a.stop()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--minutes", type=float, default=10)
     ap.add_argument("--restart-every", type=float, default=60)
+    ap.add_argument("--control", action="store_true",
+                    help="socket errors across graceful restarts: static file vs mod_wps")
     ap.add_argument("--module", default=os.path.join(ROOT, "target/release/libmod_wps.so"))
     args = ap.parse_args()
+    if args.control:
+        return control(os.path.abspath(args.module))
     total = args.minutes * 60
     a = Apache(os.path.abspath(args.module),
                server_lines="allowedhosts = 127.0.0.1\nmaxprocesses = 1000000")
