@@ -4,28 +4,16 @@
 use super::*;
 use crate::engine::{Caller, Submission};
 use crate::exec::dispatcher::Dispatcher;
-use crate::exec::testing::Fixture;
+use crate::exec::testing::{literal, Fixture};
 use crate::jobs::{JobRecord, JobState};
-use crate::model::{Input, InputData, LiteralValue};
+use crate::model::Input;
 
-fn sleep_input(secs: &str) -> Vec<Input> {
-    vec![Input {
-        identifier: "delay".into(),
-        data: InputData::Literal(LiteralValue {
-            value: secs.into(),
-            ..Default::default()
-        }),
-    }]
+fn delay(secs: &str) -> Vec<Input> {
+    literal("delay", secs)
 }
 
 fn hello(name: &str) -> Vec<Input> {
-    vec![Input {
-        identifier: "name".into(),
-        data: InputData::Literal(LiteralValue {
-            value: name.into(),
-            ..Default::default()
-        }),
-    }]
+    literal("name", name)
 }
 
 fn submit(fx: &Fixture, process: &str, inputs: Vec<Input>) -> JobRecord {
@@ -71,7 +59,7 @@ fn one_slot() -> Fixture {
 #[test]
 fn a_job_runs_reports_progress_and_keeps_its_results() {
     let fx = one_slot();
-    let job = submit(&fx, "sleep", sleep_input("0.3"));
+    let job = submit(&fx, "sleep", delay("0.3"));
     assert_eq!(job.state, JobState::Accepted);
     let running = wait(&fx, &job.id, |r| {
         r.is_some_and(|r| r.state == JobState::Running && r.progress > 0)
@@ -96,12 +84,12 @@ fn a_job_runs_reports_progress_and_keeps_its_results() {
 #[test]
 fn dismissing_a_running_job_frees_its_slot_at_once() {
     let fx = one_slot();
-    let long = submit(&fx, "sleep", sleep_input("30"));
+    let long = submit(&fx, "sleep", delay("30"));
     wait(&fx, &long.id, |r| {
         r.is_some_and(|r| r.state == JobState::Running)
     });
     // a second job waits for the only slot
-    let next = submit(&fx, "sleep", sleep_input("0"));
+    let next = submit(&fx, "sleep", delay("0"));
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
         fx.service
@@ -134,7 +122,7 @@ fn dismissing_a_running_job_frees_its_slot_at_once() {
     assert!(t0.elapsed() < Duration::from_secs(20));
     assert!(fx.logs("was dismissed"));
     // a queued job dismissed never runs
-    let blocker = submit(&fx, "sleep", sleep_input("30"));
+    let blocker = submit(&fx, "sleep", delay("30"));
     wait(&fx, &blocker.id, |r| {
         r.is_some_and(|r| r.state == JobState::Running)
     });
@@ -174,8 +162,8 @@ fn a_panic_fails_one_job_and_frees_its_slot_and_worker() {
         assert!(r.message.contains("crashed"), "{}", r.message);
     }
     // both slots and both workers are free again: two jobs run at the same time
-    let a = submit(&fx, "sleep", sleep_input("1"));
-    let b = submit(&fx, "sleep", sleep_input("1"));
+    let a = submit(&fx, "sleep", delay("1"));
+    let b = submit(&fx, "sleep", delay("1"));
     wait(&fx, &a.id, |r| {
         r.is_some_and(|r| r.state != JobState::Accepted)
     });
@@ -207,7 +195,7 @@ fn a_time_limit_fails_the_job_and_frees_the_slot() {
         "builtin = sleep, say_hello\nsleep.timeout = 1s",
         crate::exec::pool::PoolConfig::new("t"),
     );
-    let slow = submit(&fx, "sleep", sleep_input("30"));
+    let slow = submit(&fx, "sleep", delay("30"));
     let r = final_state(&fx, &slow.id);
     assert_eq!(r.state, JobState::Failed);
     assert!(r.message.contains("time limit of 1 s"), "{}", r.message);
@@ -226,7 +214,7 @@ fn an_orphan_is_requeued_and_runs_again() {
         100,
     );
     fx.dispatcher.shutdown();
-    let job = submit(&fx, "sleep", sleep_input("0"));
+    let job = submit(&fx, "sleep", delay("0"));
     let claim = crate::jobs::JobStore::claim(&store).unwrap().unwrap();
     assert_eq!(claim.record.id, job.id);
     drop(claim); // the lock is released as when the process dies

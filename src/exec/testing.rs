@@ -6,7 +6,7 @@ use super::pool::{Pool, PoolConfig};
 use super::runner::Runner;
 use crate::config::service::ServiceConfig;
 use crate::engine::Service;
-use crate::model::LogLevel;
+use crate::model::{Input, InputData, LiteralValue, LogLevel};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -15,7 +15,38 @@ pub struct Fixture {
     pub service: Arc<Service>,
     pub runner: Arc<Runner>,
     pub dispatcher: Arc<Dispatcher>,
-    pub log: Arc<Mutex<Vec<(LogLevel, String)>>>,
+    pub log: Captured,
+}
+
+/// The service of config `text` (its file would be `dir/wps.cfg`), its job store prepared.
+pub fn service(dir: &std::path::Path, text: &str) -> Arc<Service> {
+    let cfg = ServiceConfig::parse(text, &dir.join("wps.cfg")).unwrap();
+    let service = Arc::new(Service::from_config(cfg).unwrap());
+    service.store.prepare(None).unwrap();
+    service
+}
+
+/// Log lines kept in memory, and the logger that writes them.
+pub type Captured = Arc<Mutex<Vec<(LogLevel, String)>>>;
+
+pub fn captured_log() -> (Captured, super::Logger) {
+    let log: Captured = Arc::new(Mutex::new(Vec::new()));
+    let l2 = log.clone();
+    let logger: super::Logger = Arc::new(move |level, m: &str| {
+        l2.lock().unwrap().push((level, m.to_owned()));
+    });
+    (log, logger)
+}
+
+/// One literal input `id` with `value`.
+pub fn literal(id: &str, value: &str) -> Vec<Input> {
+    vec![Input {
+        identifier: id.into(),
+        data: InputData::Literal(LiteralValue {
+            value: value.into(),
+            ..Default::default()
+        }),
+    }]
 }
 
 impl Fixture {
@@ -28,14 +59,8 @@ impl Fixture {
             "[server]\nworkdir = {}\nlanguage = en-US, fr-FR\n{server}\n[processes]\n{processes}\n",
             dir.join("work").display()
         );
-        let cfg = ServiceConfig::parse(&text, &dir.join("wps.cfg")).unwrap();
-        let service = Arc::new(Service::from_config(cfg).unwrap());
-        service.store.prepare(None).unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let l2 = log.clone();
-        let logger: super::Logger = Arc::new(move |level, m: &str| {
-            l2.lock().unwrap().push((level, m.to_owned()));
-        });
+        let service = service(&dir, &text);
+        let (log, logger) = captured_log();
         let runner = Runner::new(service.clone(), Pool::start(pool), logger.clone());
         let dispatcher = Dispatcher::start(service.clone(), runner.clone(), true, logger);
         runner.on_wake(dispatcher.waker());

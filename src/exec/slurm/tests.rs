@@ -4,12 +4,12 @@
 
 use super::cli::Tools;
 use super::*;
-use crate::config::service::ServiceConfig;
 use crate::engine::Submission;
 use crate::exec::dispatcher::Dispatcher;
 use crate::exec::pool::{Pool, PoolConfig};
+use crate::exec::testing::{self, literal};
 use crate::jobs::{JobOutput, JobRecord, StoredValue};
-use crate::model::{Input, InputData, LiteralValue};
+use crate::model::Input;
 use std::path::{Path, PathBuf};
 
 struct Fake {
@@ -24,6 +24,14 @@ fn script(path: &Path, body: &str) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn hello() -> Vec<Input> {
+    literal("name", "x")
+}
+
+fn delay(secs: &str) -> Vec<Input> {
+    literal("delay", secs)
 }
 
 impl Fake {
@@ -56,14 +64,8 @@ impl Fake {
             "[server]\nworkdir = {}\n{server}\n[processes]\nbuiltin = sleep, say_hello\n{processes}\n",
             dir.join("work").display()
         );
-        let cfg = ServiceConfig::parse(&text, &dir.join("wps.cfg")).unwrap();
-        let service = Arc::new(Service::from_config(cfg).unwrap());
-        service.store.prepare(None).unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let l2 = log.clone();
-        let logger: Logger = Arc::new(move |level, m: &str| {
-            l2.lock().unwrap().push((level, m.to_owned()));
-        });
+        let service = testing::service(&dir, &text);
+        let (log, logger) = testing::captured_log();
         let tools = Tools {
             sbatch: dir.join("bin/sbatch"),
             squeue: dir.join("bin/squeue"),
@@ -148,26 +150,6 @@ impl Drop for Fake {
         self.runner.pool.shutdown(true);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn hello() -> Vec<Input> {
-    vec![Input {
-        identifier: "name".into(),
-        data: InputData::Literal(LiteralValue {
-            value: "x".into(),
-            ..Default::default()
-        }),
-    }]
-}
-
-fn delay(secs: &str) -> Vec<Input> {
-    vec![Input {
-        identifier: "delay".into(),
-        data: InputData::Literal(LiteralValue {
-            value: secs.into(),
-            ..Default::default()
-        }),
-    }]
 }
 
 #[test]
