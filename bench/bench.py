@@ -9,7 +9,8 @@ With --pywps, PyWPS 4.8 under mod_wsgi (bench/pywps/setup.sh installs it; an Apa
 with the same MPM settings) answers the same requests in the same run, and every row also
 gives its rate and mod_wps/PyWPS. With
 --workloads, the GDAL processes on railroads.gml (inline and base64, 1/4/16 connections) next
-to the same work without a server (bench/gdal_alone.rs; `cargo build --release --examples`).
+to the same work without a server (bench/gdal_alone.rs; `cargo build --release && cargo build
+--release --examples`).
 
 usage: bench/bench.py [--seconds N] [--smoke] [--pywps] [--workloads] [--module PATH]
 Loads are bounded in time and target 127.0.0.1 only.
@@ -31,6 +32,19 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODULES = "/usr/lib/apache2/modules"
+
+
+def refuse_stale(module):
+    """Stops when the module is older than a source file: `cargo build --release --examples`
+    alone refreshes the examples, not target/release/libmod_wps.so, and an old module measured
+    by mistake looks like a result."""
+    built = os.path.getmtime(module)
+    for top in ("src", "build.rs", "Cargo.toml"):
+        for d, _, files in os.walk(os.path.join(ROOT, top)) if top == "src" else [(ROOT, [], [top])]:
+            for f in files:
+                if os.path.getmtime(os.path.join(d, f)) > built:
+                    raise SystemExit(f"{module} is older than {os.path.join(d, f)}: "
+                                     "run `cargo build --release` first")
 
 
 def free_port():
@@ -56,6 +70,8 @@ class Apache:
     `server_lines` are added to mod_wps's [server] section."""
 
     def __init__(self, module, pywps=None, server_lines="", threads=4, queue=1000):
+        if module:
+            refuse_stale(module)
         self.dir = tempfile.mkdtemp(prefix="mod_wps-bench-")
         os.chmod(self.dir, 0o755)
         self.port = free_port()

@@ -16,6 +16,14 @@ pub struct Xml {
 /// U+FFFD, so that values echoed from requests (e.g. an identifier with `%00`) keep the
 /// document well-formed.
 fn xml_chars(s: &str) -> std::borrow::Cow<'_, str> {
+    // Fast path, one pass over the bytes: the bad characters are C0 controls (one byte below
+    // 0x20) and U+FFFE/U+FFFF (three bytes starting with 0xEF).
+    if !s
+        .bytes()
+        .any(|b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0xEF)
+    {
+        return s.into();
+    }
     let bad = |c: char| {
         matches!(c, '\0'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}')
             || c == '\u{fffe}'
@@ -172,5 +180,28 @@ mod tests {
             .text("c\u{1}d\te")
             .close("a");
         assert!(x.finish().contains("<a k=\"a\u{fffd}b\">c\u{fffd}d\te</a>"));
+    }
+
+    #[test]
+    fn only_characters_xml_cannot_carry_are_replaced() {
+        // borrowed when nothing is replaced, also for characters encoded with a 0xEF lead byte
+        for ok in [
+            "plain",
+            "tab\tnl\ncr\r",
+            "\u{f000}\u{fffd}\u{fffc}",
+            "日本語",
+            "",
+        ] {
+            assert!(matches!(xml_chars(ok), std::borrow::Cow::Borrowed(s) if s == ok));
+        }
+        assert_eq!(
+            xml_chars("a\u{fffe}b\u{ffff}c\u{fffd}"),
+            "a\u{fffd}b\u{fffd}c\u{fffd}"
+        );
+        assert_eq!(
+            xml_chars("\u{1f}x\u{b}\u{c}\u{0}"),
+            "\u{fffd}x\u{fffd}\u{fffd}\u{fffd}"
+        );
+        assert_eq!(xml_chars("\u{7f}\u{80}"), "\u{7f}\u{80}");
     }
 }
