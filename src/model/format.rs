@@ -133,7 +133,7 @@ impl ComplexValue {
         if is_base64(self.encoding.as_deref()) {
             decode_base64(&self.content)
         } else {
-            Ok(self.content.clone().into_bytes())
+            Ok(self.content.as_bytes().to_vec())
         }
     }
 }

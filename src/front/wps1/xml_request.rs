@@ -164,7 +164,7 @@ fn parse_input(input: &Elem, doc: &str) -> WpsResult<Input> {
                 mime_type: cd.attr("mimeType"),
                 encoding: cd.attr("encoding"),
                 schema: cd.attr("schema"),
-                content,
+                content: content.into(),
                 is_xml,
             })
         } else {
@@ -603,7 +603,7 @@ mod tests {
             panic!("{:?}", e.inputs[0]);
         };
         assert!(c.is_xml);
-        assert_eq!(c.content, gml);
+        assert_eq!(&*c.content, gml);
     }
 
     /// Namespaces in XML 1.0: every prefix used must be declared (on the element or an

@@ -171,7 +171,7 @@ fn parse_input(input: &Elem, doc: &str) -> WpsResult<Input> {
                     mime_type,
                     encoding,
                     schema,
-                    content,
+                    content: content.into(),
                     is_xml,
                 })
             } else {
@@ -288,10 +288,10 @@ mod tests {
             matches!(&e.inputs[1].data, InputData::BoundingBox(b) if b.upper == [3.0, 4.0] && b.crs.as_deref() == Some("EPSG:4326"))
         );
         assert!(
-            matches!(&e.inputs[2].data, InputData::Complex(c) if c.is_xml && c.content == r#"<a xmlns="urn:a"><b>1</b></a>"#)
+            matches!(&e.inputs[2].data, InputData::Complex(c) if c.is_xml && &*c.content == r#"<a xmlns="urn:a"><b>1</b></a>"#)
         );
         assert!(
-            matches!(&e.inputs[3].data, InputData::Complex(c) if !c.is_xml && c.content == r#"{"a": [1]}"#)
+            matches!(&e.inputs[3].data, InputData::Complex(c) if !c.is_xml && &*c.content == r#"{"a": [1]}"#)
         );
         let missing_mode = body.replace(r#"mode="sync" "#, "");
         assert_eq!(

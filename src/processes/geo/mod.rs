@@ -604,7 +604,7 @@ mod tests {
         let inputs = Inputs(vec![(
             "layer".into(),
             Value::Complex(ComplexValue {
-                content: String::from_utf8(gml.to_vec()).unwrap(),
+                content: std::str::from_utf8(gml).unwrap().into(),
                 ..Default::default()
             }),
         )]);
