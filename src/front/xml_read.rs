@@ -41,25 +41,27 @@ pub const MAX_ATTRIBUTES: usize = 256;
 /// Namespace declarations in scope at once (on all open elements together).
 pub const MAX_NAMESPACES_IN_SCOPE: usize = 1024;
 
-pub struct Elem {
+/// An element of the request's structure, read from document `'a`.
+pub struct Elem<'a> {
     pub ns: Option<Rc<str>>,
     pub local: String,
     /// (namespace, local name, unescaped value); namespace declarations excluded.
     pub attrs: Vec<(Option<Rc<str>>, String, String)>,
     /// Child elements and text; for `wps:ComplexData` / `wps:Body` only the text.
-    pub children: Vec<Node>,
+    pub children: Vec<Node<'a>>,
     /// Whether it has child elements (also those of inline content, not in `children`).
     has_elements: bool,
     /// Byte range of the element content in the (decoded) document.
     inner: (usize, usize),
 }
 
-pub enum Node {
-    Elem(Elem),
-    Text(String),
+pub enum Node<'a> {
+    Elem(Elem<'a>),
+    /// Text as in the document where it has no references (no copy), unescaped otherwise.
+    Text(Cow<'a, str>),
 }
 
-impl Elem {
+impl<'a> Elem<'a> {
     pub fn is(&self, ns: &str, local: &str) -> bool {
         self.ns.as_deref() == Some(ns) && self.local == local
     }
@@ -67,20 +69,20 @@ impl Elem {
     fn holds_inline_content(&self) -> bool {
         self.is(NS_WPS1, "ComplexData") || self.is(NS_WPS1, "Body") || self.is(NS_WPS2, "Body")
     }
-    pub fn elems(&self) -> impl Iterator<Item = &Elem> {
+    pub fn elems(&self) -> impl Iterator<Item = &Elem<'a>> {
         self.children.iter().filter_map(|n| match n {
             Node::Elem(e) => Some(e),
             Node::Text(_) => None,
         })
     }
-    pub fn child(&self, ns: &str, local: &str) -> Option<&Elem> {
+    pub fn child(&self, ns: &str, local: &str) -> Option<&Elem<'a>> {
         self.elems().find(|e| e.is(ns, local))
     }
-    pub fn children_named<'a>(
-        &'a self,
-        ns: &'a str,
-        local: &'a str,
-    ) -> impl Iterator<Item = &'a Elem> {
+    pub fn children_named<'s>(
+        &'s self,
+        ns: &'s str,
+        local: &'s str,
+    ) -> impl Iterator<Item = &'s Elem<'a>> {
         self.elems().filter(move |e| e.is(ns, local))
     }
     /// Unqualified attribute (or one in namespace `ns`).
@@ -93,20 +95,24 @@ impl Elem {
     pub fn attr(&self, local: &str) -> Option<String> {
         self.attr_ns(None, local)
     }
-    pub fn text(&self) -> String {
-        self.children
-            .iter()
-            .filter_map(|n| match n {
-                Node::Text(t) => Some(t.as_str()),
-                Node::Elem(_) => None,
-            })
-            .collect()
+    /// The element's text (not copied when it is one piece, as for text content).
+    pub fn text(&self) -> Cow<'_, str> {
+        let mut texts = self.children.iter().filter_map(|n| match n {
+            Node::Text(t) => Some(&**t),
+            Node::Elem(_) => None,
+        });
+        match (texts.next(), texts.next()) {
+            (None, _) => Cow::Borrowed(""),
+            (Some(t), None) => Cow::Borrowed(t),
+            (Some(a), Some(b)) => Cow::Owned([a, b].into_iter().chain(texts).collect()),
+        }
     }
     /// Content as in the model: inner markup verbatim when it has child elements
-    /// (`is_xml` true), else its text / CDATA.
-    pub fn content(&self, doc: &str) -> (String, bool) {
+    /// (`is_xml` true), else its text / CDATA; a part of `doc` (the document read), not a
+    /// copy, unless it is text with references.
+    pub fn content<'s>(&'s self, doc: &'s str) -> (Cow<'s, str>, bool) {
         if self.has_elements {
-            (doc[self.inner.0..self.inner.1].to_owned(), true)
+            (Cow::Borrowed(&doc[self.inner.0..self.inner.1]), true)
         } else {
             (self.text(), false)
         }
@@ -189,13 +195,13 @@ impl Scopes {
 /// Checks a start tag (attributes, namespace declarations, prefixes) and opens its namespace
 /// scope. Returns the element if it is kept in the tree: when `structure` (not inside inline
 /// content) and it is the root or a WPS or OWS element.
-fn start_tag(
+fn start_tag<'a>(
     e: &BytesStart,
     scopes: &mut Scopes,
     structure: bool,
     is_root: bool,
     pos: u64,
-) -> WpsResult<Option<Elem>> {
+) -> WpsResult<Option<Elem<'a>>> {
     let mut decls = Vec::new();
     let mut plain = Vec::new();
     let mut keys = Vec::new();
@@ -265,22 +271,24 @@ fn start_tag(
     }))
 }
 
-fn push_text(stack: &mut [Elem], text: &str) -> WpsResult<()> {
+/// Adds text to the open element: as a part of the document when it is the element's first
+/// text since its last child element (e.g. all of a text content), else joined to that text.
+fn push_text<'a>(stack: &mut [Elem<'a>], text: Cow<'a, str>) -> WpsResult<()> {
     match stack.last_mut() {
         None if text.trim().is_empty() => Ok(()),
         None => Err(bad_request("text outside the root element")),
         Some(parent) => {
             if let Some(Node::Text(t)) = parent.children.last_mut() {
-                t.push_str(text);
+                t.to_mut().push_str(&text);
             } else {
-                parent.children.push(Node::Text(text.to_owned()));
+                parent.children.push(Node::Text(text));
             }
             Ok(())
         }
     }
 }
 
-fn close(stack: &mut [Elem], root: &mut Option<Elem>, mut el: Elem, end: usize) {
+fn close<'a>(stack: &mut [Elem<'a>], root: &mut Option<Elem<'a>>, mut el: Elem<'a>, end: usize) {
     el.inner.1 = end.max(el.inner.0);
     match stack.last_mut() {
         Some(parent) => {
@@ -291,8 +299,9 @@ fn close(stack: &mut [Elem], root: &mut Option<Elem>, mut el: Elem, end: usize) 
     }
 }
 
-/// Reads the document into an element tree, enforcing the robustness limits.
-pub fn read_tree(doc: &str) -> WpsResult<Elem> {
+/// Reads the document into an element tree, enforcing the robustness limits. The tree's text
+/// is borrowed from `doc` where it can be.
+pub fn read_tree(doc: &str) -> WpsResult<Elem<'_>> {
     let mut reader = Reader::from_str(doc);
     let mut scopes = Scopes::new();
     // The open elements of the request's structure...
@@ -362,7 +371,7 @@ pub fn read_tree(doc: &str) -> WpsResult<Elem> {
             Event::Text(t) => {
                 let text = t.unescape().map_err(|e| xml_error(e, before as u64))?;
                 if inline_open == 0 {
-                    push_text(&mut stack, &text)?;
+                    push_text(&mut stack, text)?;
                 }
             }
             Event::CData(c) => {
@@ -370,8 +379,13 @@ pub fn read_tree(doc: &str) -> WpsResult<Elem> {
                     return Err(bad_request("CDATA outside the root element"));
                 }
                 if inline_open == 0 {
-                    let text = std::str::from_utf8(&c).map_err(|e| xml_error(e, before as u64))?;
-                    push_text(&mut stack, text)?;
+                    let text = match c.into_inner() {
+                        Cow::Borrowed(b) => std::str::from_utf8(b).map(Cow::Borrowed),
+                        Cow::Owned(b) => String::from_utf8(b)
+                            .map(Cow::Owned)
+                            .map_err(|e| e.utf8_error()),
+                    };
+                    push_text(&mut stack, text.map_err(|e| xml_error(e, before as u64))?)?;
                 }
             }
             Event::DocType(_) => {
