@@ -14,10 +14,11 @@
 
 use crate::model::{WpsError, WpsResult};
 use quick_xml::events::{BytesStart, Event};
-use quick_xml::name::PrefixDeclaration;
+use quick_xml::name::{PrefixDeclaration, QName};
 use quick_xml::Reader;
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::ops::Range;
 use std::rc::Rc;
 
 pub const NS_WPS1: &str = "http://www.opengis.net/wps/1.0.0";
@@ -150,22 +151,36 @@ impl Scopes {
         }
     }
 
-    fn push_element(&mut self, decls: Vec<(Vec<u8>, Option<Rc<str>>)>) -> WpsResult<()> {
-        if self.declared.len() + decls.len() > MAX_NAMESPACES_IN_SCOPE {
+    /// Opens the scope of an element, which then declares its prefixes with `declare`.
+    fn push_element(&mut self) {
+        self.per_element.push(0);
+    }
+
+    /// A namespace declaration of the element opened last.
+    fn declare(&mut self, prefix: &[u8], ns: Option<Rc<str>>) -> WpsResult<()> {
+        if self.declared.len() >= MAX_NAMESPACES_IN_SCOPE {
             return Err(bad_request(format!(
                 "more than {MAX_NAMESPACES_IN_SCOPE} namespace declarations in scope"
             )));
         }
-        self.per_element.push(decls.len());
-        for (prefix, ns) in decls {
-            self.bindings.entry(prefix.clone()).or_default().push(ns);
-            self.declared.push(prefix);
+        if let Some(n) = self.per_element.last_mut() {
+            *n += 1;
         }
+        match self.bindings.get_mut(prefix) {
+            Some(stack) => stack.push(ns),
+            None => {
+                self.bindings.insert(prefix.to_vec(), vec![ns]);
+            }
+        }
+        self.declared.push(prefix.to_vec());
         Ok(())
     }
 
     fn pop_element(&mut self) {
         let n = self.per_element.pop().unwrap_or(0);
+        if n == 0 {
+            return;
+        }
         let from = self.declared.len().saturating_sub(n);
         for prefix in self.declared.drain(from..) {
             if let Some(stack) = self.bindings.get_mut(&prefix) {
@@ -192,72 +207,115 @@ impl Scopes {
     }
 }
 
+/// Working space of `start_tag`, kept from one element to the next so that reading an
+/// element allocates nothing (but the elements kept in the tree): the attribute names of the
+/// start tag being read.
+#[derive(Default)]
+struct Scratch {
+    /// The names, one after the other...
+    names: Vec<u8>,
+    /// ...all of them, namespace declarations included (for the duplicate check)...
+    keys: Vec<Range<usize>>,
+    /// ...and the others (their prefixes are resolved once the element's own declarations
+    /// are in scope).
+    plain: Vec<Range<usize>>,
+}
+
 /// Checks a start tag (attributes, namespace declarations, prefixes) and opens its namespace
 /// scope. Returns the element if it is kept in the tree: when `structure` (not inside inline
 /// content) and it is the root or a WPS or OWS element.
 fn start_tag<'a>(
     e: &BytesStart,
     scopes: &mut Scopes,
+    scratch: &mut Scratch,
     structure: bool,
     is_root: bool,
     pos: u64,
 ) -> WpsResult<Option<Elem<'a>>> {
-    let mut decls = Vec::new();
-    let mut plain = Vec::new();
-    let mut keys = Vec::new();
-    for (count, a) in e.attributes().with_checks(false).enumerate() {
-        if count >= MAX_ATTRIBUTES {
-            return Err(bad_request(format!(
-                "more than {MAX_ATTRIBUTES} attributes on one element"
-            )));
-        }
-        let a = a.map_err(|err| xml_error(err, pos))?;
-        keys.push(a.key.into_inner());
-        if !structure && a.key.as_namespace_binding().is_none() && !a.value.contains(&b'&') {
-            // inline content: the value is not kept, and without a reference there is
-            // nothing in it to check (the document is UTF-8 text already)
-            plain.push((a.key, Cow::Borrowed("")));
-            continue;
-        }
-        let value = a.unescape_value().map_err(|err| xml_error(err, pos))?;
-        match a.key.as_namespace_binding() {
-            Some(PrefixDeclaration::Default) => {
-                decls.push((Vec::new(), (!value.is_empty()).then(|| Rc::from(&*value))));
-            }
-            Some(PrefixDeclaration::Named(b"xml")) => {}
-            Some(PrefixDeclaration::Named(p)) if p == b"xmlns" || value.is_empty() => {
+    scopes.push_element();
+    // (unescaped) values of the attributes in `plain`, for an element of the structure
+    let mut values = Vec::new();
+    scratch.names.clear();
+    scratch.keys.clear();
+    scratch.plain.clear();
+    // most elements of inline content have no attributes: nothing to check then
+    if !e.attributes_raw().iter().all(u8::is_ascii_whitespace) {
+        for (count, a) in e.attributes().with_checks(false).enumerate() {
+            if count >= MAX_ATTRIBUTES {
                 return Err(bad_request(format!(
-                    "invalid namespace declaration 'xmlns:{}=\"{value}\"'",
-                    String::from_utf8_lossy(p)
+                    "more than {MAX_ATTRIBUTES} attributes on one element"
                 )));
             }
-            Some(PrefixDeclaration::Named(p)) => decls.push((p.to_vec(), Some(Rc::from(&*value)))),
-            None => plain.push((a.key, value)),
+            let a = a.map_err(|err| xml_error(err, pos))?;
+            let at = scratch.names.len();
+            scratch.names.extend_from_slice(a.key.into_inner());
+            let key = at..scratch.names.len();
+            scratch.keys.push(key.clone());
+            let binding = a.key.as_namespace_binding();
+            if !structure && binding.is_none() {
+                // inline content: the value is not kept, and without a reference there is
+                // nothing in it to check (the document is UTF-8 text already)
+                if a.value.contains(&b'&') {
+                    a.unescape_value().map_err(|err| xml_error(err, pos))?;
+                }
+                scratch.plain.push(key);
+                continue;
+            }
+            let value = a.unescape_value().map_err(|err| xml_error(err, pos))?;
+            match binding {
+                Some(PrefixDeclaration::Default) => {
+                    scopes.declare(b"", (!value.is_empty()).then(|| Rc::from(&*value)))?;
+                }
+                Some(PrefixDeclaration::Named(b"xml")) => {}
+                Some(PrefixDeclaration::Named(p)) if p == b"xmlns" || value.is_empty() => {
+                    return Err(bad_request(format!(
+                        "invalid namespace declaration 'xmlns:{}=\"{value}\"'",
+                        String::from_utf8_lossy(p)
+                    )));
+                }
+                Some(PrefixDeclaration::Named(p)) => scopes.declare(p, Some(Rc::from(&*value)))?,
+                None => {
+                    scratch.plain.push(key);
+                    values.push(value);
+                }
+            }
         }
     }
-    if keys.len() > 1 {
-        keys.sort_unstable();
-        if let Some(w) = keys.windows(2).find(|w| w[0] == w[1]) {
-            return Err(xml_error(
-                format!("duplicate attribute '{}'", String::from_utf8_lossy(w[0])),
-                pos,
-            ));
+    let names = &scratch.names;
+    match scratch.keys.as_mut_slice() {
+        [] | [_] => {}
+        [a, b] if names[a.clone()] != names[b.clone()] => {}
+        keys => {
+            keys.sort_unstable_by(|a, b| names[a.clone()].cmp(&names[b.clone()]));
+            if let Some(w) = keys
+                .windows(2)
+                .find(|w| names[w[0].clone()] == names[w[1].clone()])
+            {
+                return Err(xml_error(
+                    format!(
+                        "duplicate attribute '{}'",
+                        String::from_utf8_lossy(&names[w[0].clone()])
+                    ),
+                    pos,
+                ));
+            }
         }
     }
-    scopes.push_element(decls)?;
     let (local, prefix) = e.name().decompose();
     let ns = scopes.resolve(prefix.map(|p| p.into_inner()), true)?;
     let keep = structure
         && (is_root || matches!(ns.as_deref(), Some(NS_WPS1 | NS_OWS11 | NS_WPS2 | NS_OWS2)));
     let mut attrs = Vec::new();
-    for (key, value) in plain {
-        let (alocal, aprefix) = key.decompose();
+    let mut values = values.into_iter();
+    for key in &scratch.plain {
+        let (alocal, aprefix) = QName(&names[key.clone()]).decompose();
         let ans = scopes.resolve(aprefix.map(|p| p.into_inner()), false)?;
+        let value = values.next();
         if keep && matches!(ans.as_deref(), None | Some(NS_XLINK) | Some(NS_XML)) {
             attrs.push((
                 ans,
                 String::from_utf8_lossy(alocal.into_inner()).into_owned(),
-                value.into_owned(),
+                value.unwrap_or_default().into_owned(),
             ));
         }
     }
@@ -304,6 +362,7 @@ fn close<'a>(stack: &mut [Elem<'a>], root: &mut Option<Elem<'a>>, mut el: Elem<'
 pub fn read_tree(doc: &str) -> WpsResult<Elem<'_>> {
     let mut reader = Reader::from_str(doc);
     let mut scopes = Scopes::new();
+    let mut scratch = Scratch::default();
     // The open elements of the request's structure...
     let mut stack: Vec<Elem> = Vec::new();
     // ...and how many elements are open inside a subtree that is not kept (inline content,
@@ -330,7 +389,7 @@ pub fn read_tree(doc: &str) -> WpsResult<Elem<'_>> {
                     inline_open > 0 || stack.last().is_some_and(Elem::holds_inline_content);
                 let is_root = stack.is_empty() && inline_open == 0;
                 let pos = reader.buffer_position();
-                let el = start_tag(e, &mut scopes, !inline, is_root, pos)?;
+                let el = start_tag(e, &mut scopes, &mut scratch, !inline, is_root, pos)?;
                 if let Some(el) = &el {
                     kept += 1;
                     kept_attrs += el.attrs.len();
