@@ -128,10 +128,25 @@ fn xml_error(e: impl std::fmt::Display, pos: u64) -> WpsError {
     bad_request(format!("malformed XML request at byte {pos}: {e}"))
 }
 
+/// How many prefixes `Scopes` remembers the namespace of...
+const RECENT: usize = 4;
+/// ...if they are no longer than this.
+const RECENT_PREFIX: usize = 16;
+
+/// A prefix resolved since the bindings last changed.
+struct Recent {
+    prefix: [u8; RECENT_PREFIX],
+    len: usize,
+    ns: Rc<str>,
+}
+
 /// The namespace bindings in scope. Each prefix (`""`: the default namespace) has the stack of
 /// its bindings, innermost last (`None`: `xmlns=""`), so resolving a name is one hash lookup
 /// however many declarations are in scope. (quick-xml's `NsReader` searches all bindings in
-/// scope for every name: a flood of declarations then costs seconds.)
+/// scope for every name: a flood of declarations then costs seconds.) The last few prefixes
+/// resolved, and the default namespace, are remembered until a binding changes: the names of
+/// inline content (GML: `gml:` and `ogr:` on every element, declared once on its root) are
+/// then resolved without hashing, by comparing with at most `RECENT` short prefixes.
 struct Scopes {
     bindings: HashMap<Vec<u8>, Vec<Option<Rc<str>>>>,
     /// The prefixes declared by the open elements, in document order...
@@ -139,6 +154,11 @@ struct Scopes {
     /// ...and how many each open element declared.
     per_element: Vec<usize>,
     xml: Rc<str>,
+    recent: Vec<Recent>,
+    /// Where the next prefix resolved is remembered once `recent` is full.
+    next_recent: usize,
+    /// The default namespace, once looked up (`Some(None)`: none).
+    default: Option<Option<Rc<str>>>,
 }
 
 impl Scopes {
@@ -148,6 +168,33 @@ impl Scopes {
             declared: Vec::new(),
             per_element: Vec::new(),
             xml: Rc::from(NS_XML),
+            recent: Vec::with_capacity(RECENT),
+            next_recent: 0,
+            default: None,
+        }
+    }
+
+    /// Forgets the namespaces remembered: a binding changes.
+    fn forget(&mut self) {
+        self.recent.clear();
+        self.default = None;
+    }
+
+    fn remember(&mut self, prefix: &[u8], ns: &Rc<str>) {
+        if prefix.len() > RECENT_PREFIX {
+            return;
+        }
+        let mut r = Recent {
+            prefix: [0; RECENT_PREFIX],
+            len: prefix.len(),
+            ns: ns.clone(),
+        };
+        r.prefix[..prefix.len()].copy_from_slice(prefix);
+        if self.recent.len() < RECENT {
+            self.recent.push(r);
+        } else {
+            self.recent[self.next_recent] = r;
+            self.next_recent = (self.next_recent + 1) % RECENT;
         }
     }
 
@@ -166,6 +213,7 @@ impl Scopes {
         if let Some(n) = self.per_element.last_mut() {
             *n += 1;
         }
+        self.forget();
         match self.bindings.get_mut(prefix) {
             Some(stack) => stack.push(ns),
             None => {
@@ -181,6 +229,7 @@ impl Scopes {
         if n == 0 {
             return;
         }
+        self.forget();
         let from = self.declared.len().saturating_sub(n);
         for prefix in self.declared.drain(from..) {
             if let Some(stack) = self.bindings.get_mut(&prefix) {
@@ -190,19 +239,34 @@ impl Scopes {
     }
 
     /// The namespace of a name with this prefix; unprefixed attributes have none.
-    fn resolve(&self, prefix: Option<&[u8]>, element: bool) -> WpsResult<Option<Rc<str>>> {
-        let bound = |p: &[u8]| self.bindings.get(p).and_then(|s| s.last());
+    fn resolve(&mut self, prefix: Option<&[u8]>, element: bool) -> WpsResult<Option<Rc<str>>> {
+        let bound = |s: &Self, p: &[u8]| s.bindings.get(p).and_then(|s| s.last()).cloned();
         match prefix {
             None if !element => Ok(None),
-            None => Ok(bound(b"").cloned().flatten()),
+            None => {
+                if let Some(ns) = &self.default {
+                    return Ok(ns.clone());
+                }
+                let ns = bound(self, b"").flatten();
+                self.default = Some(ns.clone());
+                Ok(ns)
+            }
             Some(b"xml") => Ok(Some(self.xml.clone())),
-            Some(p) => match bound(p) {
-                Some(Some(ns)) => Ok(Some(ns.clone())),
-                _ => Err(bad_request(format!(
-                    "namespace prefix '{}' is not declared",
-                    String::from_utf8_lossy(p)
-                ))),
-            },
+            Some(p) => {
+                if let Some(r) = self.recent.iter().find(|r| r.prefix[..r.len] == *p) {
+                    return Ok(Some(r.ns.clone()));
+                }
+                match bound(self, p) {
+                    Some(Some(ns)) => {
+                        self.remember(p, &ns);
+                        Ok(Some(ns))
+                    }
+                    _ => Err(bad_request(format!(
+                        "namespace prefix '{}' is not declared",
+                        String::from_utf8_lossy(p)
+                    ))),
+                }
+            }
         }
     }
 }
@@ -559,5 +623,58 @@ pub fn root_namespace(body: &[u8]) -> Option<String> {
             Event::Eof => return None,
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(e: &Elem) -> Vec<(Option<String>, String)> {
+        e.elems()
+            .map(|c| (c.ns.as_deref().map(str::to_owned), c.local.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn prefixes_resolve_to_the_binding_in_scope() {
+        // a prefix and the default namespace re-bound inside, then used again after the
+        // inner scope closed: the outer binding again (whatever was remembered inside)
+        let doc = format!(
+            r#"<w:Execute xmlns:w="{NS_WPS1}" xmlns="{NS_WPS1}"><w:A/><B/><x xmlns:w="urn:o" xmlns="urn:o"><w:y/><z/><w:y/></x><w:C/><D/><w:E xmlns:w="{NS_OWS11}"><w:F/></w:E><w:G/></w:Execute>"#
+        );
+        let root = read_tree(&doc).unwrap();
+        let w = Some(NS_WPS1.to_owned());
+        assert_eq!(
+            names(&root),
+            [
+                (w.clone(), "A".into()),
+                (w.clone(), "B".into()),
+                (w.clone(), "C".into()),
+                (w.clone(), "D".into()),
+                (Some(NS_OWS11.into()), "E".into()),
+                (w, "G".into()),
+            ]
+        );
+        let e = root.child(NS_OWS11, "E").unwrap();
+        assert_eq!(names(e), [(Some(NS_OWS11.into()), "F".into())]);
+        // a prefix declared by an element is not in scope after it
+        for doc in [
+            r#"<r><x xmlns:a="urn:1"><a:y/></x><a:z/></r>"#,
+            r#"<r xmlns:b="urn:2"><b:y/><x xmlns:a="urn:1"><a:y/><b:y/></x><b:y/><a:z/></r>"#,
+        ] {
+            let e = read_tree(doc).err().expect("refused");
+            assert!(e.text.contains("prefix 'a' is not declared"), "{}", e.text);
+        }
+        // more prefixes than are remembered, and long ones, in turn
+        let prefixes = ["a", "b", "c", "d", "e", "a_prefix_longer_than_sixteen_bytes"];
+        let decls: String = prefixes
+            .iter()
+            .map(|p| format!(r#" xmlns:{p}="urn:{p}""#))
+            .collect();
+        let uses: String = (0..3)
+            .flat_map(|_| prefixes.iter().map(|p| format!("<{p}:x {p}:at='1'/>")))
+            .collect();
+        assert!(read_tree(&format!("<r{decls}>{uses}</r>")).is_ok());
     }
 }
