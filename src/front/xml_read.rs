@@ -285,6 +285,11 @@ struct Scratch {
     plain: Vec<Range<usize>>,
 }
 
+/// Whether text has a `&` (a reference to check). Reads all of it, without a branch per byte.
+fn has_reference(text: &[u8]) -> bool {
+    text.iter().fold(false, |found, &b| found | (b == b'&'))
+}
+
 /// The local name and the prefix of a qualified name (what `QName::decompose` answers; names
 /// are short, and a plain loop finds their `:` faster than a vectorised search starts).
 fn split_name(name: &[u8]) -> (&[u8], Option<&[u8]>) {
@@ -499,7 +504,7 @@ pub fn read_tree(doc: &str) -> WpsResult<Elem<'_>> {
                 }
             }
             // inside inline content text is not kept: only its references are checked
-            Event::Text(t) if inline_open > 0 && !t.contains(&b'&') => {}
+            Event::Text(t) if inline_open > 0 && !has_reference(&t) => {}
             Event::Text(t) => {
                 let text = t.unescape().map_err(|e| xml_error(e, before as u64))?;
                 if inline_open == 0 {
