@@ -4,7 +4,7 @@
 //!
 //! Reading costs time
 //! and memory linear in the size of the body, whatever its shape: namespace prefixes are
-//! resolved with one hash lookup each (not by searching every declaration in scope), duplicate
+//! resolved with at most one hash lookup each (not by searching every declaration in scope), duplicate
 //! attributes are found by sorting, and the content of WPS 1.0.0 `wps:ComplexData` and of `wps:Body` (inline
 //! data of any size, e.g. GML) is checked (well-formed, prefixes declared, depth) but not kept
 //! as a tree: it is kept verbatim as the original text. Elements of other namespaces in the
