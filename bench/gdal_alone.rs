@@ -27,14 +27,14 @@ fn inputs(process: &str, encoding: &str, gml: &str) -> Inputs {
         ComplexValue {
             mime_type: Some("application/gml+xml".into()),
             encoding: Some("base64".into()),
-            content: base64::engine::general_purpose::STANDARD.encode(gml),
+            content: base64::engine::general_purpose::STANDARD.encode(gml).into(),
             is_xml: false,
             ..Default::default()
         }
     } else {
         ComplexValue {
             mime_type: Some("application/gml+xml".into()),
-            content: format!("\n{gml}\n"),
+            content: format!("\n{gml}\n").into(),
             is_xml: true,
             ..Default::default()
         }

@@ -174,16 +174,18 @@ impl<'a> Request<'a> {
         unsafe { (*self.rec().connection).keepalive = ap_conn_keepalive_e_AP_CONN_CLOSE };
     }
 
-    /// Reads the request body, stopping once it exceeds `limit` bytes.
+    /// Reads the request body, stopping once it exceeds `limit` bytes. Apache copies the body
+    /// straight into the vector: with a `Content-Length` (at most `limit`) its capacity is
+    /// reserved at once, without one (chunked) it grows as the body comes.
     pub(super) fn read_body(&mut self, limit: u64) -> Result<Body, c_int> {
-        if let Some(n) = self
+        /// What a body without a `Content-Length` starts with and grows by at least.
+        const CHUNK: usize = 16384;
+        let declared = self
             .header(c"Content-Length")
-            .and_then(|cl| cl.trim().parse::<u64>().ok())
-        {
-            if n > limit {
-                self.close_connection();
-                return Ok(Body::TooLarge);
-            }
+            .and_then(|cl| cl.trim().parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit) {
+            self.close_connection();
+            return Ok(Body::TooLarge);
         }
         // SAFETY: `r` is the live request of a handler, the phase in which its body is read.
         let rc = unsafe { ap_setup_client_block(self.r, REQUEST_CHUNKED_DECHUNK as c_int) };
@@ -193,11 +195,29 @@ impl<'a> Request<'a> {
         let mut body = Vec::new();
         // SAFETY: as above, after ap_setup_client_block succeeded.
         if unsafe { ap_should_client_block(self.r) } != 0 {
-            let mut buf = [0u8; 16384];
+            // at most one byte more than the limit is read: enough to tell the body is too large
+            let most = usize::try_from(limit)
+                .unwrap_or(usize::MAX)
+                .saturating_add(1);
+            // one byte more than declared: room for the read that finds the end of the body
+            let first = declared.map_or(CHUNK, |n| {
+                usize::try_from(n)
+                    .unwrap_or(usize::MAX)
+                    .saturating_add(1)
+                    .min(most)
+            });
+            body.reserve_exact(first);
             loop {
-                // SAFETY: `buf` is writable for `buf.len()` bytes; Apache writes at most that.
+                if body.len() == body.capacity() {
+                    body.reserve(CHUNK);
+                }
+                let room = most - body.len();
+                let spare = body.spare_capacity_mut();
+                let want = spare.len().min(room);
+                // SAFETY: `spare` is writable for `want` (> 0) bytes; Apache writes at most
+                // `want` bytes there and returns how many it wrote (negative: an error).
                 let n = unsafe {
-                    ap_get_client_block(self.r, buf.as_mut_ptr() as *mut c_char, buf.len() as _)
+                    ap_get_client_block(self.r, spare.as_mut_ptr() as *mut c_char, want as _)
                 };
                 if n < 0 {
                     return Err(400);
@@ -205,7 +225,13 @@ impl<'a> Request<'a> {
                 if n == 0 {
                     break;
                 }
-                body.extend_from_slice(&buf[..n as usize]);
+                let n = n as usize;
+                if n > want {
+                    return Err(500);
+                }
+                // SAFETY: Apache initialised the `n` (<= `want` <= spare capacity) bytes after
+                // the vector's length.
+                unsafe { body.set_len(body.len() + n) };
                 if body.len() as u64 > limit {
                     self.close_connection();
                     return Ok(Body::TooLarge);

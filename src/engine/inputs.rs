@@ -187,7 +187,7 @@ impl Service {
                         mime_type: mime,
                         encoding,
                         schema: r.schema.clone(),
-                        content,
+                        content: content.into(),
                         is_xml,
                     })
                 }

@@ -135,7 +135,7 @@ fn validate_inputs_impl(
                     InputData::Complex(c) => c.clone(),
                     InputData::Literal(v) => ComplexValue {
                         is_xml: v.value.trim_start().starts_with('<'),
-                        content: v.value.clone(),
+                        content: v.value.as_str().into(),
                         ..Default::default()
                     },
                     InputData::Reference(r) => ComplexValue {

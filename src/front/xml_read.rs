@@ -4,7 +4,7 @@
 //!
 //! Reading costs time
 //! and memory linear in the size of the body, whatever its shape: namespace prefixes are
-//! resolved with one hash lookup each (not by searching every declaration in scope), duplicate
+//! resolved with at most one hash lookup each (not by searching every declaration in scope), duplicate
 //! attributes are found by sorting, and the content of WPS 1.0.0 `wps:ComplexData` and of `wps:Body` (inline
 //! data of any size, e.g. GML) is checked (well-formed, prefixes declared, depth) but not kept
 //! as a tree: it is kept verbatim as the original text. Elements of other namespaces in the
@@ -18,6 +18,7 @@ use quick_xml::name::PrefixDeclaration;
 use quick_xml::Reader;
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::ops::Range;
 use std::rc::Rc;
 
 pub const NS_WPS1: &str = "http://www.opengis.net/wps/1.0.0";
@@ -41,25 +42,27 @@ pub const MAX_ATTRIBUTES: usize = 256;
 /// Namespace declarations in scope at once (on all open elements together).
 pub const MAX_NAMESPACES_IN_SCOPE: usize = 1024;
 
-pub struct Elem {
+/// An element of the request's structure, read from document `'a`.
+pub struct Elem<'a> {
     pub ns: Option<Rc<str>>,
     pub local: String,
     /// (namespace, local name, unescaped value); namespace declarations excluded.
     pub attrs: Vec<(Option<Rc<str>>, String, String)>,
     /// Child elements and text; for `wps:ComplexData` / `wps:Body` only the text.
-    pub children: Vec<Node>,
+    pub children: Vec<Node<'a>>,
     /// Whether it has child elements (also those of inline content, not in `children`).
     has_elements: bool,
     /// Byte range of the element content in the (decoded) document.
     inner: (usize, usize),
 }
 
-pub enum Node {
-    Elem(Elem),
-    Text(String),
+pub enum Node<'a> {
+    Elem(Elem<'a>),
+    /// Text as in the document where it has no references (no copy), unescaped otherwise.
+    Text(Cow<'a, str>),
 }
 
-impl Elem {
+impl<'a> Elem<'a> {
     pub fn is(&self, ns: &str, local: &str) -> bool {
         self.ns.as_deref() == Some(ns) && self.local == local
     }
@@ -67,20 +70,20 @@ impl Elem {
     fn holds_inline_content(&self) -> bool {
         self.is(NS_WPS1, "ComplexData") || self.is(NS_WPS1, "Body") || self.is(NS_WPS2, "Body")
     }
-    pub fn elems(&self) -> impl Iterator<Item = &Elem> {
+    pub fn elems(&self) -> impl Iterator<Item = &Elem<'a>> {
         self.children.iter().filter_map(|n| match n {
             Node::Elem(e) => Some(e),
             Node::Text(_) => None,
         })
     }
-    pub fn child(&self, ns: &str, local: &str) -> Option<&Elem> {
+    pub fn child(&self, ns: &str, local: &str) -> Option<&Elem<'a>> {
         self.elems().find(|e| e.is(ns, local))
     }
-    pub fn children_named<'a>(
-        &'a self,
-        ns: &'a str,
-        local: &'a str,
-    ) -> impl Iterator<Item = &'a Elem> {
+    pub fn children_named<'s>(
+        &'s self,
+        ns: &'s str,
+        local: &'s str,
+    ) -> impl Iterator<Item = &'s Elem<'a>> {
         self.elems().filter(move |e| e.is(ns, local))
     }
     /// Unqualified attribute (or one in namespace `ns`).
@@ -93,20 +96,24 @@ impl Elem {
     pub fn attr(&self, local: &str) -> Option<String> {
         self.attr_ns(None, local)
     }
-    pub fn text(&self) -> String {
-        self.children
-            .iter()
-            .filter_map(|n| match n {
-                Node::Text(t) => Some(t.as_str()),
-                Node::Elem(_) => None,
-            })
-            .collect()
+    /// The element's text (not copied when it is one piece, as for text content).
+    pub fn text(&self) -> Cow<'_, str> {
+        let mut texts = self.children.iter().filter_map(|n| match n {
+            Node::Text(t) => Some(&**t),
+            Node::Elem(_) => None,
+        });
+        match (texts.next(), texts.next()) {
+            (None, _) => Cow::Borrowed(""),
+            (Some(t), None) => Cow::Borrowed(t),
+            (Some(a), Some(b)) => Cow::Owned([a, b].into_iter().chain(texts).collect()),
+        }
     }
     /// Content as in the model: inner markup verbatim when it has child elements
-    /// (`is_xml` true), else its text / CDATA.
-    pub fn content(&self, doc: &str) -> (String, bool) {
+    /// (`is_xml` true), else its text / CDATA; a part of `doc` (the document read), not a
+    /// copy, unless it is text with references.
+    pub fn content<'s>(&'s self, doc: &'s str) -> (Cow<'s, str>, bool) {
         if self.has_elements {
-            (doc[self.inner.0..self.inner.1].to_owned(), true)
+            (Cow::Borrowed(&doc[self.inner.0..self.inner.1]), true)
         } else {
             (self.text(), false)
         }
@@ -121,10 +128,25 @@ fn xml_error(e: impl std::fmt::Display, pos: u64) -> WpsError {
     bad_request(format!("malformed XML request at byte {pos}: {e}"))
 }
 
+/// How many prefixes `Scopes` remembers the namespace of...
+const RECENT: usize = 4;
+/// ...if they are no longer than this.
+const RECENT_PREFIX: usize = 16;
+
+/// A prefix resolved since the bindings last changed.
+struct Recent {
+    prefix: [u8; RECENT_PREFIX],
+    len: usize,
+    ns: Rc<str>,
+}
+
 /// The namespace bindings in scope. Each prefix (`""`: the default namespace) has the stack of
 /// its bindings, innermost last (`None`: `xmlns=""`), so resolving a name is one hash lookup
 /// however many declarations are in scope. (quick-xml's `NsReader` searches all bindings in
-/// scope for every name: a flood of declarations then costs seconds.)
+/// scope for every name: a flood of declarations then costs seconds.) The last few prefixes
+/// resolved, and the default namespace, are remembered until a binding changes: the names of
+/// inline content (GML: `gml:` and `ogr:` on every element, declared once on its root) are
+/// then resolved without hashing, by comparing with at most `RECENT` short prefixes.
 struct Scopes {
     bindings: HashMap<Vec<u8>, Vec<Option<Rc<str>>>>,
     /// The prefixes declared by the open elements, in document order...
@@ -132,6 +154,11 @@ struct Scopes {
     /// ...and how many each open element declared.
     per_element: Vec<usize>,
     xml: Rc<str>,
+    recent: Vec<Recent>,
+    /// Where the next prefix resolved is remembered once `recent` is full.
+    next_recent: usize,
+    /// The default namespace, once looked up (`Some(None)`: none).
+    default: Option<Option<Rc<str>>>,
 }
 
 impl Scopes {
@@ -141,25 +168,68 @@ impl Scopes {
             declared: Vec::new(),
             per_element: Vec::new(),
             xml: Rc::from(NS_XML),
+            recent: Vec::with_capacity(RECENT),
+            next_recent: 0,
+            default: None,
         }
     }
 
-    fn push_element(&mut self, decls: Vec<(Vec<u8>, Option<Rc<str>>)>) -> WpsResult<()> {
-        if self.declared.len() + decls.len() > MAX_NAMESPACES_IN_SCOPE {
+    /// Forgets the namespaces remembered: a binding changes.
+    fn forget(&mut self) {
+        self.recent.clear();
+        self.default = None;
+    }
+
+    fn remember(&mut self, prefix: &[u8], ns: &Rc<str>) {
+        if prefix.len() > RECENT_PREFIX {
+            return;
+        }
+        let mut r = Recent {
+            prefix: [0; RECENT_PREFIX],
+            len: prefix.len(),
+            ns: ns.clone(),
+        };
+        r.prefix[..prefix.len()].copy_from_slice(prefix);
+        if self.recent.len() < RECENT {
+            self.recent.push(r);
+        } else {
+            self.recent[self.next_recent] = r;
+            self.next_recent = (self.next_recent + 1) % RECENT;
+        }
+    }
+
+    /// Opens the scope of an element, which then declares its prefixes with `declare`.
+    fn push_element(&mut self) {
+        self.per_element.push(0);
+    }
+
+    /// A namespace declaration of the element opened last.
+    fn declare(&mut self, prefix: &[u8], ns: Option<Rc<str>>) -> WpsResult<()> {
+        if self.declared.len() >= MAX_NAMESPACES_IN_SCOPE {
             return Err(bad_request(format!(
                 "more than {MAX_NAMESPACES_IN_SCOPE} namespace declarations in scope"
             )));
         }
-        self.per_element.push(decls.len());
-        for (prefix, ns) in decls {
-            self.bindings.entry(prefix.clone()).or_default().push(ns);
-            self.declared.push(prefix);
+        if let Some(n) = self.per_element.last_mut() {
+            *n += 1;
         }
+        self.forget();
+        match self.bindings.get_mut(prefix) {
+            Some(stack) => stack.push(ns),
+            None => {
+                self.bindings.insert(prefix.to_vec(), vec![ns]);
+            }
+        }
+        self.declared.push(prefix.to_vec());
         Ok(())
     }
 
     fn pop_element(&mut self) {
         let n = self.per_element.pop().unwrap_or(0);
+        if n == 0 {
+            return;
+        }
+        self.forget();
         let from = self.declared.len().saturating_sub(n);
         for prefix in self.declared.drain(from..) {
             if let Some(stack) = self.bindings.get_mut(&prefix) {
@@ -169,95 +239,167 @@ impl Scopes {
     }
 
     /// The namespace of a name with this prefix; unprefixed attributes have none.
-    fn resolve(&self, prefix: Option<&[u8]>, element: bool) -> WpsResult<Option<Rc<str>>> {
-        let bound = |p: &[u8]| self.bindings.get(p).and_then(|s| s.last());
+    fn resolve(&mut self, prefix: Option<&[u8]>, element: bool) -> WpsResult<Option<Rc<str>>> {
+        let bound = |s: &Self, p: &[u8]| s.bindings.get(p).and_then(|s| s.last()).cloned();
         match prefix {
             None if !element => Ok(None),
-            None => Ok(bound(b"").cloned().flatten()),
+            None => {
+                if let Some(ns) = &self.default {
+                    return Ok(ns.clone());
+                }
+                let ns = bound(self, b"").flatten();
+                self.default = Some(ns.clone());
+                Ok(ns)
+            }
             Some(b"xml") => Ok(Some(self.xml.clone())),
-            Some(p) => match bound(p) {
-                Some(Some(ns)) => Ok(Some(ns.clone())),
-                _ => Err(bad_request(format!(
-                    "namespace prefix '{}' is not declared",
-                    String::from_utf8_lossy(p)
-                ))),
-            },
+            Some(p) => {
+                if let Some(r) = self.recent.iter().find(|r| r.prefix[..r.len] == *p) {
+                    return Ok(Some(r.ns.clone()));
+                }
+                match bound(self, p) {
+                    Some(Some(ns)) => {
+                        self.remember(p, &ns);
+                        Ok(Some(ns))
+                    }
+                    _ => Err(bad_request(format!(
+                        "namespace prefix '{}' is not declared",
+                        String::from_utf8_lossy(p)
+                    ))),
+                }
+            }
         }
+    }
+}
+
+/// Working space of `start_tag`, kept from one element to the next so that reading an
+/// element allocates nothing (but the elements kept in the tree): the attribute names of the
+/// start tag being read.
+#[derive(Default)]
+struct Scratch {
+    /// The names, one after the other...
+    names: Vec<u8>,
+    /// ...all of them, namespace declarations included (for the duplicate check)...
+    keys: Vec<Range<usize>>,
+    /// ...and the others (their prefixes are resolved once the element's own declarations
+    /// are in scope).
+    plain: Vec<Range<usize>>,
+}
+
+/// Whether text has a `&` (a reference to check). Reads all of it, without a branch per byte.
+fn has_reference(text: &[u8]) -> bool {
+    text.iter().fold(false, |found, &b| found | (b == b'&'))
+}
+
+/// The local name and the prefix of a qualified name (what `QName::decompose` answers; names
+/// are short, and a plain loop finds their `:` faster than a vectorised search starts).
+fn split_name(name: &[u8]) -> (&[u8], Option<&[u8]>) {
+    match name.iter().position(|&b| b == b':') {
+        Some(i) => (&name[i + 1..], Some(&name[..i])),
+        None => (name, None),
     }
 }
 
 /// Checks a start tag (attributes, namespace declarations, prefixes) and opens its namespace
 /// scope. Returns the element if it is kept in the tree: when `structure` (not inside inline
 /// content) and it is the root or a WPS or OWS element.
-fn start_tag(
+fn start_tag<'a>(
     e: &BytesStart,
     scopes: &mut Scopes,
+    scratch: &mut Scratch,
     structure: bool,
     is_root: bool,
     pos: u64,
-) -> WpsResult<Option<Elem>> {
-    let mut decls = Vec::new();
-    let mut plain = Vec::new();
-    let mut keys = Vec::new();
-    for (count, a) in e.attributes().with_checks(false).enumerate() {
-        if count >= MAX_ATTRIBUTES {
-            return Err(bad_request(format!(
-                "more than {MAX_ATTRIBUTES} attributes on one element"
-            )));
-        }
-        let a = a.map_err(|err| xml_error(err, pos))?;
-        keys.push(a.key.into_inner());
-        if !structure && a.key.as_namespace_binding().is_none() && !a.value.contains(&b'&') {
-            // inline content: the value is not kept, and without a reference there is
-            // nothing in it to check (the document is UTF-8 text already)
-            plain.push((a.key, Cow::Borrowed("")));
-            continue;
-        }
-        let value = a.unescape_value().map_err(|err| xml_error(err, pos))?;
-        match a.key.as_namespace_binding() {
-            Some(PrefixDeclaration::Default) => {
-                decls.push((Vec::new(), (!value.is_empty()).then(|| Rc::from(&*value))));
-            }
-            Some(PrefixDeclaration::Named(b"xml")) => {}
-            Some(PrefixDeclaration::Named(p)) if p == b"xmlns" || value.is_empty() => {
+) -> WpsResult<Option<Elem<'a>>> {
+    scopes.push_element();
+    // (unescaped) values of the attributes in `plain`, for an element of the structure
+    let mut values = Vec::new();
+    scratch.names.clear();
+    scratch.keys.clear();
+    scratch.plain.clear();
+    // most elements of inline content have no attributes: nothing to check then
+    if !e.attributes_raw().iter().all(u8::is_ascii_whitespace) {
+        for (count, a) in e.attributes().with_checks(false).enumerate() {
+            if count >= MAX_ATTRIBUTES {
                 return Err(bad_request(format!(
-                    "invalid namespace declaration 'xmlns:{}=\"{value}\"'",
-                    String::from_utf8_lossy(p)
+                    "more than {MAX_ATTRIBUTES} attributes on one element"
                 )));
             }
-            Some(PrefixDeclaration::Named(p)) => decls.push((p.to_vec(), Some(Rc::from(&*value)))),
-            None => plain.push((a.key, value)),
+            let a = a.map_err(|err| xml_error(err, pos))?;
+            let at = scratch.names.len();
+            scratch.names.extend_from_slice(a.key.into_inner());
+            let key = at..scratch.names.len();
+            scratch.keys.push(key.clone());
+            let binding = a.key.as_namespace_binding();
+            if !structure && binding.is_none() {
+                // inline content: the value is not kept, and without a reference there is
+                // nothing in it to check (the document is UTF-8 text already)
+                if a.value.contains(&b'&') {
+                    a.unescape_value().map_err(|err| xml_error(err, pos))?;
+                }
+                scratch.plain.push(key);
+                continue;
+            }
+            let value = a.unescape_value().map_err(|err| xml_error(err, pos))?;
+            match binding {
+                Some(PrefixDeclaration::Default) => {
+                    scopes.declare(b"", (!value.is_empty()).then(|| Rc::from(&*value)))?;
+                }
+                Some(PrefixDeclaration::Named(b"xml")) => {}
+                Some(PrefixDeclaration::Named(p)) if p == b"xmlns" || value.is_empty() => {
+                    return Err(bad_request(format!(
+                        "invalid namespace declaration 'xmlns:{}=\"{value}\"'",
+                        String::from_utf8_lossy(p)
+                    )));
+                }
+                Some(PrefixDeclaration::Named(p)) => scopes.declare(p, Some(Rc::from(&*value)))?,
+                None => {
+                    scratch.plain.push(key);
+                    values.push(value);
+                }
+            }
         }
     }
-    if keys.len() > 1 {
-        keys.sort_unstable();
-        if let Some(w) = keys.windows(2).find(|w| w[0] == w[1]) {
-            return Err(xml_error(
-                format!("duplicate attribute '{}'", String::from_utf8_lossy(w[0])),
-                pos,
-            ));
+    let names = &scratch.names;
+    match scratch.keys.as_mut_slice() {
+        [] | [_] => {}
+        [a, b] if names[a.clone()] != names[b.clone()] => {}
+        keys => {
+            keys.sort_unstable_by(|a, b| names[a.clone()].cmp(&names[b.clone()]));
+            if let Some(w) = keys
+                .windows(2)
+                .find(|w| names[w[0].clone()] == names[w[1].clone()])
+            {
+                return Err(xml_error(
+                    format!(
+                        "duplicate attribute '{}'",
+                        String::from_utf8_lossy(&names[w[0].clone()])
+                    ),
+                    pos,
+                ));
+            }
         }
     }
-    scopes.push_element(decls)?;
-    let (local, prefix) = e.name().decompose();
-    let ns = scopes.resolve(prefix.map(|p| p.into_inner()), true)?;
+    let (local, prefix) = split_name(e.name().into_inner());
+    let ns = scopes.resolve(prefix, true)?;
     let keep = structure
         && (is_root || matches!(ns.as_deref(), Some(NS_WPS1 | NS_OWS11 | NS_WPS2 | NS_OWS2)));
     let mut attrs = Vec::new();
-    for (key, value) in plain {
-        let (alocal, aprefix) = key.decompose();
-        let ans = scopes.resolve(aprefix.map(|p| p.into_inner()), false)?;
+    let mut values = values.into_iter();
+    for key in &scratch.plain {
+        let (alocal, aprefix) = split_name(&names[key.clone()]);
+        let ans = scopes.resolve(aprefix, false)?;
+        let value = values.next();
         if keep && matches!(ans.as_deref(), None | Some(NS_XLINK) | Some(NS_XML)) {
             attrs.push((
                 ans,
-                String::from_utf8_lossy(alocal.into_inner()).into_owned(),
-                value.into_owned(),
+                String::from_utf8_lossy(alocal).into_owned(),
+                value.unwrap_or_default().into_owned(),
             ));
         }
     }
     Ok(keep.then(|| Elem {
         ns,
-        local: String::from_utf8_lossy(local.into_inner()).into_owned(),
+        local: String::from_utf8_lossy(local).into_owned(),
         attrs,
         children: Vec::new(),
         has_elements: false,
@@ -265,22 +407,24 @@ fn start_tag(
     }))
 }
 
-fn push_text(stack: &mut [Elem], text: &str) -> WpsResult<()> {
+/// Adds text to the open element: as a part of the document when it is the element's first
+/// text since its last child element (e.g. all of a text content), else joined to that text.
+fn push_text<'a>(stack: &mut [Elem<'a>], text: Cow<'a, str>) -> WpsResult<()> {
     match stack.last_mut() {
         None if text.trim().is_empty() => Ok(()),
         None => Err(bad_request("text outside the root element")),
         Some(parent) => {
             if let Some(Node::Text(t)) = parent.children.last_mut() {
-                t.push_str(text);
+                t.to_mut().push_str(&text);
             } else {
-                parent.children.push(Node::Text(text.to_owned()));
+                parent.children.push(Node::Text(text));
             }
             Ok(())
         }
     }
 }
 
-fn close(stack: &mut [Elem], root: &mut Option<Elem>, mut el: Elem, end: usize) {
+fn close<'a>(stack: &mut [Elem<'a>], root: &mut Option<Elem<'a>>, mut el: Elem<'a>, end: usize) {
     el.inner.1 = end.max(el.inner.0);
     match stack.last_mut() {
         Some(parent) => {
@@ -291,10 +435,12 @@ fn close(stack: &mut [Elem], root: &mut Option<Elem>, mut el: Elem, end: usize) 
     }
 }
 
-/// Reads the document into an element tree, enforcing the robustness limits.
-pub fn read_tree(doc: &str) -> WpsResult<Elem> {
+/// Reads the document into an element tree, enforcing the robustness limits. The tree's text
+/// is borrowed from `doc` where it can be.
+pub fn read_tree(doc: &str) -> WpsResult<Elem<'_>> {
     let mut reader = Reader::from_str(doc);
     let mut scopes = Scopes::new();
+    let mut scratch = Scratch::default();
     // The open elements of the request's structure...
     let mut stack: Vec<Elem> = Vec::new();
     // ...and how many elements are open inside a subtree that is not kept (inline content,
@@ -321,7 +467,7 @@ pub fn read_tree(doc: &str) -> WpsResult<Elem> {
                     inline_open > 0 || stack.last().is_some_and(Elem::holds_inline_content);
                 let is_root = stack.is_empty() && inline_open == 0;
                 let pos = reader.buffer_position();
-                let el = start_tag(e, &mut scopes, !inline, is_root, pos)?;
+                let el = start_tag(e, &mut scopes, &mut scratch, !inline, is_root, pos)?;
                 if let Some(el) = &el {
                     kept += 1;
                     kept_attrs += el.attrs.len();
@@ -358,11 +504,11 @@ pub fn read_tree(doc: &str) -> WpsResult<Elem> {
                 }
             }
             // inside inline content text is not kept: only its references are checked
-            Event::Text(t) if inline_open > 0 && !t.contains(&b'&') => {}
+            Event::Text(t) if inline_open > 0 && !has_reference(&t) => {}
             Event::Text(t) => {
                 let text = t.unescape().map_err(|e| xml_error(e, before as u64))?;
                 if inline_open == 0 {
-                    push_text(&mut stack, &text)?;
+                    push_text(&mut stack, text)?;
                 }
             }
             Event::CData(c) => {
@@ -370,8 +516,13 @@ pub fn read_tree(doc: &str) -> WpsResult<Elem> {
                     return Err(bad_request("CDATA outside the root element"));
                 }
                 if inline_open == 0 {
-                    let text = std::str::from_utf8(&c).map_err(|e| xml_error(e, before as u64))?;
-                    push_text(&mut stack, text)?;
+                    let text = match c.into_inner() {
+                        Cow::Borrowed(b) => std::str::from_utf8(b).map(Cow::Borrowed),
+                        Cow::Owned(b) => String::from_utf8(b)
+                            .map(Cow::Owned)
+                            .map_err(|e| e.utf8_error()),
+                    };
+                    push_text(&mut stack, text.map_err(|e| xml_error(e, before as u64))?)?;
                 }
             }
             Event::DocType(_) => {
@@ -486,5 +637,65 @@ pub fn root_namespace(body: &[u8]) -> Option<String> {
             Event::Eof => return None,
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(e: &Elem) -> Vec<(Option<String>, String)> {
+        e.elems()
+            .map(|c| (c.ns.as_deref().map(str::to_owned), c.local.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn prefixes_resolve_to_the_binding_in_scope() {
+        // a prefix and the default namespace re-bound inside, then used again after the
+        // inner scope closed: the outer binding again (whatever was remembered inside)
+        let doc = format!(
+            r#"<w:Execute xmlns:w="{NS_WPS1}" xmlns="{NS_WPS1}"><w:A/><B/><x xmlns:w="urn:o" xmlns="urn:o"><w:y/><z/><w:y/></x><w:C/><D/><w:E xmlns:w="{NS_OWS11}"><w:F/></w:E><w:G/></w:Execute>"#
+        );
+        let root = read_tree(&doc).unwrap();
+        let w = Some(NS_WPS1.to_owned());
+        assert_eq!(
+            names(&root),
+            [
+                (w.clone(), "A".into()),
+                (w.clone(), "B".into()),
+                (w.clone(), "C".into()),
+                (w.clone(), "D".into()),
+                (Some(NS_OWS11.into()), "E".into()),
+                (w, "G".into()),
+            ]
+        );
+        let e = root.child(NS_OWS11, "E").unwrap();
+        assert_eq!(names(e), [(Some(NS_OWS11.into()), "F".into())]);
+        // a prefix declared by an element is not in scope after it
+        for doc in [
+            r#"<r><x xmlns:a="urn:1"><a:y/></x><a:z/></r>"#,
+            r#"<r xmlns:b="urn:2"><b:y/><x xmlns:a="urn:1"><a:y/><b:y/></x><b:y/><a:z/></r>"#,
+        ] {
+            let e = read_tree(doc).err().expect("refused");
+            assert!(e.text.contains("prefix 'a' is not declared"), "{}", e.text);
+        }
+        // more prefixes than are remembered, and long ones, in turn
+        let prefixes = [
+            "a",
+            "b",
+            "c",
+            "d",
+            "e",
+            "a_prefix_longer_than_sixteen_bytes",
+        ];
+        let decls: String = prefixes
+            .iter()
+            .map(|p| format!(r#" xmlns:{p}="urn:{p}""#))
+            .collect();
+        let uses: String = (0..3)
+            .flat_map(|_| prefixes.iter().map(|p| format!("<{p}:x {p}:at='1'/>")))
+            .collect();
+        assert!(read_tree(&format!("<r{decls}>{uses}</r>")).is_ok());
     }
 }

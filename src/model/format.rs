@@ -43,13 +43,43 @@ pub fn encode_base64(data: &[u8]) -> String {
 /// The number of bytes base64 `text` decodes to (exact for valid base64; whitespace, such as
 /// line breaks, is not counted). `maxsingleinputsize` limits this, not the length of the text.
 pub fn base64_decoded_len(text: &str) -> usize {
-    let mut n = 0usize;
-    let mut pad = 0usize;
-    for b in text.bytes().filter(|b| !b.is_ascii_whitespace()) {
-        n += 1;
-        pad = if b == b'=' { pad + 1 } else { 0 };
+    let bytes = text.as_bytes();
+    // white space is counted in the runs of 64 bytes that have a byte up to ' ' (found
+    // without a branch per byte): most have none
+    let space: usize = bytes
+        .chunks(64)
+        .filter(|run| run.iter().fold(false, |low, &b| low | (b <= b' ')))
+        .map(|run| run.iter().filter(|b| b.is_ascii_whitespace()).count())
+        .sum();
+    let pad = bytes
+        .iter()
+        .rev()
+        .filter(|b| !b.is_ascii_whitespace())
+        .take_while(|&&b| b == b'=')
+        .count();
+    (bytes.len() - space).saturating_sub(pad.min(2)) * 3 / 4
+}
+
+/// Whether `b` is a symbol of the base64 alphabet (without a branch: a run of bytes is checked
+/// at once).
+fn is_base64_symbol(b: u8) -> bool {
+    (b.wrapping_sub(b'A') < 26)
+        | (b.wrapping_sub(b'a') < 26)
+        | (b.wrapping_sub(b'0') < 10)
+        | (b == b'+')
+        | (b == b'/')
+}
+
+/// The value of a base64 symbol.
+fn base64_value(b: u8) -> Option<u8> {
+    match b {
+        b'A'..=b'Z' => Some(b - b'A'),
+        b'a'..=b'z' => Some(b - b'a' + 26),
+        b'0'..=b'9' => Some(b - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
     }
-    n.saturating_sub(pad.min(2)) * 3 / 4
 }
 
 /// How much base64 text a reference declared `encoding="base64"` may have so that it can
@@ -84,33 +114,45 @@ pub fn decode_base64(s: &str) -> Result<Vec<u8>, String> {
 /// once). Padding is required and the unused bits of the last symbol must be zero, as the
 /// decoder requires.
 pub fn base64_check(text: &str) -> Result<usize, String> {
-    fn value(b: u8) -> Option<u8> {
-        match b {
-            b'A'..=b'Z' => Some(b - b'A'),
-            b'a'..=b'z' => Some(b - b'a' + 26),
-            b'0'..=b'9' => Some(b - b'0' + 52),
-            b'+' => Some(62),
-            b'/' => Some(63),
-            _ => None,
+    /// Bytes looked at together: a run of symbols only needs counting.
+    const RUN: usize = 64;
+    #[derive(Default)]
+    struct Seen {
+        /// symbols and padding
+        n: usize,
+        pad: usize,
+        /// the values of the last two symbols before the padding
+        last: [u8; 2],
+    }
+    impl Seen {
+        /// One more byte; false if it cannot be there.
+        fn byte(&mut self, b: u8) -> bool {
+            if b.is_ascii_whitespace() {
+                return true;
+            }
+            if b == b'=' {
+                self.pad += 1;
+            } else if let (Some(v), 0) = (base64_value(b), self.pad) {
+                self.last = [self.last[1], v];
+            } else {
+                return false;
+            }
+            self.n += 1;
+            true
         }
     }
-    let (mut n, mut pad) = (0usize, 0usize);
-    let mut last = [0u8; 2]; // the values of the last two symbols before the padding
-    let mut ok = true;
-    for &b in text.as_bytes() {
-        if b.is_ascii_whitespace() {
-            continue;
-        }
-        if b == b'=' {
-            pad += 1;
-        } else if let (Some(v), 0) = (value(b), pad) {
-            last = [last[1], v];
+    let mut seen = Seen::default();
+    let mut runs = text.as_bytes().chunks_exact(RUN);
+    let ok = runs.by_ref().all(|run| {
+        if seen.pad == 0 && run.iter().fold(true, |all, &b| all & is_base64_symbol(b)) {
+            seen.n += RUN;
+            seen.last = [run[RUN - 2], run[RUN - 1]].map(|b| base64_value(b).unwrap_or(0));
+            true
         } else {
-            ok = false;
-            break;
+            run.iter().all(|&b| seen.byte(b))
         }
-        n += 1;
-    }
+    }) && runs.remainder().iter().all(|&b| seen.byte(b));
+    let Seen { n, pad, last } = seen;
     let valid = ok
         && n % 4 == 0
         && match pad {
@@ -133,7 +175,7 @@ impl ComplexValue {
         if is_base64(self.encoding.as_deref()) {
             decode_base64(&self.content)
         } else {
-            Ok(self.content.clone().into_bytes())
+            Ok(self.content.as_bytes().to_vec())
         }
     }
 }
@@ -382,9 +424,32 @@ mod tests {
                 }
             }
         }
+        // longer texts: runs of symbols looked at together, and changes on either side of
+        // where one run ends and the next begins
+        for n in [47u16, 48, 49, 96, 97, 98, 200, 1000] {
+            let data: Vec<u8> = (0..n).map(|i| (i as u8).wrapping_mul(101)).collect();
+            let text = encode_base64(&data);
+            cases.push(text.clone());
+            cases.push(format!("{text}\n"));
+            cases.push(format!(" {text}"));
+            let len = text.len();
+            let places = [0, 1, 62, 63, 64, 65, 127, 128, len - 3, len - 2, len - 1];
+            for pos in places.into_iter().filter(|&p| p < len) {
+                for c in ["A", "/", "=", " ", "\n", "*", "-"] {
+                    let mut t = text.clone();
+                    t.replace_range(pos..pos + 1, c);
+                    cases.push(t.clone());
+                    t.insert(pos, '\n');
+                    cases.push(t);
+                }
+            }
+        }
         for c in &cases {
             let want = decode_base64(c).map(|d| d.len());
             assert_eq!(base64_check(c), want, "{c:?}");
+            if let Ok(n) = want {
+                assert_eq!(base64_decoded_len(c), n, "{c:?}");
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 //! outputs a request asks for: what every protocol front parses into and the engine checks.
 
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Input {
@@ -38,7 +39,9 @@ pub struct ComplexValue {
     pub encoding: Option<String>,
     pub schema: Option<String>,
     /// The content as sent: the inner XML markup verbatim for XML content, the text otherwise.
-    pub content: String,
+    /// Shared: the checked inputs, a job's record and the process read the one copy read from
+    /// the request (`"text".into()` makes one).
+    pub content: Arc<str>,
     /// True when the content is XML markup (child elements), false for text/CDATA.
     pub is_xml: bool,
 }

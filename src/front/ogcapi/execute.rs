@@ -231,7 +231,7 @@ fn input(spec: &InputSpec, v: &Json) -> ApiResult<Input> {
                         }),
                         encoding,
                         schema: member("schema"),
-                        content,
+                        content: content.into(),
                     })
                 }
             }
@@ -240,7 +240,7 @@ fn input(spec: &InputSpec, v: &Json) -> ApiResult<Input> {
         Json::Object(_) | Json::Array(_) => match &spec.data {
             DataSpec::Complex { .. } => InputData::Complex(ComplexValue {
                 mime_type: Some("application/json".into()),
-                content: v.to_string(),
+                content: v.to_string().into(),
                 ..Default::default()
             }),
             _ => {

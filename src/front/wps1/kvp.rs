@@ -221,7 +221,7 @@ pub(crate) fn parse_data_inputs(s: &str) -> WpsResult<Vec<Input>> {
                 encoding: a("encoding"),
                 schema: a("schema"),
                 is_xml: value.trim_start().starts_with('<'),
-                content: value,
+                content: value.into(),
             })
         } else {
             InputData::Literal(LiteralValue {

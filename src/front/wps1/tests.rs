@@ -426,7 +426,7 @@ fn maxsingleinputsize_is_the_decoded_size() {
         data: InputData::Complex(ComplexValue {
             mime_type: Some("application/gml+xml".into()),
             encoding: encoding.map(str::to_owned),
-            content,
+            content: content.into(),
             ..Default::default()
         }),
     };

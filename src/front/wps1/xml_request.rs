@@ -4,17 +4,18 @@ use super::kvp::check_version;
 use super::request::*;
 use crate::front::wps_common::kvp::version_negotiation_failed;
 use crate::front::wps_common::xml_request::{
-    check_service, corner, dimensions, identifiers, no_input_data, operation, read_request,
+    check_service, corner, decode_request, dimensions, identifiers, no_input_data, operation,
     reference_href,
 };
-use crate::front::xml_read::{Elem, NS_OWS11 as NS_OWS, NS_WPS1 as NS_WPS, NS_XLINK};
+use crate::front::xml_read::{read_tree, Elem, NS_OWS11 as NS_OWS, NS_WPS1 as NS_WPS, NS_XLINK};
 use crate::model::check_bbox;
 use crate::model::*;
 
 /// Parses a WPS 1.0.0 XML request body.
 pub fn parse(body: &[u8]) -> WpsResult<Request> {
-    let (doc, root) = read_request(body)?;
+    let doc = decode_request(body)?;
     let doc = doc.as_ref();
+    let root = read_tree(doc)?;
     let op = operation(
         &root,
         NS_WPS,
@@ -164,7 +165,7 @@ fn parse_input(input: &Elem, doc: &str) -> WpsResult<Input> {
                 mime_type: cd.attr("mimeType"),
                 encoding: cd.attr("encoding"),
                 schema: cd.attr("schema"),
-                content,
+                content: content.into(),
                 is_xml,
             })
         } else {
@@ -192,7 +193,9 @@ fn parse_input(input: &Elem, doc: &str) -> WpsResult<Input> {
                     )
                 })
                 .collect(),
-            body: r.child(NS_WPS, "Body").map(|b| b.content(doc).0),
+            body: r
+                .child(NS_WPS, "Body")
+                .map(|b| b.content(doc).0.into_owned()),
             body_reference: r
                 .child(NS_WPS, "BodyReference")
                 .and_then(|b| b.attr_ns(Some(NS_XLINK), "href")),
@@ -603,7 +606,7 @@ mod tests {
             panic!("{:?}", e.inputs[0]);
         };
         assert!(c.is_xml);
-        assert_eq!(c.content, gml);
+        assert_eq!(&*c.content, gml);
     }
 
     /// Namespaces in XML 1.0: every prefix used must be declared (on the element or an

@@ -7,15 +7,18 @@
 use super::kvp::{bad_response, check_accept_versions, check_version, no_such_mode};
 use super::request::*;
 use crate::front::wps_common::xml_request::{
-    check_service, corner, dimensions, identifiers, no_input_data, operation, read_request,
+    check_service, corner, decode_request, dimensions, identifiers, no_input_data, operation,
     reference_href,
 };
-use crate::front::xml_read::{Elem, NS_OWS2 as NS_OWS, NS_WPS2 as NS_WPS, NS_XLINK, NS_XML};
+use crate::front::xml_read::{
+    read_tree, Elem, NS_OWS2 as NS_OWS, NS_WPS2 as NS_WPS, NS_XLINK, NS_XML,
+};
 use crate::model::*;
 
 pub fn parse(body: &[u8]) -> WpsResult<Request> {
-    let (doc, root) = read_request(body)?;
+    let doc = decode_request(body)?;
     let doc = doc.as_ref();
+    let root = read_tree(doc)?;
     let op = operation(&root, NS_WPS, &OPERATIONS)?;
     check_service(&root, false)?;
     if op == "GetCapabilities" {
@@ -171,7 +174,7 @@ fn parse_input(input: &Elem, doc: &str) -> WpsResult<Input> {
                     mime_type,
                     encoding,
                     schema,
-                    content,
+                    content: content.into(),
                     is_xml,
                 })
             } else {
@@ -185,7 +188,9 @@ fn parse_input(input: &Elem, doc: &str) -> WpsResult<Input> {
         }
     } else if let Some(r) = input.child(NS_WPS, "Reference") {
         let href = reference_href(r, &id)?;
-        let body = r.child(NS_WPS, "Body").map(|b| b.content(doc).0);
+        let body = r
+            .child(NS_WPS, "Body")
+            .map(|b| b.content(doc).0.into_owned());
         let body_reference = r
             .child(NS_WPS, "BodyReference")
             .and_then(|b| b.attr_ns(Some(NS_XLINK), "href"));
@@ -288,10 +293,10 @@ mod tests {
             matches!(&e.inputs[1].data, InputData::BoundingBox(b) if b.upper == [3.0, 4.0] && b.crs.as_deref() == Some("EPSG:4326"))
         );
         assert!(
-            matches!(&e.inputs[2].data, InputData::Complex(c) if c.is_xml && c.content == r#"<a xmlns="urn:a"><b>1</b></a>"#)
+            matches!(&e.inputs[2].data, InputData::Complex(c) if c.is_xml && &*c.content == r#"<a xmlns="urn:a"><b>1</b></a>"#)
         );
         assert!(
-            matches!(&e.inputs[3].data, InputData::Complex(c) if !c.is_xml && c.content == r#"{"a": [1]}"#)
+            matches!(&e.inputs[3].data, InputData::Complex(c) if !c.is_xml && &*c.content == r#"{"a": [1]}"#)
         );
         let missing_mode = body.replace(r#"mode="sync" "#, "");
         assert_eq!(

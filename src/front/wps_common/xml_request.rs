@@ -1,18 +1,18 @@
 //! Reading XML (HTTP POST) requests, alike in both versions, on the shared reader
 //! (`front::xml_read`); the namespaces are the version's.
 
-use crate::front::xml_read::{decode, read_tree, Elem, NS_XLINK};
+use crate::front::xml_read::{decode, Elem, NS_XLINK};
 use crate::model::{ExceptionCode, WpsError, WpsResult};
 use std::borrow::Cow;
 
-/// The decoded request document and its element tree (an empty body is a missing request).
-pub fn read_request(body: &[u8]) -> WpsResult<(Cow<'_, str>, Elem)> {
+/// The decoded request document (an empty body is a missing request), to be read by
+/// `read_tree` (whose tree borrows from it).
+pub fn decode_request(body: &[u8]) -> WpsResult<Cow<'_, str>> {
     let doc = decode(body)?;
     if doc.chars().all(|c| c.is_ascii_whitespace()) {
         return Err(WpsError::missing("request", "empty request body"));
     }
-    let root = read_tree(doc.as_ref())?;
-    Ok((doc, root))
+    Ok(doc)
 }
 
 /// The operation the root element names: one of `operations` in the namespace `ns_wps`.
@@ -117,13 +117,14 @@ pub fn no_input_data(id: &str) -> WpsError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::front::xml_read::NS_OWS2;
+    use crate::front::xml_read::{read_tree, NS_OWS2};
 
     #[test]
     fn root_and_parts() {
-        assert!(read_request(b"  ").is_err());
+        assert!(decode_request(b"  ").is_err());
         let body = br#"<wps:X xmlns:wps="urn:w" xmlns:ows="http://www.opengis.net/ows/2.0" service="wps" dimensions="x"><ows:Identifier> a </ows:Identifier><ows:LowerCorner>1 2</ows:LowerCorner><ows:UpperCorner>1 z</ows:UpperCorner></wps:X>"#;
-        let (_, root) = read_request(body).unwrap();
+        let doc = decode_request(body).unwrap();
+        let root = read_tree(&doc).unwrap();
         assert_eq!(operation(&root, "urn:w", &["X"]).unwrap(), "X");
         assert_eq!(
             operation(&root, "urn:v", &["X"]).unwrap_err().code,

@@ -126,7 +126,7 @@ impl CommandProcess {
                                 .decode(text)
                                 .map_err(|e| failed(format!("input '{id}': bad base64: {e}")))?
                         } else {
-                            c.content.clone().into_bytes()
+                            c.content.as_bytes().to_vec()
                         };
                         let ext = extension_for(c.mime_type.as_deref().unwrap_or(""));
                         let name = if n == 0 {

@@ -12,6 +12,7 @@
 //! feature, checking for cancellation, so that a time limit stops it.
 
 use super::{literal_output, Builtin};
+use crate::model::format::{decode_base64, is_base64};
 use crate::model::{
     Allowed, Context, DataSpec, Format, InputSpec, Inputs, LiteralSpec, LiteralType, OutputSpec,
     OutputValue, Outputs, ProcessDescription, ProcessError, Value,
@@ -84,13 +85,27 @@ impl Drop for MemDir {
     }
 }
 
-/// The bytes of complex input `id` (base64 decoded when sent so).
+/// The bytes of complex input `id` (base64 decoded when sent so) without leading white space:
+/// inline XML usually starts with a line break, which GDAL's GML driver does not recognise.
+/// The content is copied once (text) or decoded once (base64), the white space left out.
 fn input_bytes(inputs: &Inputs, id: &str) -> Result<Vec<u8>, ProcessError> {
-    match inputs.first(id) {
-        Some(Value::Complex(c)) => c
-            .data()
-            .map_err(|e| ProcessError::Failed(format!("input '{id}': {e}"))),
-        _ => Err(ProcessError::Failed(format!("input '{id}' is missing"))),
+    let Some(Value::Complex(c)) = inputs.first(id) else {
+        return Err(ProcessError::Failed(format!("input '{id}' is missing")));
+    };
+    let skip = |data: &[u8]| {
+        data.iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .unwrap_or(data.len())
+    };
+    if is_base64(c.encoding.as_deref()) {
+        let mut data = decode_base64(&c.content)
+            .map_err(|e| ProcessError::Failed(format!("input '{id}': {e}")))?;
+        // (decoded data seldom starts with white space)
+        data.drain(..skip(&data));
+        Ok(data)
+    } else {
+        let text = c.content.as_bytes();
+        Ok(text[skip(text)..].to_vec())
     }
 }
 
@@ -173,13 +188,7 @@ fn open_layer_input(dir: &MemDir, inputs: &Inputs, id: &str) -> Result<Dataset, 
     let reader =
         reader_for(mime).map_err(|e| ProcessError::Failed(format!("input '{id}': {e}")))?;
     let path = dir.path(reader.file);
-    let mut data = input_bytes(inputs, id)?;
-    // inline XML usually starts with white space, which GDAL's GML driver does not recognise
-    let start = data
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(data.len());
-    data.drain(..start);
+    let data = input_bytes(inputs, id)?;
     gdal::vsi::create_mem_file(&path, data)
         .map_err(|e| failed("cannot store the input in memory", e))?;
     // an empty registry of application schemas (GDAL's own names schemas on the web)
@@ -604,7 +613,7 @@ mod tests {
         let inputs = Inputs(vec![(
             "layer".into(),
             Value::Complex(ComplexValue {
-                content: String::from_utf8(gml.to_vec()).unwrap(),
+                content: std::str::from_utf8(gml).unwrap().into(),
                 ..Default::default()
             }),
         )]);
