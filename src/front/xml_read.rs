@@ -311,13 +311,18 @@ fn start_tag<'a>(
     pos: u64,
 ) -> WpsResult<Option<Elem<'a>>> {
     scopes.push_element();
+    let no_attributes = e.attributes_raw().iter().all(u8::is_ascii_whitespace);
+    if no_attributes && !structure {
+        // most elements of inline content: only their prefix to check
+        scopes.resolve(split_name(e.name().into_inner()).1, true)?;
+        return Ok(None);
+    }
     // (unescaped) values of the attributes in `plain`, for an element of the structure
     let mut values = Vec::new();
     scratch.names.clear();
     scratch.keys.clear();
     scratch.plain.clear();
-    // most elements of inline content have no attributes: nothing to check then
-    if !e.attributes_raw().iter().all(u8::is_ascii_whitespace) {
+    if !no_attributes {
         for (count, a) in e.attributes().with_checks(false).enumerate() {
             if count >= MAX_ATTRIBUTES {
                 return Err(bad_request(format!(
