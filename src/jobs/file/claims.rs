@@ -4,30 +4,12 @@
 use super::fs_util::{host_pid, id_of_entry, json_files, try_lock};
 use super::{FileStore, JobLock, LEASE};
 use crate::jobs::{unix_now, Claim, JobState, StoreResult};
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::io;
 use std::path::Path;
 use std::sync::Mutex;
 
 impl FileStore {
-    /// Serialises read-modify-writes of job `id`'s record across processes (an Apache child
-    /// and the Slurm worker running the job write the same record): an flock on one of 16
-    /// lock files in `records/`, taken while this process's `records` mutex is held.
-    pub(super) fn record_lock(&self, id: &str) -> io::Result<File> {
-        let shard = id
-            .chars()
-            .next()
-            .filter(char::is_ascii_hexdigit)
-            .unwrap_or('x');
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.dir("records").join(format!(".lock-{shard}")))?;
-        f.lock()?;
-        Ok(f)
-    }
-
     pub(super) fn claim_entry(&self, path: &Path) -> io::Result<Option<Claim>> {
         let Some(id) = id_of_entry(path) else {
             // A damaged queue entry: keep it out of the way, never lose it silently.

@@ -1,10 +1,14 @@
-//! File helpers of the file store: atomic writes, flocks that notice an unlinked file, and
-//! directory listings.
+//! File helpers of the file store: atomic writes (a temporary file renamed into place, or a
+//! rewrite through a spare file exchanged with the original), reads that never see a rewrite
+//! half-done, flocks that notice an unlinked file, and directory listings.
 
 use super::super::valid_id;
+use nix::errno::Errno;
+use nix::fcntl::{renameat2, RenameFlags};
 use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub(super) fn write_atomic(dir: &Path, name: &str, data: &[u8], sync: bool) -> io::Result<()> {
     let tmp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
@@ -17,6 +21,79 @@ pub(super) fn write_atomic(dir: &Path, name: &str, data: &[u8], sync: bool) -> i
     fs::rename(&tmp, dir.join(name)).inspect_err(|_| {
         let _ = fs::remove_file(&tmp);
     })
+}
+
+/// Replaces the content of `path` through `spare`, a file kept beside it, and returns whether
+/// it did (false: `path` is gone — a removed file is not brought back — and so is the spare).
+///
+/// The new content is written into the spare, under an exclusive flock (see [`read_shared`])
+/// and synced with `sync`, then the two names are swapped with `renameat2(RENAME_EXCHANGE)`:
+/// the old content's inode is the next spare, so a rewrite allocates and frees no inode (on
+/// ext4 without a journal, every inode freed in the last seconds made each new file of its
+/// block group cost more). The spare is truncated before it is written and closed before the
+/// exchange, so ext4 starts writing its blocks out then (`auto_da_alloc`), as it does for a
+/// file renamed over another. Where the file system cannot exchange (EINVAL, ENOSYS,
+/// EOPNOTSUPP; `exchange` is then cleared for good), the spare is renamed over `path` as a
+/// temporary file would be. Writers of one `path` must be serialised by the caller.
+pub(super) fn rewrite(
+    path: &Path,
+    spare: &Path,
+    data: &[u8],
+    sync: bool,
+    exchange: &AtomicBool,
+) -> io::Result<bool> {
+    let open = || {
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(spare)
+    };
+    let mut f = match open() {
+        // a spare left by a writer running as another user: make one of ours
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            fs::remove_file(spare)?;
+            open()?
+        }
+        r => r?,
+    };
+    f.lock()?;
+    f.set_len(0)?;
+    f.write_all(data)?;
+    if sync {
+        f.sync_all()?;
+    }
+    drop(f);
+    let gone = || {
+        let _ = fs::remove_file(spare);
+        Ok(false)
+    };
+    if exchange.load(Ordering::Relaxed) {
+        match renameat2(None, spare, None, path, RenameFlags::RENAME_EXCHANGE) {
+            Ok(()) => return Ok(true),
+            Err(Errno::ENOENT) => return gone(),
+            Err(Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP) => {
+                exchange.store(false, Ordering::Relaxed)
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if !path.exists() {
+        return gone();
+    }
+    fs::rename(spare, path)?;
+    Ok(true)
+}
+
+/// Reads a file under a shared flock: a spare is rewritten in place under an exclusive one
+/// (see [`rewrite`]), and a reader that opened it while it was still the record waits for
+/// the rewrite to end instead of reading it half-done.
+pub(super) fn read_shared(path: &Path) -> io::Result<Vec<u8>> {
+    let mut f = File::open(path)?;
+    f.lock_shared()?;
+    let mut data = Vec::new();
+    f.read_to_end(&mut data)?;
+    Ok(data)
 }
 
 /// Takes an exclusive flock on `path` without waiting. Job lock files are removed when a job

@@ -321,10 +321,7 @@ impl Index {
         let mut n = 0;
         let mut made = std::collections::HashSet::new();
         for p in super::fs_util::json_files(records)? {
-            let Some(r) = fs::read(&p)
-                .ok()
-                .and_then(|d| serde_json::from_slice::<JobRecord>(&d).ok())
-            else {
+            let Some(r) = super::records::read_path(&p) else {
                 continue;
             };
             let b = bucket(&r.key);

@@ -4,6 +4,8 @@
 //! ```text
 //! workdir/store-version          "2" (layout version; see `layout.rs`)
 //! workdir/records/<id>.json      the job record (state, progress, results, protocol options)
+//! workdir/records/.<id>.spare    the record's previous content, rewritten by the next write
+//! workdir/records/.lock-<0-f>    serialise a record's read-modify-write across processes
 //! workdir/queue/<key>.json       queued jobs, oldest key first (key = submit time + id)
 //! workdir/running/<id>.json      the queue entry of a claimed job
 //! workdir/running/<id>.lock      flock'ed by the owner while it runs the job
@@ -14,8 +16,9 @@
 //! outputpath/<id>/<output>.ext   output files
 //! ```
 //!
-//! Every file is written to a temporary name and renamed into place, so a reader never sees a
-//! torn file. The kernel releases a dead child's flocks, which is how an orphaned job (owner
+//! A record is rewritten through its spare, which is then exchanged with it (`records.rs`);
+//! other files are written to a temporary name and renamed into place, so a reader never sees
+//! a torn file. The kernel releases a dead child's flocks, which is how an orphaned job (owner
 //! gone) is told from a running one on this host.
 
 use super::{
@@ -27,6 +30,7 @@ mod fs_util;
 mod index;
 mod layout;
 mod queue;
+mod records;
 
 use fs_util::{json_files, try_lock, write_atomic};
 use index::Index;
@@ -34,6 +38,7 @@ use std::collections::VecDeque;
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
@@ -53,6 +58,9 @@ pub struct FileStore {
     records: Mutex<()>,
     /// The job list's index.
     index: Index,
+    /// Whether record rewrites exchange the record with its spare (cleared when the file
+    /// system cannot; see `fs_util::rewrite`).
+    exchange: AtomicBool,
 }
 
 /// The lock a job's owner holds while the job runs.
@@ -71,6 +79,7 @@ impl FileStore {
             cursor: Mutex::new(VecDeque::new()),
             records: Mutex::new(()),
             index: Index::new(root.join("index")),
+            exchange: AtomicBool::new(true),
             root,
         }
     }
@@ -87,49 +96,8 @@ impl FileStore {
         self.root.join(d)
     }
 
-    fn record_path(&self, id: &str) -> PathBuf {
-        self.dir("records").join(format!("{id}.json"))
-    }
-
-    fn read_record(&self, id: &str) -> io::Result<Option<JobRecord>> {
-        match fs::read(self.record_path(id)) {
-            Ok(data) => serde_json::from_slice(&data)
-                .map(Some)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    fn write_record(&self, r: &JobRecord, sync: bool) -> io::Result<()> {
-        let data = serde_json::to_vec(r).expect("a job record serialises");
-        write_atomic(&self.dir("records"), &format!("{}.json", r.id), &data, sync)
-    }
-
-    /// Read-modify-write of a record.
-    fn update(&self, id: &str, f: impl FnOnce(&mut JobRecord)) -> io::Result<()> {
-        let _g = self.records.lock().unwrap_or_else(|e| e.into_inner());
-        let _l = self.record_lock(id)?;
-        if let Some(mut r) = self.read_record(id)? {
-            f(&mut r);
-            r.updated = unix_now();
-            self.write_record(&r, false)?;
-        }
-        Ok(())
-    }
-
     fn cancel_path(&self, id: &str) -> PathBuf {
         self.dir("cancel").join(id)
-    }
-
-    /// Removes every trace of a job.
-    fn remove_job(&self, id: &str) {
-        if let Ok(Some(r)) = self.read_record(id) {
-            self.index.remove(&r);
-        }
-        let _ = fs::remove_dir_all(self.outputs.join(id));
-        let _ = fs::remove_file(self.record_path(id));
-        let _ = fs::remove_file(self.cancel_path(id));
     }
 }
 
@@ -186,7 +154,7 @@ impl JobStore for FileStore {
         // the count and the (empty) queue entry, whose name says everything; the directory
         // sync below makes both renames durable (one journal commit on ext4).
         let write = || -> io::Result<()> {
-            self.write_record(job, true)?;
+            self.create_record(job)?;
             self.index.add(job)
         };
         let placed = write().map_err(StoreError::from).and_then(|()| {
@@ -413,8 +381,7 @@ impl JobStore for FileStore {
         }
         let mut v: Vec<JobRecord> = json_files(&self.dir("records"))?
             .iter()
-            .filter_map(|p| fs::read(p).ok())
-            .filter_map(|d| serde_json::from_slice::<JobRecord>(&d).ok())
+            .filter_map(|p| records::read_path(p))
             .filter(|r| !self.cancel_path(&r.id).exists())
             .filter(|r| q.matches(r))
             .collect();
@@ -487,10 +454,7 @@ impl JobStore for FileStore {
             if !older(p) {
                 return false;
             }
-            let finished = fs::read(p)
-                .ok()
-                .and_then(|d| serde_json::from_slice::<JobRecord>(&d).ok())
-                .is_some_and(|r| r.state.is_final());
+            let finished = records::read_path(p).is_some_and(|r| r.state.is_final());
             if let (true, Some(id)) = (finished, p.file_stem().and_then(|s| s.to_str())) {
                 self.remove_job(id);
                 return true;
@@ -514,9 +478,9 @@ impl JobStore for FileStore {
                     let record = self.record_path(&a.id);
                     let gone = if a.state == 's' || a.state == 'f' {
                         older(&record) && {
-                            let _ = fs::remove_dir_all(self.outputs.join(&a.id));
-                            let _ = fs::remove_file(&record);
-                            let _ = fs::remove_file(self.cancel_path(&a.id));
+                            let _g = self.records.lock().unwrap_or_else(|e| e.into_inner());
+                            let _l = self.record_lock(&a.id);
+                            self.remove_files(&a.id);
                             let _ = fs::remove_file(&a.entry);
                             true
                         }
@@ -565,3 +529,5 @@ impl JobStore for FileStore {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_files;

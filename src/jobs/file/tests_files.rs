@@ -1,0 +1,172 @@
+//! The file store's files: record rewrites through a spare, what a crash leaves behind, and
+//! how many files a job makes and removes.
+
+use super::tests::{index_names, job, store, succeeded};
+use super::*;
+use std::collections::BTreeSet;
+use std::os::unix::fs::MetadataExt;
+use std::sync::atomic::Ordering;
+
+fn ino(p: &Path) -> Option<u64> {
+    fs::metadata(p).ok().map(|m| m.ino())
+}
+
+/// The names in `records/` other than the shard locks.
+fn record_files(s: &FileStore) -> BTreeSet<String> {
+    fs::read_dir(s.root().join("records"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with(".lock-"))
+        .collect()
+}
+
+#[test]
+fn a_rewrite_exchanges_the_record_with_its_spare() {
+    let (s, d) = store(2, 10);
+    let a = job(1);
+    s.enqueue(&a).unwrap();
+    let (record, spare) = (s.record_path(&a.id), s.spare_path(&a.id));
+    let first = ino(&record).unwrap();
+    assert!(!spare.exists(), "a new record has no spare yet");
+    let c = s.claim().unwrap().unwrap();
+    // the claim's rewrite made the spare, and the first record is the spare now
+    assert_eq!(ino(&spare), Some(first));
+    let second = ino(&record).unwrap();
+    assert_ne!(second, first);
+    s.progress(&c, 50, "half").unwrap();
+    assert_eq!((ino(&record), ino(&spare)), (Some(first), Some(second)));
+    assert_eq!(s.get(&a.id).unwrap().unwrap().message, "half");
+    assert!(s.finish(c, succeeded()).unwrap());
+    assert_eq!((ino(&record), ino(&spare)), (Some(second), Some(first)));
+    let r = s.get(&a.id).unwrap().unwrap();
+    assert_eq!((r.state, r.progress), (JobState::Succeeded, 100));
+    // no temporary files: the record and its spare only
+    assert_eq!(
+        record_files(&s),
+        BTreeSet::from([format!("{}.json", a.id), format!(".{}.spare", a.id)])
+    );
+    // listings do not take the spare for a record
+    assert_eq!(s.list(&JobQuery::default()).unwrap().len(), 1);
+    assert_eq!(s.counts().unwrap().finished, 1);
+    let _ = fs::remove_dir_all(d);
+}
+
+/// Where the file system cannot exchange two names, the spare is a temporary file renamed
+/// over the record.
+#[test]
+fn without_exchange_the_spare_is_renamed_over_the_record() {
+    let (s, d) = store(2, 10);
+    s.exchange.store(false, Ordering::Relaxed);
+    let a = job(1);
+    s.enqueue(&a).unwrap();
+    let spare = s.spare_path(&a.id);
+    let c = s.claim().unwrap().unwrap();
+    assert!(!spare.exists(), "renamed over the record");
+    s.progress(&c, 50, "half").unwrap();
+    assert!(!spare.exists(), "renamed over the record");
+    assert_eq!(s.get(&a.id).unwrap().unwrap().message, "half");
+    assert!(s.finish(c, succeeded()).unwrap());
+    assert_eq!(s.get(&a.id).unwrap().unwrap().state, JobState::Succeeded);
+    assert_eq!(record_files(&s), BTreeSet::from([format!("{}.json", a.id)]));
+    let _ = fs::remove_dir_all(d);
+}
+
+/// A reader that opened the record just before it became the spare, and reads it while the
+/// next rewrite goes into it, waits for that write instead of reading it half-done.
+#[test]
+fn readers_never_see_a_rewrite_half_done() {
+    let (s, d) = store(2, 10);
+    let a = job(1);
+    s.enqueue(&a).unwrap();
+    let c = s.claim().unwrap().unwrap();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let long = "x".repeat(256 * 1024);
+    std::thread::scope(|t| {
+        for _ in 0..2 {
+            t.spawn(|| {
+                let mut reads = 0;
+                while !done.load(Ordering::Relaxed) || reads == 0 {
+                    let r = s.get(&a.id).expect("a whole record").unwrap();
+                    assert!(r.message == "short" || r.message == long || r.progress == 0);
+                    reads += 1;
+                }
+            });
+        }
+        for i in 0..300 {
+            let m = if i % 2 == 0 { long.as_str() } else { "short" };
+            s.progress(&c, i % 100, m).unwrap();
+        }
+        done.store(true, Ordering::Relaxed);
+    });
+    let _ = fs::remove_dir_all(d);
+}
+
+#[test]
+fn a_rewrite_does_not_bring_back_a_removed_record() {
+    let (s, d) = store(2, 10);
+    let a = job(1);
+    s.enqueue(&a).unwrap();
+    let c = s.claim().unwrap().unwrap();
+    let r = s.get(&a.id).unwrap().unwrap();
+    // removed between a writer's read and its write
+    fs::remove_file(s.record_path(&a.id)).unwrap();
+    for exchange in [true, false] {
+        s.exchange.store(exchange, Ordering::Relaxed);
+        s.write_record(&r, false).unwrap();
+        assert!(!s.record_path(&a.id).exists() && !s.spare_path(&a.id).exists());
+    }
+    s.progress(&c, 10, "gone").unwrap();
+    assert!(s.get(&a.id).unwrap().is_none());
+    let _ = fs::remove_dir_all(d);
+}
+
+#[test]
+fn the_spare_goes_with_the_job() {
+    let (s, d) = store(4, 10);
+    let jobs: Vec<JobRecord> = (1..=4).map(job).collect();
+    for j in &jobs {
+        s.enqueue(j).unwrap();
+    }
+    let claims: Vec<Claim> = (0..4).map(|_| s.claim().unwrap().unwrap()).collect();
+    let mut claims = claims.into_iter();
+    let running = claims.next().unwrap();
+    for c in claims {
+        assert!(s.finish(c, succeeded()).unwrap());
+    }
+    for j in &jobs {
+        assert!(s.spare_path(&j.id).exists());
+    }
+    // dismissed when finished
+    s.dismiss(&jobs[1].id).unwrap();
+    // dismissed while running: its owner removes it when it ends
+    s.dismiss(&jobs[0].id).unwrap();
+    assert!(!s.finish(running, succeeded()).unwrap());
+    // expired: through the index, and without one
+    std::thread::sleep(Duration::from_millis(20));
+    let old = SystemTime::now() - Duration::from_secs(10);
+    let record = fs::File::options()
+        .write(true)
+        .open(s.record_path(&jobs[2].id))
+        .unwrap();
+    record.set_modified(old).unwrap();
+    assert_eq!(s.remove_expired(Duration::from_secs(5)).unwrap(), 1);
+    fs::remove_dir_all(s.root().join("index")).unwrap();
+    assert_eq!(s.remove_expired(Duration::from_millis(10)).unwrap(), 1);
+    assert_eq!(record_files(&s), BTreeSet::new());
+    let _ = fs::remove_dir_all(d);
+}
+
+/// A crash (kill -9) can leave a spare half-written: the next rewrite writes it whole.
+#[test]
+fn a_half_written_spare_is_rewritten() {
+    let (s, d) = store(2, 10);
+    let a = job(1);
+    s.enqueue(&a).unwrap();
+    fs::write(s.spare_path(&a.id), b"{\"id\":").unwrap();
+    let c = s.claim().unwrap().unwrap();
+    assert_eq!(s.get(&a.id).unwrap().unwrap().state, JobState::Running);
+    assert!(s.finish(c, succeeded()).unwrap());
+    assert_eq!(s.get(&a.id).unwrap().unwrap().state, JobState::Succeeded);
+    assert_eq!(index_names(&s).len(), 1);
+    let _ = fs::remove_dir_all(d);
+}
