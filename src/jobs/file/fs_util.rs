@@ -23,6 +23,17 @@ pub(super) fn write_atomic(dir: &Path, name: &str, data: &[u8], sync: bool) -> i
     })
 }
 
+/// Creates `path` with `data` (it must not exist), synced with `sync`. Only for a file no
+/// reader can find before it is complete; a failed write removes it.
+pub(super) fn create_new(path: &Path, data: &[u8], sync: bool) -> io::Result<()> {
+    let mut f = OpenOptions::new().write(true).create_new(true).open(path)?;
+    f.write_all(data)
+        .and_then(|()| if sync { f.sync_all() } else { Ok(()) })
+        .inspect_err(|_| {
+            let _ = fs::remove_file(path);
+        })
+}
+
 /// Replaces the content of `path` through `spare`, a file kept beside it, and returns whether
 /// it did (false: `path` is gone — a removed file is not brought back — and so is the spare).
 ///

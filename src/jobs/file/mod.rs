@@ -145,14 +145,13 @@ impl JobStore for FileStore {
         Ok(notes)
     }
 
-    /// The record and the queue entry are written and synced before the queue lock is taken;
-    /// under it are only the count and the rename.
+    /// The record is written and synced, and its index entry made, before the queue lock is
+    /// taken; under it are only the count and the (empty) queue entry, whose name says
+    /// everything. The directory sync at the end makes the new names durable (one journal
+    /// commit on ext4) before the job is answered.
     fn enqueue(&self, job: &JobRecord) -> StoreResult<()> {
         let queue = self.dir("queue");
         let entry = queue.join(format!("{}.json", job.key));
-        // The record is written and synced before the queue lock is taken; under it are only
-        // the count and the (empty) queue entry, whose name says everything; the directory
-        // sync below makes both renames durable (one journal commit on ext4).
         let write = || -> io::Result<()> {
             self.create_record(job)?;
             self.index.add(job)

@@ -1,12 +1,16 @@
 //! Job records of the file store: `records/<id>.json`, and `records/.<id>.spare` beside it.
 //!
-//! A record is created once, at submit. Every later write is a read-modify-write under the record's lock, and goes through the spare: the new content
-//! is written into it and the two are exchanged (`fs_util::rewrite`), so rewriting a record
-//! allocates and frees no inode. Readers read under a shared flock, so they never see the
-//! spare half-rewritten. A job's files are removed under its record's lock too, so a rewrite
-//! that was waiting for it finds the record gone and does not bring it back.
+//! A record is created once, at submit, directly under its name (no temporary file): nothing
+//! can find it before its index and queue entries exist, which are made after it is written
+//! and synced, and a record left half-written by a crash (with neither) is skipped by every
+//! reader of `records/` (listing without an index, building the index, retention). Every
+//! later write is a read-modify-write under the record's lock, and goes through the spare:
+//! the new content is written into it and the two are exchanged (`fs_util::rewrite`), so
+//! rewriting a record allocates and frees no inode. Readers read under a shared flock, so
+//! they never see the spare half-rewritten. A job's files are removed under its record's lock
+//! too, so a rewrite that was waiting for it finds the record gone and does not bring it back.
 
-use super::fs_util::{read_shared, rewrite, write_atomic};
+use super::fs_util::{create_new, read_shared, rewrite};
 use super::FileStore;
 use crate::jobs::{unix_now, JobRecord};
 use std::fs::{self, File, OpenOptions};
@@ -44,7 +48,7 @@ impl FileStore {
     /// Writes a new job's record (synced).
     pub(super) fn create_record(&self, r: &JobRecord) -> io::Result<()> {
         let data = serde_json::to_vec(r).expect("a job record serialises");
-        write_atomic(&self.dir("records"), &format!("{}.json", r.id), &data, true)
+        create_new(&self.record_path(&r.id), &data, true)
     }
 
     /// Rewrites an existing record (the caller holds its `record_lock`); a record removed

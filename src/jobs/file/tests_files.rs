@@ -170,3 +170,43 @@ fn a_half_written_spare_is_rewritten() {
     assert_eq!(index_names(&s).len(), 1);
     let _ = fs::remove_dir_all(d);
 }
+
+fn ids(v: Vec<JobRecord>) -> Vec<String> {
+    v.into_iter().map(|r| r.id).collect()
+}
+
+/// A crash while a job is submitted can leave its record half-written (it is created under
+/// its own name), with neither index nor queue entry: no reader of `records/` trips over it.
+#[test]
+fn a_half_written_record_of_a_crashed_submit_is_skipped() {
+    let (s, d) = store(2, 10);
+    let a = job(1);
+    s.enqueue(&a).unwrap();
+    let c = s.claim().unwrap().unwrap();
+    assert!(s.finish(c, succeeded()).unwrap());
+    let half = job(2);
+    let text = serde_json::to_vec(&half).unwrap();
+    fs::write(s.record_path(&half.id), &text[..text.len() / 2]).unwrap();
+    // and one that crashed right after it was created
+    fs::write(s.record_path(&job(3).id), b"").unwrap();
+    let all = JobQuery::default();
+    let only = vec![a.id.clone()];
+    assert_eq!(ids(s.list(&all).unwrap()), only);
+    // without the index: the full scan, then the index built again at start-up
+    fs::remove_dir_all(s.root().join("index")).unwrap();
+    assert_eq!(ids(s.list(&all).unwrap()), only);
+    let notes = s.prepare(None).unwrap();
+    assert!(
+        notes.iter().any(|n| n.contains("built from 1 job record")),
+        "{notes:?}"
+    );
+    assert_eq!(ids(s.list(&all).unwrap()), only);
+    assert_eq!(s.counts().unwrap().queued, 0);
+    assert!(s.claim().unwrap().is_none());
+    assert!(s.remove_expired(Duration::from_secs(3600)).is_ok());
+    // the store goes on
+    let b = job(4);
+    s.enqueue(&b).unwrap();
+    assert_eq!(s.claim().unwrap().unwrap().record.id, b.id);
+    let _ = fs::remove_dir_all(d);
+}
