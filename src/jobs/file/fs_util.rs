@@ -107,16 +107,31 @@ pub(super) fn read_shared(path: &Path) -> io::Result<Vec<u8>> {
     Ok(data)
 }
 
-/// Takes an exclusive flock on `path` without waiting. Job lock files are removed when a job
-/// finishes, so a lock taken on a file that was unlinked (or replaced) meanwhile is worthless:
-/// it is dropped and reported as not obtained.
+/// Takes an exclusive flock on `path` (created if missing) without waiting. Lock files may
+/// be removed (a job's claim is an flock on its queue entry, removed when the job ends), so a
+/// lock taken on a file that was unlinked (or replaced) meanwhile is worthless: it is dropped
+/// and reported as not obtained.
 pub(super) fn try_lock(path: &Path) -> io::Result<Option<File>> {
-    use std::os::unix::fs::MetadataExt;
     let f = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(path)?;
+    lock_if_same(f, path)
+}
+
+/// [`try_lock`] of a file that must exist: `None` when it does not (any more).
+pub(super) fn try_lock_existing(path: &Path) -> io::Result<Option<File>> {
+    match File::open(path) {
+        Ok(f) => lock_if_same(f, path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Locks `f`, opened as `path`, if no one else holds it and `path` still names it.
+fn lock_if_same(f: File, path: &Path) -> io::Result<Option<File>> {
+    use std::os::unix::fs::MetadataExt;
     match f.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => return Ok(None),

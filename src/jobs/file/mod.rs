@@ -7,8 +7,7 @@
 //! workdir/records/.<id>.spare    the record's previous content, rewritten by the next write
 //! workdir/records/.lock-<0-f>    serialise a record's read-modify-write across processes
 //! workdir/queue/<key>.json       queued jobs, oldest key first (key = submit time + id)
-//! workdir/running/<id>.json      the queue entry of a claimed job
-//! workdir/running/<id>.lock      flock'ed by the owner while it runs the job
+//! workdir/running/<id>.json      the queue entry of a claimed job, flock'ed by its owner
 //! workdir/cancel/<id>            a client dismissed the running job
 //! workdir/slots/<n>.lock         `parallelprocesses` slots, flock'ed while a job runs
 //! workdir/queue.lock             serialises enqueue (the `maxprocesses` check; `queue.rs`)
@@ -61,12 +60,6 @@ pub struct FileStore {
     /// Whether record rewrites exchange the record with its spare (cleared when the file
     /// system cannot; see `fs_util::rewrite`).
     exchange: AtomicBool,
-}
-
-/// The lock a job's owner holds while the job runs.
-struct JobLock {
-    file: File,
-    path: PathBuf,
 }
 
 impl FileStore {
@@ -279,60 +272,11 @@ impl JobStore for FileStore {
                 self.index.set(&r, JobState::Accepted);
             }
         }
-        write_atomic(
-            &self.dir("queue"),
-            &format!("{}.json", claim.record.key),
-            id.as_bytes(),
-            true,
-        )?;
-        self.adjust_queued(1)?;
-        self.release(&claim);
-        Ok(())
+        Ok(self.put_back(&claim)?)
     }
 
     fn orphans(&self) -> StoreResult<Vec<Claim>> {
-        let mut out = Vec::new();
-        for entry in json_files(&self.dir("running"))? {
-            let Some(id) = entry
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .filter(|s| valid_id(s))
-                .map(str::to_owned)
-            else {
-                continue;
-            };
-            let lock_path = self.dir("running").join(format!("{id}.lock"));
-            let Some(file) = try_lock(&lock_path)? else {
-                continue; // its owner is alive
-            };
-            let lock = JobLock {
-                file,
-                path: lock_path,
-            };
-            // Re-check under the lock: the owner may have finished meanwhile.
-            if !entry.exists() {
-                let _ = fs::remove_file(&lock.path);
-                continue;
-            }
-            match self.read_record(&id) {
-                Ok(Some(r)) if r.state == JobState::Running => {
-                    out.push(Claim::new(r, Box::new(Mutex::new(Some(lock)))));
-                }
-                Ok(_) => {
-                    // finished (or dismissed) but not released: a stale entry
-                    let _ = fs::remove_file(&entry);
-                    let _ = fs::remove_file(&lock.path);
-                    if self.cancel_path(&id).exists() {
-                        self.remove_job(&id);
-                    }
-                }
-                Err(_) => {
-                    let _ = fs::rename(&entry, entry.with_extension("bad"));
-                    let _ = fs::remove_file(&lock.path);
-                }
-            }
-        }
-        Ok(out)
+        self.find_orphans()
     }
 
     fn cancel_requested(&self, claim: &Claim) -> bool {

@@ -113,10 +113,11 @@ fn orphans_are_found_and_requeued_in_place() {
     s.enqueue(&a).unwrap();
     let claimed = s.claim().unwrap().unwrap();
     // the owner "dies": its lock file description is closed without finishing
-    if let Some(m) = claimed.hold().downcast_ref::<Mutex<Option<JobLock>>>() {
-        if let Some(l) = m.lock().unwrap().take() {
-            drop(l.file);
-        }
+    if let Some(m) = claimed
+        .hold()
+        .downcast_ref::<Mutex<Option<claims::JobLock>>>()
+    {
+        drop(m.lock().unwrap().take());
     }
     std::mem::forget(claimed);
     let orphans = s.orphans().unwrap();

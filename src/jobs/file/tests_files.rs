@@ -210,3 +210,100 @@ fn a_half_written_record_of_a_crashed_submit_is_skipped() {
     assert_eq!(s.claim().unwrap().unwrap().record.id, b.id);
     let _ = fs::remove_dir_all(d);
 }
+
+fn names(dir: &Path) -> BTreeSet<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// A claim is an flock on the job's queue entry, which moves to `running/` and back.
+#[test]
+fn a_claim_locks_its_queue_entry() {
+    let (s, d) = store(2, 10);
+    let other = FileStore::new(d.join("work"), d.join("out"), 2, 10);
+    let a = job(1);
+    s.enqueue(&a).unwrap();
+    let entry = s.root().join("queue").join(format!("{}.json", a.key));
+    let file = ino(&entry).unwrap();
+    // a claimer that has locked the entry and not yet moved it: others pass it over
+    let claiming = fs::File::open(&entry).unwrap();
+    claiming.lock().unwrap();
+    assert!(other.claim().unwrap().is_none());
+    assert!(entry.exists());
+    drop(claiming);
+    let c = s.claim().unwrap().unwrap();
+    let running = s.root().join("running");
+    assert_eq!(names(&running), BTreeSet::from([format!("{}.json", a.id)]));
+    assert_eq!(ino(&running.join(format!("{}.json", a.id))), Some(file));
+    // for another child it is not an orphan
+    assert!(other.orphans().unwrap().is_empty());
+    let held = fs::File::open(running.join(format!("{}.json", a.id))).unwrap();
+    assert!(held.try_lock().is_err(), "the owner holds it");
+    drop(held);
+    // re-queued: the same file goes back under its old name
+    s.requeue(c).unwrap();
+    assert_eq!(ino(&entry), Some(file));
+    assert!(names(&running).is_empty());
+    assert_eq!(s.queued(), 1);
+    let c = other.claim().unwrap().unwrap();
+    assert_eq!(c.record.attempt, 2);
+    assert!(other.finish(c, succeeded()).unwrap());
+    assert!(names(&running).is_empty() && names(&s.root().join("queue")).is_empty());
+    let _ = fs::remove_dir_all(d);
+}
+
+/// A child that died between taking a queue entry and recording the claim (or between
+/// recording a re-queue and moving the entry back) left an entry in `running/` of a job
+/// whose record says accepted: it goes back to the queue.
+#[test]
+fn an_entry_taken_but_not_recorded_goes_back_to_the_queue() {
+    let (s, d) = store(2, 10);
+    let a = job(1);
+    s.enqueue(&a).unwrap();
+    let running = s.root().join("running").join(format!("{}.json", a.id));
+    fs::rename(
+        s.root().join("queue").join(format!("{}.json", a.key)),
+        &running,
+    )
+    .unwrap();
+    s.adjust_queued(-1).unwrap();
+    assert!(s.orphans().unwrap().is_empty());
+    assert!(!running.exists());
+    assert_eq!(s.queue_lock().unwrap().1, 1);
+    let c = s.claim().unwrap().unwrap();
+    assert_eq!((c.record.id.as_str(), c.record.attempt), (a.id.as_str(), 1));
+    let _ = fs::remove_dir_all(d);
+}
+
+/// A job claimed by a child of an earlier version (`running/<id>.lock`, during a graceful
+/// restart onto this one) is not taken for an orphan while that child holds its lock file.
+#[test]
+fn a_claim_of_an_earlier_version_is_honoured() {
+    let (s, d) = store(2, 10);
+    let a = job(1);
+    s.enqueue(&a).unwrap();
+    let running = s.root().join("running");
+    fs::rename(
+        s.root().join("queue").join(format!("{}.json", a.key)),
+        running.join(format!("{}.json", a.id)),
+    )
+    .unwrap();
+    s.update(&a.id, |r| {
+        r.state = JobState::Running;
+        r.attempt = 1;
+    })
+    .unwrap();
+    let old_lock = running.join(format!("{}.lock", a.id));
+    let old_owner = fs::File::create(&old_lock).unwrap();
+    old_owner.lock().unwrap();
+    assert!(s.orphans().unwrap().is_empty(), "its owner is alive");
+    drop(old_owner);
+    let orphans = s.orphans().unwrap();
+    assert_eq!(orphans.len(), 1);
+    s.requeue(orphans.into_iter().next().unwrap()).unwrap();
+    assert!(names(&running).is_empty(), "the old lock file went too");
+    assert_eq!(s.claim().unwrap().unwrap().record.attempt, 2);
+    let _ = fs::remove_dir_all(d);
+}
