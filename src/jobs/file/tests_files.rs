@@ -227,6 +227,11 @@ fn a_claim_locks_its_queue_entry() {
     s.enqueue(&a).unwrap();
     let entry = s.root().join("queue").join(format!("{}.json", a.key));
     let file = ino(&entry).unwrap();
+    assert_eq!(
+        index_inodes(&s),
+        BTreeSet::from([file]),
+        "a name of the index entry"
+    );
     // a claimer that has locked the entry and not yet moved it: others pass it over
     let claiming = fs::File::open(&entry).unwrap();
     claiming.lock().unwrap();
@@ -305,5 +310,71 @@ fn a_claim_of_an_earlier_version_is_honoured() {
     s.requeue(orphans.into_iter().next().unwrap()).unwrap();
     assert!(names(&running).is_empty(), "the old lock file went too");
     assert_eq!(s.claim().unwrap().unwrap().record.attempt, 2);
+    let _ = fs::remove_dir_all(d);
+}
+
+/// The inodes of the index's entries.
+fn index_inodes(s: &FileStore) -> BTreeSet<u64> {
+    let mut out = BTreeSet::new();
+    let mut dirs = vec![s.root().join("index")];
+    while let Some(d) = dirs.pop() {
+        for e in fs::read_dir(d).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                dirs.push(e.path());
+            } else if !e.file_name().to_string_lossy().starts_with('.') {
+                out.insert(e.metadata().unwrap().ino());
+            }
+        }
+    }
+    out
+}
+
+/// The inodes of a job's files: its record and spare, its index entry, its queue entry.
+fn job_inodes(s: &FileStore, r: &JobRecord) -> BTreeSet<u64> {
+    let queued = s.root().join("queue").join(format!("{}.json", r.key));
+    let running = s.root().join("running").join(format!("{}.json", r.id));
+    [s.record_path(&r.id), s.spare_path(&r.id), queued, running]
+        .iter()
+        .filter_map(|p| ino(p))
+        .chain(index_inodes(s))
+        .collect()
+}
+
+/// From submit to its end, a job makes three inodes and frees none.
+#[test]
+fn a_job_makes_three_inodes_and_frees_none() {
+    let (s, d) = store(2, 10);
+    let a = job(1);
+    s.enqueue(&a).unwrap();
+    let mut seen = job_inodes(&s, &a);
+    assert_eq!(seen.len(), 2, "the record and the index entry");
+    let c = s.claim().unwrap().unwrap();
+    let now = job_inodes(&s, &a);
+    assert!(now.is_superset(&seen));
+    seen = now;
+    assert_eq!(seen.len(), 3, "and the spare");
+    s.progress(&c, 50, "half").unwrap();
+    s.renew(&c).unwrap();
+    assert_eq!(job_inodes(&s, &a), seen);
+    assert!(s.finish(c, succeeded()).unwrap());
+    assert_eq!(job_inodes(&s, &a), seen);
+    let _ = fs::remove_dir_all(d);
+}
+
+/// Without an index (removed, until the next start-up builds it), a queue entry is a file of
+/// its own.
+#[test]
+fn without_an_index_a_queue_entry_is_a_file_of_its_own() {
+    let (s, d) = store(2, 10);
+    fs::remove_dir_all(s.root().join("index")).unwrap();
+    let a = job(1);
+    s.enqueue(&a).unwrap();
+    let entry = s.root().join("queue").join(format!("{}.json", a.key));
+    assert_eq!(fs::metadata(&entry).unwrap().nlink(), 1);
+    let c = s.claim().unwrap().unwrap();
+    assert!(s.finish(c, succeeded()).unwrap());
+    assert!(names(&s.root().join("running")).is_empty());
+    assert_eq!(s.get(&a.id).unwrap().unwrap().state, JobState::Succeeded);
     let _ = fs::remove_dir_all(d);
 }
