@@ -40,7 +40,7 @@ pub(super) fn create_new(path: &Path, data: &[u8], sync: bool) -> io::Result<()>
 /// The new content is written into the spare, under an exclusive flock (see [`read_shared`])
 /// and synced with `sync`, then the two names are swapped with `renameat2(RENAME_EXCHANGE)`:
 /// the old content's inode is the next spare, so a rewrite allocates and frees no inode (on
-/// ext4 without a journal, every inode freed in the last seconds made each new file of its
+/// ext4 without a journal, every inode freed in the last minute makes each new file of its
 /// block group cost more). The spare is truncated before it is written and closed before the
 /// exchange, so ext4 starts writing its blocks out then (`auto_da_alloc`), as it does for a
 /// file renamed over another. Where the file system cannot exchange (EINVAL, ENOSYS,
@@ -107,10 +107,7 @@ pub(super) fn read_shared(path: &Path) -> io::Result<Vec<u8>> {
     Ok(data)
 }
 
-/// Takes an exclusive flock on `path` (created if missing) without waiting. Lock files may
-/// be removed (a job's claim is an flock on its queue entry, removed when the job ends), so a
-/// lock taken on a file that was unlinked (or replaced) meanwhile is worthless: it is dropped
-/// and reported as not obtained.
+/// Takes an exclusive flock on the lock file `path` (created if missing) without waiting.
 pub(super) fn try_lock(path: &Path) -> io::Result<Option<File>> {
     let f = OpenOptions::new()
         .create(true)
@@ -120,7 +117,10 @@ pub(super) fn try_lock(path: &Path) -> io::Result<Option<File>> {
     lock_if_same(f, path)
 }
 
-/// [`try_lock`] of a file that must exist: `None` when it does not (any more).
+/// Takes an exclusive flock on the existing file `path` without waiting: `None` when someone
+/// holds it or it is gone. A queue entry is removed when its job ends, so a lock taken on a
+/// file that was unlinked (or replaced) meanwhile is worthless: it is dropped and reported as
+/// not obtained.
 pub(super) fn try_lock_existing(path: &Path) -> io::Result<Option<File>> {
     match File::open(path) {
         Ok(f) => lock_if_same(f, path),
