@@ -10,7 +10,8 @@
 //! against the query, and an entry whose state lags behind its record is corrected).
 //!
 //! Entries change by rename (atomic, within their directory) when a job changes state, and go
-//! with the job. The index is built from the records when the store is prepared without one
+//! with the job. A job's queue entry is another name (a hard link) of its index entry, made at
+//! submit: no inode of its own (see `mod.rs`); nothing here depends on it. The index is built from the records when the store is prepared without one
 //! (a store of an earlier version, or the flat index of version 2), under a temporary name,
 //! so a half-built index is never used; `index/.buckets` marks this layout.
 
@@ -178,16 +179,17 @@ impl Index {
         self.dir.join(bucket(&r.key)).join(entry(r, state))
     }
 
-    /// Adds a job (in its record's state); nothing to do without an index.
-    pub fn add(&self, r: &JobRecord) -> io::Result<()> {
+    /// Adds a job (in its record's state) and returns its entry; nothing to do without an
+    /// index.
+    pub fn add(&self, r: &JobRecord) -> io::Result<Option<PathBuf>> {
         let path = self.path(r, r.state);
         // a retention sweep removes empty bucket directories: make it again, a few times
         for _ in 0..3 {
             match fs::File::create(&path) {
-                Ok(_) => return Ok(()),
+                Ok(_) => return Ok(Some(path)),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     if !self.exists() {
-                        return Ok(());
+                        return Ok(None);
                     }
                     if let Some(parent) = path.parent() {
                         fs::create_dir_all(parent)?;
@@ -196,7 +198,8 @@ impl Index {
                 Err(e) => return Err(e),
             }
         }
-        fs::File::create(&path).map(drop)
+        fs::File::create(&path)?;
+        Ok(Some(path))
     }
 
     /// Moves a job's entry to `to` (wherever it was).
@@ -321,10 +324,7 @@ impl Index {
         let mut n = 0;
         let mut made = std::collections::HashSet::new();
         for p in super::fs_util::json_files(records)? {
-            let Some(r) = fs::read(&p)
-                .ok()
-                .and_then(|d| serde_json::from_slice::<JobRecord>(&d).ok())
-            else {
+            let Some(r) = super::records::read_path(&p) else {
                 continue;
             };
             let b = bucket(&r.key);

@@ -3,20 +3,20 @@ use crate::jobs::{new_id, JobOutput, StoredValue};
 use crate::model::WpsError;
 use std::time::Instant;
 
-fn store(slots: u32, max: u32) -> (FileStore, PathBuf) {
+pub(super) fn store(slots: u32, max: u32) -> (FileStore, PathBuf) {
     let d = std::env::temp_dir().join(format!("mod_wps-store-{}", uuid::Uuid::new_v4()));
     let s = FileStore::new(d.join("work"), d.join("out"), slots, max);
     assert!(s.prepare(None).unwrap().is_empty());
     (s, d)
 }
 
-fn job(n: u32) -> JobRecord {
+pub(super) fn job(n: u32) -> JobRecord {
     let mut r = JobRecord::new(new_id(), "sleep", vec![], vec![], serde_json::Value::Null);
     r.key = format!("{n:024}-{}", r.id);
     r
 }
 
-fn succeeded() -> Finish {
+pub(super) fn succeeded() -> Finish {
     Finish::Succeeded {
         message: "done".into(),
         results: vec![JobOutput {
@@ -113,10 +113,11 @@ fn orphans_are_found_and_requeued_in_place() {
     s.enqueue(&a).unwrap();
     let claimed = s.claim().unwrap().unwrap();
     // the owner "dies": its lock file description is closed without finishing
-    if let Some(m) = claimed.hold().downcast_ref::<Mutex<Option<JobLock>>>() {
-        if let Some(l) = m.lock().unwrap().take() {
-            drop(l.file);
-        }
+    if let Some(m) = claimed
+        .hold()
+        .downcast_ref::<Mutex<Option<claims::JobLock>>>()
+    {
+        drop(m.lock().unwrap().take());
     }
     std::mem::forget(claimed);
     let orphans = s.orphans().unwrap();
@@ -296,7 +297,7 @@ fn the_previous_layout_is_set_aside_with_a_note() {
 }
 
 /// The names of the index's entries (in their bucket directories).
-fn index_names(s: &FileStore) -> Vec<String> {
+pub(super) fn index_names(s: &FileStore) -> Vec<String> {
     let mut out = Vec::new();
     let mut dirs = vec![s.root().join("index")];
     while let Some(d) = dirs.pop() {
