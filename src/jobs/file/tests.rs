@@ -296,8 +296,8 @@ fn the_previous_layout_is_set_aside_with_a_note() {
     let _ = fs::remove_dir_all(d);
 }
 
-/// The names of the index's entries (in their bucket directories).
-pub(super) fn index_names(s: &FileStore) -> Vec<String> {
+/// The index's entries (in their bucket directories).
+pub(super) fn index_entries(s: &FileStore) -> Vec<fs::DirEntry> {
     let mut out = Vec::new();
     let mut dirs = vec![s.root().join("index")];
     while let Some(d) = dirs.pop() {
@@ -306,11 +306,19 @@ pub(super) fn index_names(s: &FileStore) -> Vec<String> {
             if e.file_type().unwrap().is_dir() {
                 dirs.push(e.path());
             } else if !e.file_name().to_string_lossy().starts_with('.') {
-                out.push(e.file_name().to_string_lossy().into_owned());
+                out.push(e);
             }
         }
     }
     out
+}
+
+/// The names of the index's entries.
+pub(super) fn index_names(s: &FileStore) -> Vec<String> {
+    index_entries(s)
+        .iter()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
 }
 
 fn ids(v: Vec<JobRecord>) -> Vec<String> {

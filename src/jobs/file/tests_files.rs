@@ -1,7 +1,7 @@
 //! The file store's files: record rewrites through a spare, what a crash leaves behind, and
 //! how many files a job makes and removes.
 
-use super::tests::{index_names, job, store, succeeded};
+use super::tests::{index_entries, index_names, job, store, succeeded};
 use super::*;
 use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt;
@@ -315,19 +315,10 @@ fn a_claim_of_an_earlier_version_is_honoured() {
 
 /// The inodes of the index's entries.
 fn index_inodes(s: &FileStore) -> BTreeSet<u64> {
-    let mut out = BTreeSet::new();
-    let mut dirs = vec![s.root().join("index")];
-    while let Some(d) = dirs.pop() {
-        for e in fs::read_dir(d).unwrap() {
-            let e = e.unwrap();
-            if e.file_type().unwrap().is_dir() {
-                dirs.push(e.path());
-            } else if !e.file_name().to_string_lossy().starts_with('.') {
-                out.insert(e.metadata().unwrap().ino());
-            }
-        }
-    }
-    out
+    index_entries(s)
+        .iter()
+        .map(|e| e.metadata().unwrap().ino())
+        .collect()
 }
 
 /// The inodes of a job's files: its record and spare, its index entry, its queue entry.
