@@ -23,7 +23,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import ROOT, MODULES, free_port, write, wrk  # noqa: E402
+from bench import ROOT, BUILT, MODULES, build_if_ours, free_port, write, wrk  # noqa: E402
 
 
 def as_postgres(args):
@@ -134,9 +134,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--jobs", type=int, default=2000)
     ap.add_argument("--seconds", type=int, default=5)
-    ap.add_argument("--module", default=os.path.join(ROOT, "target/release/libmod_wps.so"))
+    ap.add_argument("--module", default=BUILT)
     args = ap.parse_args()
     module = os.path.abspath(args.module)
+    build_if_ours(module)
     print(f"mod_wps job stores: {args.jobs} async submissions (ab -c 16), status reads for "
           f"{args.seconds} s (wrk, 8 connections), {os.cpu_count()} cores")
     print(f"{'store':12} {'submissions/s':>14} {'refused':>8} {'status reads/s':>14} "

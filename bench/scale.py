@@ -28,7 +28,7 @@ import urllib.request
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import ROOT, Apache, wrk  # noqa: E402
+from bench import ROOT, BUILT, Apache, wrk  # noqa: E402
 
 SUBMIT = ("/wps?service=WPS&version=1.0.0&request=Execute&identifier=sleep"
           "&DataInputs=delay=0&storeExecuteResponse=true&status=true")
@@ -227,7 +227,7 @@ def main():
     ap.add_argument("--jobs", type=int, default=10000)
     ap.add_argument("--stored", type=int, default=100000)
     ap.add_argument("--seconds", type=int, default=5)
-    ap.add_argument("--module", default=os.path.join(ROOT, "target/release/libmod_wps.so"))
+    ap.add_argument("--module", default=BUILT)
     args = ap.parse_args()
     module = os.path.abspath(args.module)
     load = open("/proc/loadavg").read().split()[:3]

@@ -31,7 +31,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import ROOT, Apache, proc_status, free_port, to_ms  # noqa: E402
+from bench import ROOT, BUILT, Apache, proc_status, free_port, to_ms  # noqa: E402
 
 FEATURE_COUNT_REF = """<?xml version="1.0" encoding="UTF-8"?>
 <wps:Execute service="WPS" version="1.0.0" xmlns:wps="http://www.opengis.net/wps/1.0.0" xmlns:ows="http://www.opengis.net/ows/1.1" xmlns:xlink="http://www.w3.org/1999/xlink">
@@ -107,7 +107,7 @@ def main():
     ap.add_argument("--restart-every", type=float, default=60)
     ap.add_argument("--control", action="store_true",
                     help="socket errors across graceful restarts: static file vs mod_wps")
-    ap.add_argument("--module", default=os.path.join(ROOT, "target/release/libmod_wps.so"))
+    ap.add_argument("--module", default=BUILT)
     args = ap.parse_args()
     if args.control:
         return control(os.path.abspath(args.module))
