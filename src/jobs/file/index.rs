@@ -21,9 +21,11 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+/// The states of entries, in the order `set` looks for one: a job ends or goes back to the
+/// queue from running, and leaves the queue from accepted.
 const STATES: [JobState; 4] = [
-    JobState::Accepted,
     JobState::Running,
+    JobState::Accepted,
     JobState::Succeeded,
     JobState::Failed,
 ];
