@@ -8,8 +8,9 @@
 //! the new content is written into it and the two are exchanged (`fs_util::rewrite`), so
 //! rewriting a record allocates and frees no inode. Readers read under a shared flock, so
 //! they never see the spare half-rewritten. Once a job has ended, its spare is emptied: the
-//! record is not written again, and the spare's inode is freed with the job. A job's files are removed under its record's lock
-//! too, so a rewrite that was waiting for it finds the record gone and does not bring it back.
+//! record is not written again, and the spare's inode is freed with the job. A job's files
+//! are removed under its record's lock too, so a rewrite that was waiting for it finds the
+//! record gone and does not bring it back.
 
 use super::fs_util::{create_new, empty_spare, read_shared, rewrite};
 use super::FileStore;
