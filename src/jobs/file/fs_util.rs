@@ -96,15 +96,33 @@ pub(super) fn rewrite(
     Ok(true)
 }
 
+/// Empties the spare `spare` (its blocks are freed, its inode kept), under an exclusive flock,
+/// when the file it stands beside will not be rewritten again.
+pub(super) fn empty_spare(spare: &Path) -> io::Result<()> {
+    let f = match OpenOptions::new().write(true).open(spare) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        r => r?,
+    };
+    f.lock()?;
+    f.set_len(0)
+}
+
 /// Reads a file under a shared flock: a spare is rewritten in place under an exclusive one
 /// (see [`rewrite`]), and a reader that opened it while it was still the record waits for
-/// the rewrite to end instead of reading it half-done.
+/// the rewrite to end instead of reading it half-done. An empty file is read once more by
+/// its name: the reader had opened a spare emptied since ([`empty_spare`]).
 pub(super) fn read_shared(path: &Path) -> io::Result<Vec<u8>> {
-    let mut f = File::open(path)?;
-    f.lock_shared()?;
-    let mut data = Vec::new();
-    f.read_to_end(&mut data)?;
-    Ok(data)
+    let read = || {
+        let mut f = File::open(path)?;
+        f.lock_shared()?;
+        let mut data = Vec::new();
+        f.read_to_end(&mut data)?;
+        Ok(data)
+    };
+    match read() {
+        Ok(data) if data.is_empty() => read(),
+        r => r,
+    }
 }
 
 /// Takes an exclusive flock on the lock file `path` (created if missing) without waiting.

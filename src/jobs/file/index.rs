@@ -11,9 +11,10 @@
 //!
 //! Entries change by rename (atomic, within their directory) when a job changes state, and go
 //! with the job. A job's queue entry is another name (a hard link) of its index entry, made at
-//! submit: no inode of its own (see `mod.rs`); nothing here depends on it. The index is built from the records when the store is prepared without one
-//! (a store of an earlier version, or the flat index of version 2), under a temporary name,
-//! so a half-built index is never used; `index/.buckets` marks this layout.
+//! submit: no inode of its own (see `mod.rs`); nothing here depends on it. The index is built
+//! from the records when the store is prepared without one (a store of an earlier version, or
+//! the flat index of version 2), under a temporary name, so a half-built index is never used;
+//! `index/.buckets` marks this layout.
 
 use super::super::{JobQuery, JobRecord, JobState, Owner, StoreResult};
 use super::FileStore;
@@ -21,9 +22,11 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+/// The states of entries, in the order `set` looks for one: a job ends or goes back to the
+/// queue from running, and leaves the queue from accepted.
 const STATES: [JobState; 4] = [
-    JobState::Accepted,
     JobState::Running,
+    JobState::Accepted,
     JobState::Succeeded,
     JobState::Failed,
 ];

@@ -7,10 +7,12 @@
 //! later write is a read-modify-write under the record's lock, and goes through the spare:
 //! the new content is written into it and the two are exchanged (`fs_util::rewrite`), so
 //! rewriting a record allocates and frees no inode. Readers read under a shared flock, so
-//! they never see the spare half-rewritten. A job's files are removed under its record's lock
-//! too, so a rewrite that was waiting for it finds the record gone and does not bring it back.
+//! they never see the spare half-rewritten. Once a job has ended, its spare is emptied: the
+//! record is not written again, and the spare's inode is freed with the job. A job's files
+//! are removed under its record's lock too, so a rewrite that was waiting for it finds the
+//! record gone and does not bring it back.
 
-use super::fs_util::{create_new, read_shared, rewrite};
+use super::fs_util::{create_new, empty_spare, read_shared, rewrite};
 use super::FileStore;
 use crate::jobs::{unix_now, JobRecord};
 use std::fs::{self, File, OpenOptions};
@@ -52,17 +54,22 @@ impl FileStore {
     }
 
     /// Rewrites an existing record (the caller holds its `record_lock`); a record removed
-    /// meanwhile stays removed.
+    /// meanwhile stays removed. The record of a job that ended is not written again: its
+    /// spare is emptied (the inode stays, to be freed with the job).
     pub(super) fn write_record(&self, r: &JobRecord, sync: bool) -> io::Result<()> {
         let data = serde_json::to_vec(r).expect("a job record serialises");
-        rewrite(
+        let spare = self.spare_path(&r.id);
+        let written = rewrite(
             &self.record_path(&r.id),
-            &self.spare_path(&r.id),
+            &spare,
             &data,
             sync,
             &self.exchange,
-        )
-        .map(drop)
+        )?;
+        if written && r.state.is_final() {
+            let _ = empty_spare(&spare); // only space: the record is written
+        }
+        Ok(())
     }
 
     /// Read-modify-write of a record.

@@ -40,6 +40,8 @@ fn a_rewrite_exchanges_the_record_with_its_spare() {
     assert_eq!((ino(&record), ino(&spare)), (Some(second), Some(first)));
     let r = s.get(&a.id).unwrap().unwrap();
     assert_eq!((r.state, r.progress), (JobState::Succeeded, 100));
+    // the record of a job that ended is not written again: its spare keeps no blocks
+    assert_eq!(fs::metadata(&spare).unwrap().len(), 0);
     // no temporary files: the record and its spare only
     assert_eq!(
         record_files(&s),
@@ -97,6 +99,35 @@ fn readers_never_see_a_rewrite_half_done() {
             s.progress(&c, i % 100, m).unwrap();
         }
         done.store(true, Ordering::Relaxed);
+    });
+    let _ = fs::remove_dir_all(d);
+}
+
+/// A reader that opened the record just before the job ended, and got its shared lock once
+/// the old record (the spare now) was emptied, reads the record again by its name.
+#[test]
+fn a_reader_of_an_emptied_spare_reads_the_record_again() {
+    let (s, d) = store(2, 10);
+    let a = job(1);
+    s.enqueue(&a).unwrap();
+    let record = s.record_path(&a.id);
+    // a writer holds the record's inode
+    let old = fs::File::options().write(true).open(&record).unwrap();
+    old.lock().unwrap();
+    std::thread::scope(|t| {
+        let reader = t.spawn(|| s.get(&a.id).unwrap().unwrap());
+        std::thread::sleep(Duration::from_millis(200));
+        // the job's last record goes into the spare, which is exchanged with the record, and
+        // the old record is emptied
+        let mut end = a.clone();
+        end.state = JobState::Succeeded;
+        let data = serde_json::to_vec(&end).unwrap();
+        let exchange = std::sync::atomic::AtomicBool::new(true);
+        let spare = s.spare_path(&a.id);
+        assert!(fs_util::rewrite(&record, &spare, &data, false, &exchange).unwrap());
+        old.set_len(0).unwrap();
+        drop(old);
+        assert_eq!(reader.join().unwrap().state, JobState::Succeeded);
     });
     let _ = fs::remove_dir_all(d);
 }
