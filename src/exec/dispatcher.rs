@@ -80,6 +80,8 @@ pub struct Dispatcher {
     shared: Arc<Shared>,
     log: Logger,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// The retention sweep running in its own thread, if any (see `sweep`).
+    sweep: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Dispatcher {
@@ -114,6 +116,7 @@ impl Dispatcher {
             }),
             log,
             thread: Mutex::new(None),
+            sweep: Mutex::new(None),
         });
         let d2 = d.clone();
         let handle = std::thread::Builder::new()
@@ -144,6 +147,10 @@ impl Dispatcher {
         self.shared.shutdown.store(true, Ordering::SeqCst);
         self.shared.notify();
         if let Some(h) = lock(&self.thread).take() {
+            let _ = h.join();
+        }
+        // the sweep stops after the job it is removing
+        if let Some(h) = lock(&self.sweep).take() {
             let _ = h.join();
         }
         for e in &self.executors {
@@ -236,6 +243,52 @@ impl Dispatcher {
         }
     }
 
+    /// Starts a retention sweep in a thread of its own unless the last one still runs (false
+    /// then): the dispatcher goes on claiming and supervising jobs meanwhile (a sweep of
+    /// 100,000 jobs takes a minute or more; the store paces it). It stops after the job at
+    /// hand when the child drains or stops.
+    fn sweep(self: &Arc<Self>, age: Duration) -> bool {
+        let mut running = lock(&self.sweep);
+        if running.as_ref().is_some_and(|h| !h.is_finished()) {
+            return false;
+        }
+        let d = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("wps-retention".into())
+            .spawn(move || {
+                let go_on = || {
+                    !d.shared.shutdown.load(Ordering::SeqCst)
+                        && !d.shared.draining.load(Ordering::SeqCst)
+                };
+                let r = catch_unwind(AssertUnwindSafe(|| d.store().remove_expired(age, &go_on)));
+                match r {
+                    Ok(Ok(0)) => {}
+                    Ok(Ok(n)) => (d.log)(
+                        LogLevel::Info,
+                        &format!("removed {n} finished job(s) older than the retention"),
+                    ),
+                    Ok(Err(e)) => (d.log)(LogLevel::Warning, &format!("retention: {e}")),
+                    Err(p) => (d.log)(
+                        LogLevel::Error,
+                        &format!("retention sweep error (panic): {}", panic_message(&*p)),
+                    ),
+                }
+            });
+        match spawned {
+            Ok(h) => {
+                *running = Some(h);
+                true
+            }
+            Err(e) => {
+                (self.log)(
+                    LogLevel::Warning,
+                    &format!("retention: cannot start the sweep's thread: {e}"),
+                );
+                true
+            }
+        }
+    }
+
     fn run(self: Arc<Self>) {
         let mut last_scan = Instant::now() - ORPHAN_SCAN;
         let mut last_sweep = Instant::now() - RETENTION_SWEEP;
@@ -252,16 +305,8 @@ impl Dispatcher {
                     self.adopt_orphans();
                 }
                 if let Some(age) = self.service.config.server.retention {
-                    if last_sweep.elapsed() >= RETENTION_SWEEP {
+                    if last_sweep.elapsed() >= RETENTION_SWEEP && self.sweep(age) {
                         last_sweep = Instant::now();
-                        match self.store().remove_expired(age) {
-                            Ok(0) => {}
-                            Ok(n) => (self.log)(
-                                LogLevel::Info,
-                                &format!("removed {n} finished job(s) older than the retention"),
-                            ),
-                            Err(e) => (self.log)(LogLevel::Warning, &format!("retention: {e}")),
-                        }
                     }
                 }
                 self.claim_jobs();

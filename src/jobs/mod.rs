@@ -221,8 +221,9 @@ pub trait JobStore: Send + Sync {
     fn write_output(&self, id: &str, name: &str, data: &[u8]) -> StoreResult<()>;
     /// An output file (`None` when there is none by that name).
     fn read_output(&self, id: &str, name: &str) -> StoreResult<Option<Vec<u8>>>;
-    /// Removes finished jobs, and outputs of synchronous requests, older than `age`.
-    fn remove_expired(&self, age: Duration) -> StoreResult<usize>;
+    /// Removes finished jobs, and outputs of synchronous requests, older than `age`; stops
+    /// early (between jobs) once `go_on` says no.
+    fn remove_expired(&self, age: Duration, go_on: &dyn Fn() -> bool) -> StoreResult<usize>;
     /// A status document written by an earlier version of the store, if any.
     fn legacy_status(&self, _id: &str) -> Option<Vec<u8>> {
         None

@@ -48,10 +48,12 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// How long a claim holds without renewal (informational here: the flock decides).
 const LEASE: u64 = 60;
+/// How long a retention sweep works before it pauses as long again.
+const SWEEP_SLICE: Duration = Duration::from_millis(2);
 
 #[derive(Debug)]
 pub struct FileStore {
@@ -390,7 +392,7 @@ impl JobStore for FileStore {
     /// Finished jobs by their finish time; outputs of synchronous requests (no record) and
     /// status documents of the previous layout by their modification time. Queued and
     /// running jobs are never touched.
-    fn remove_expired(&self, age: Duration) -> StoreResult<usize> {
+    fn remove_expired(&self, age: Duration, go_on: &dyn Fn() -> bool) -> StoreResult<usize> {
         // one sweep at a time across the children (the others would race it for the same
         // files and double the work); a child that finds it taken skips this round
         let Some(_sweeping) = try_lock(&self.root.join("sweep.lock"))? else {
@@ -420,16 +422,26 @@ impl JobStore for FileStore {
             // Only jobs submitted before the cutoff can have finished before it. A finished
             // job's entry says so (its record is not written again), so only the record's
             // time is looked at; other entries may lag behind their record, which decides.
-            // The sweep pauses as long as it worked after each bucket (at most half a core),
-            // so the requests served meanwhile keep their latency.
+            // The sweep pauses as long as it worked after every few milliseconds of work (at
+            // most half a core, in slices short enough for the requests served meanwhile to
+            // keep their latency; a bucket can hold thousands of jobs).
             let secs = cutoff
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0);
+            let mut slice = Instant::now();
+            let mut stopped = false;
             self.index.submitted_before(secs, &mut |aged| {
-                let t = std::time::Instant::now();
                 let mut removed = None;
                 for a in aged {
+                    if slice.elapsed() >= SWEEP_SLICE {
+                        std::thread::sleep(slice.elapsed());
+                        slice = Instant::now();
+                        if !go_on() {
+                            stopped = true;
+                            break;
+                        }
+                    }
                     let record = self.record_path(&a.id);
                     let gone = if a.state == 's' || a.state == 'f' {
                         older(&record) && {
@@ -450,11 +462,16 @@ impl JobStore for FileStore {
                 if let Some(key) = removed {
                     self.index.prune(&key);
                 }
-                std::thread::sleep(t.elapsed());
-                true
+                !stopped
             })?;
+            if stopped {
+                return Ok(n);
+            }
         } else {
             for p in json_files(&self.dir("records"))? {
+                if !go_on() {
+                    return Ok(n);
+                }
                 n += usize::from(expired(&p));
             }
         }

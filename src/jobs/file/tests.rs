@@ -259,9 +259,17 @@ fn outputs_are_written_atomically_and_expire() {
     // a synchronous request's stored output (no job record) expires too
     let sync_id = new_id();
     s.write_output(&sync_id, "o.txt", b"x").unwrap();
-    assert_eq!(s.remove_expired(Duration::from_secs(3600)).unwrap(), 0);
+    assert_eq!(
+        s.remove_expired(Duration::from_secs(3600), &|| true)
+            .unwrap(),
+        0
+    );
     std::thread::sleep(Duration::from_millis(20));
-    assert_eq!(s.remove_expired(Duration::from_millis(10)).unwrap(), 1);
+    assert_eq!(
+        s.remove_expired(Duration::from_millis(10), &|| true)
+            .unwrap(),
+        1
+    );
     assert!(s.get(&a.id).unwrap().is_none());
     assert!(!s.outputs().join(&a.id).exists());
     assert!(s.get(&waiting.id).unwrap().is_some());
@@ -585,7 +593,11 @@ fn the_index_lists_across_buckets_and_the_sweep_prunes_them() {
             .unwrap();
         f.set_modified(old).unwrap();
     }
-    assert_eq!(s.remove_expired(Duration::from_secs(1000)).unwrap(), 4);
+    assert_eq!(
+        s.remove_expired(Duration::from_secs(1000), &|| true)
+            .unwrap(),
+        4
+    );
     newest_first.truncate(2);
     assert_eq!(ids(s.list(&JobQuery::default()).unwrap()), newest_first);
     assert_eq!(
@@ -627,5 +639,41 @@ fn a_flat_index_is_rebuilt_in_buckets() {
     all.reverse();
     assert_eq!(ids(s.list(&JobQuery::default()).unwrap()), all);
     assert_eq!(index_names(&s).len(), 3);
+    let _ = fs::remove_dir_all(d);
+}
+
+/// A sweep works in short slices and stops between jobs when told to (a child that drains);
+/// the next sweep removes the rest.
+#[test]
+fn a_sweep_stops_when_told_and_the_next_one_finishes() {
+    let (s, d) = store(u32::MAX, 1_000_000);
+    let n = 400;
+    for k in 0..n {
+        s.enqueue(&job(k)).unwrap();
+    }
+    while let Some(c) = s.claim().unwrap() {
+        assert!(s.finish(c, succeeded()).unwrap());
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    let asked = std::sync::atomic::AtomicUsize::new(0);
+    let first = s
+        .remove_expired(Duration::from_millis(10), &|| {
+            asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            false
+        })
+        .unwrap();
+    assert!(
+        first < n as usize && asked.into_inner() == 1,
+        "removed {first} of {n} before it was told to stop"
+    );
+    assert_eq!(
+        s.list(&JobQuery::default()).unwrap().len(),
+        n as usize - first
+    );
+    let rest = s
+        .remove_expired(Duration::from_millis(10), &|| true)
+        .unwrap();
+    assert_eq!(first + rest, n as usize);
+    assert!(s.list(&JobQuery::default()).unwrap().is_empty());
     let _ = fs::remove_dir_all(d);
 }

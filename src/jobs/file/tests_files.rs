@@ -180,9 +180,16 @@ fn the_spare_goes_with_the_job() {
         .open(s.record_path(&jobs[2].id))
         .unwrap();
     record.set_modified(old).unwrap();
-    assert_eq!(s.remove_expired(Duration::from_secs(5)).unwrap(), 1);
+    assert_eq!(
+        s.remove_expired(Duration::from_secs(5), &|| true).unwrap(),
+        1
+    );
     fs::remove_dir_all(s.root().join("index")).unwrap();
-    assert_eq!(s.remove_expired(Duration::from_millis(10)).unwrap(), 1);
+    assert_eq!(
+        s.remove_expired(Duration::from_millis(10), &|| true)
+            .unwrap(),
+        1
+    );
     assert_eq!(record_files(&s), BTreeSet::new());
     let _ = fs::remove_dir_all(d);
 }
@@ -234,7 +241,9 @@ fn a_half_written_record_of_a_crashed_submit_is_skipped() {
     assert_eq!(ids(s.list(&all).unwrap()), only);
     assert_eq!(s.counts().unwrap().queued, 0);
     assert!(s.claim().unwrap().is_none());
-    assert!(s.remove_expired(Duration::from_secs(3600)).is_ok());
+    assert!(s
+        .remove_expired(Duration::from_secs(3600), &|| true)
+        .is_ok());
     // the store goes on
     let b = job(4);
     s.enqueue(&b).unwrap();

@@ -441,7 +441,7 @@ impl JobStore for PgStore {
         }
     }
 
-    fn remove_expired(&self, age: Duration) -> StoreResult<usize> {
+    fn remove_expired(&self, age: Duration, go_on: &dyn Fn() -> bool) -> StoreResult<usize> {
         let secs = age.as_secs().min(i64::MAX as u64) as i64;
         let ids: Vec<String> = self.inner.db(|c| {
             Ok(c.query(
@@ -454,8 +454,12 @@ impl JobStore for PgStore {
             .map(|r| r.get(0))
             .collect())
         })?;
+        // the rows are gone: their outputs go too, even when asked to stop
         for id in &ids {
             self.inner.remove_outputs(id);
+        }
+        if !go_on() {
+            return Ok(ids.len());
         }
         // outputs of synchronous requests: no row, by their age
         let cutoff = SystemTime::now() - age;

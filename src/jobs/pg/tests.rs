@@ -256,7 +256,10 @@ fn two_hosts_share_queue_slots_claims_and_cancel() {
 
     // retention
     std::thread::sleep(Duration::from_millis(1100));
-    assert_eq!(b.remove_expired(Duration::from_secs(0)).unwrap(), 2);
+    assert_eq!(
+        b.remove_expired(Duration::from_secs(0), &|| true).unwrap(),
+        2
+    );
     assert!(!out.join(&jobs[0].id).exists(), "outputs go with the job");
     assert!(a.get(&jobs[0].id).unwrap().is_none());
     let _ = std::fs::remove_dir_all(&out);
