@@ -162,6 +162,7 @@ impl ChildState {
                             log.clone(),
                         );
                         runner.on_wake(dispatcher.waker());
+                        runner.on_freed(dispatcher.capacity_waker());
                         if claims {
                             *wake.lock().unwrap_or_else(|e| e.into_inner()) =
                                 Some(dispatcher.waker());

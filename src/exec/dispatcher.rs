@@ -61,6 +61,10 @@ struct Shared {
     /// Stopping: no more claims, orphans or retention, but the jobs that run here are still
     /// supervised (time limits, Dismiss from any child) until `shutdown`.
     draining: AtomicBool,
+    /// Set while claiming, and left set when claiming stopped for want of a free worker or
+    /// slot with jobs perhaps still queued: only then does a job's end wake the dispatcher
+    /// (see `capacity_waker`).
+    starved: AtomicBool,
 }
 
 impl Shared {
@@ -113,6 +117,7 @@ impl Dispatcher {
                 cond: Condvar::new(),
                 shutdown: AtomicBool::new(false),
                 draining: AtomicBool::new(false),
+                starved: AtomicBool::new(false),
             }),
             log,
             thread: Mutex::new(None),
@@ -131,6 +136,20 @@ impl Dispatcher {
     pub fn waker(&self) -> Arc<dyn Fn() + Send + Sync> {
         let shared = self.shared.clone();
         Arc::new(move || shared.notify())
+    }
+
+    /// A function that wakes this dispatcher after a worker or slot was freed (a job ended),
+    /// if it could not claim a queued job for want of one; otherwise it costs an atomic load
+    /// (a synchronous request that ends wakes no thread). The dispatcher sets `starved`
+    /// before it looks for a free worker or slot, and the caller frees them before it calls
+    /// this, so one of the two sees the other.
+    pub fn capacity_waker(&self) -> Arc<dyn Fn() + Send + Sync> {
+        let shared = self.shared.clone();
+        Arc::new(move || {
+            if shared.starved.load(Ordering::SeqCst) {
+                shared.notify();
+            }
+        })
     }
 
     /// Stops claiming jobs (and adopting orphans) but keeps supervising the jobs this child
@@ -199,11 +218,14 @@ impl Dispatcher {
 
     /// Claims as many queued jobs as the executors and the free slots allow.
     fn claim_jobs(&self) {
+        let starved = &self.shared.starved;
         if !self.store().may_have_work() {
+            starved.store(false, Ordering::SeqCst);
             return;
         }
         let n = self.executors.len();
         while !self.shared.shutdown.load(Ordering::SeqCst) {
+            starved.store(true, Ordering::SeqCst);
             let free: Vec<bool> = self.executors.iter().map(|e| e.has_capacity()).collect();
             // a slot only when an executor that needs one could start a job
             let needs_slot = (0..n).any(|i| free[i] && self.executors[i].uses_slots());
@@ -234,7 +256,10 @@ impl Dispatcher {
                         break;
                     }
                 }
-                Ok(None) => break,
+                Ok(None) => {
+                    starved.store(false, Ordering::SeqCst);
+                    break;
+                }
                 Err(e) => {
                     (self.log)(LogLevel::Error, &format!("cannot claim a job: {e}"));
                     break;

@@ -79,6 +79,9 @@ pub enum PoolError {
     Busy,
     /// The job did not finish within the request timeout; it was asked to stop.
     Timeout(Duration),
+    /// A job to run on its caller's thread found no free thread within the request timeout;
+    /// it never ran.
+    NotStarted(Duration),
     /// The job panicked; the panic message.
     Panicked(String),
     /// The pool is shutting down.
@@ -89,6 +92,7 @@ pub enum PoolError {
 const HARD_STOP_GRACE: Duration = Duration::from_millis(100);
 
 type Task = Box<dyn FnOnce() + Send + 'static>;
+type Hooks = Arc<Mutex<Vec<Arc<dyn Fn() + Send + Sync>>>>;
 
 /// Counters for status reporting and tests.
 #[derive(Debug, Default)]
@@ -105,9 +109,31 @@ pub struct PoolStats {
 /// channels first spin and call `sched_yield`, which on two cores busy with 128 Apache
 /// threads only takes CPU from the threads with work; bench/RESULTS.md, issue 15).
 struct Queue {
-    state: Mutex<(VecDeque<Task>, bool)>,
+    state: Mutex<QueueState>,
+    /// Workers wait here for a task they may run.
     ready: Condvar,
+    /// Jobs to run on their caller's thread wait here for a free thread (`Pool::run_here`).
+    room: Condvar,
     capacity: usize,
+}
+
+struct QueueState {
+    tasks: VecDeque<Task>,
+    open: bool,
+    /// Tasks running, on a worker or on their caller's thread.
+    running: usize,
+    /// Callers waiting to run a task on their own thread.
+    waiting: usize,
+    /// How many may run at once: the pool's threads, plus the workers stuck in a job that
+    /// was written off until they retire (each was replaced by a new worker).
+    limit: usize,
+}
+
+impl QueueState {
+    /// Whether a caller may run a task now: a thread is free and no queued task is owed it.
+    fn room(&self) -> bool {
+        self.running + self.tasks.len() < self.limit
+    }
 }
 
 enum PushError {
@@ -116,37 +142,99 @@ enum PushError {
 }
 
 impl Queue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn push(&self, task: Task) -> Result<(), PushError> {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if !s.1 {
+        let mut s = self.lock();
+        if !s.open {
             return Err(PushError::Closed);
         }
-        if s.0.len() >= self.capacity {
+        if s.tasks.len() + s.waiting >= self.capacity {
             return Err(PushError::Full);
         }
-        s.0.push_back(task);
+        s.tasks.push_back(task);
         drop(s);
         self.ready.notify_one();
         Ok(())
     }
 
-    /// The next task; `None` once the queue is closed and empty.
+    /// The next task, once one may run (counted as running until `done`); `None` once the
+    /// queue is closed and empty.
     fn pop(&self) -> Option<Task> {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = self.lock();
         loop {
-            if let Some(t) = s.0.pop_front() {
-                return Some(t);
+            if s.running < s.limit {
+                if let Some(t) = s.tasks.pop_front() {
+                    s.running += 1;
+                    return Some(t);
+                }
             }
-            if !s.1 {
+            if !s.open && s.tasks.is_empty() {
                 return None;
             }
             s = self.ready.wait(s).unwrap_or_else(|e| e.into_inner());
         }
     }
 
+    /// A task ended; `retiring`: its worker leaves the pool (it was replaced while stuck).
+    /// The freed thread goes to a queued task first, else to a waiting caller.
+    fn done(&self, retiring: bool) {
+        let mut s = self.lock();
+        s.running -= 1;
+        if retiring {
+            s.limit -= 1;
+        }
+        let (queued, waiting) = (!s.tasks.is_empty(), s.waiting > 0);
+        drop(s);
+        if queued {
+            self.ready.notify_one();
+        } else if waiting {
+            self.room.notify_one();
+        }
+    }
+
+    /// Waits up to `timeout` until the caller may run a task on its own thread, and counts
+    /// it as running. Busy when every thread is taken and as many wait as the queue holds.
+    fn enter(&self, timeout: Duration) -> Result<(), PoolError> {
+        let deadline = Instant::now() + timeout;
+        let mut s = self.lock();
+        if s.open && !s.room() && s.tasks.len() + s.waiting >= self.capacity {
+            return Err(PoolError::Busy);
+        }
+        s.waiting += 1;
+        while s.open && !s.room() {
+            let now = Instant::now();
+            if now >= deadline {
+                s.waiting -= 1;
+                return Err(PoolError::NotStarted(timeout));
+            }
+            s = self
+                .room
+                .wait_timeout(s, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        s.waiting -= 1;
+        if !s.open {
+            return Err(PoolError::ShutDown);
+        }
+        s.running += 1;
+        Ok(())
+    }
+
+    /// One more task may run at once (a stuck worker was replaced).
+    fn widen(&self) {
+        self.lock().limit += 1;
+        self.ready.notify_one();
+        self.room.notify_one();
+    }
+
     fn close(&self) {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).1 = false;
+        self.lock().open = false;
         self.ready.notify_all();
+        self.room.notify_all();
     }
 }
 
@@ -201,14 +289,23 @@ pub struct Pool {
     /// Workers to retire when they next finish a task (replaced stuck workers).
     retire: Arc<AtomicUsize>,
     pub stats: Arc<PoolStats>,
+    /// Called after a task ended and its thread was counted free (`on_done`).
+    done_hooks: Hooks,
 }
 
 impl Pool {
     /// Starts the worker threads. Call only in an Apache child, never in the parent.
     pub fn start(config: PoolConfig) -> Arc<Pool> {
         let queue = Arc::new(Queue {
-            state: Mutex::new((VecDeque::new(), true)),
+            state: Mutex::new(QueueState {
+                tasks: VecDeque::new(),
+                open: true,
+                running: 0,
+                waiting: 0,
+                limit: config.threads,
+            }),
             ready: Condvar::new(),
+            room: Condvar::new(),
             capacity: config.queue,
         });
         let pool = Arc::new(Pool {
@@ -217,6 +314,7 @@ impl Pool {
             workers: Mutex::new(Vec::new()),
             retire: Arc::new(AtomicUsize::new(0)),
             stats: Arc::new(PoolStats::default()),
+            done_hooks: Hooks::default(),
         });
         for _ in 0..pool.config.threads {
             pool.add_worker();
@@ -228,13 +326,31 @@ impl Pool {
     /// was written off: the stuck one retires when (if ever) its job returns.
     pub fn replace_stuck_worker(&self) {
         self.retire.fetch_add(1, Ordering::SeqCst);
+        self.queue.widen();
         self.add_worker();
+    }
+
+    /// Adds a function called whenever a task has ended and its thread is free again (a
+    /// dispatcher waiting for a free worker).
+    pub fn on_done(&self, f: Arc<dyn Fn() + Send + Sync>) {
+        self.done_hooks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(f);
+    }
+
+    fn done(queue: &Queue, hooks: &Hooks, retiring: bool) {
+        queue.done(retiring);
+        for h in hooks.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            h();
+        }
     }
 
     fn add_worker(&self) {
         let queue = self.queue.clone();
         let stats = self.stats.clone();
         let retire = self.retire.clone();
+        let hooks = self.done_hooks.clone();
         let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
         let n = workers.len();
         let handle = std::thread::Builder::new()
@@ -249,6 +365,7 @@ impl Pool {
                     let retiring = retire
                         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |r| r.checked_sub(1))
                         .is_ok();
+                    Self::done(&queue, &hooks, retiring);
                     if retiring {
                         break;
                     }
@@ -314,6 +431,24 @@ impl Pool {
                 Err(PoolError::Timeout(self.config.request_timeout))
             }
         }
+    }
+
+    /// Runs `job` on the caller's thread once one of the pool's threads is free (they bound
+    /// the jobs run here too, and a queued job goes first), waiting up to the request
+    /// timeout; a panic ends the job only. For work that always returns promptly (see
+    /// `Process::quick`): the request saves the hand-off to a worker and back, but a job that
+    /// never returned would keep the request's thread, which `run` does not.
+    pub fn run_here<T>(&self, job: impl FnOnce() -> T) -> Result<T, PoolError> {
+        self.queue.enter(self.config.request_timeout)?;
+        self.stats.busy.fetch_add(1, Ordering::SeqCst);
+        let r = catch_unwind(AssertUnwindSafe(job)).map_err(|p| {
+            self.stats.panicked.fetch_add(1, Ordering::SeqCst);
+            PoolError::Panicked(panic_message(&*p))
+        });
+        self.stats.busy.fetch_sub(1, Ordering::SeqCst);
+        self.stats.completed.fetch_add(1, Ordering::SeqCst);
+        Self::done(&self.queue, &self.done_hooks, false);
+        r
     }
 
     /// Stops accepting jobs. With `wait` (a graceful stop), waits up to the graceful timeout
@@ -538,5 +673,90 @@ mod tests {
         let r2 = Replier(reply.clone());
         std::thread::spawn(move || r2.0.send(Some(7)));
         assert_eq!(reply.recv_timeout(Duration::from_secs(5)), Some(Some(7)));
+    }
+
+    fn caller() -> String {
+        std::thread::current().name().unwrap_or("").to_owned()
+    }
+
+    /// Spawns a job that holds a worker until the returned sender is used or dropped.
+    fn hold_worker(pool: &Pool) -> crossbeam_channel::Sender<()> {
+        let (gate_tx, gate_rx) = bounded::<()>(0);
+        let before = pool.stats.busy.load(Ordering::SeqCst);
+        pool.spawn(move || {
+            let _ = gate_rx.recv();
+        })
+        .unwrap();
+        while pool.stats.busy.load(Ordering::SeqCst) == before {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        gate_tx
+    }
+
+    #[test]
+    fn run_here_runs_on_the_callers_thread_once_a_thread_is_free() {
+        let pool = Pool::start(cfg(1, 4, 200));
+        assert_eq!(pool.run_here(caller), Ok(caller()));
+        // the pool's one thread is taken: the job waits, and never runs when none frees up
+        let gate = hold_worker(&pool);
+        let ran = AtomicUsize::new(0);
+        let r = pool.run_here(|| ran.fetch_add(1, Ordering::SeqCst));
+        assert_eq!(r, Err(PoolError::NotStarted(Duration::from_millis(200))));
+        assert_eq!(ran.load(Ordering::SeqCst), 0);
+        // it runs as soon as the thread is free
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            drop(gate);
+        });
+        let pool2 = Pool::start(cfg(1, 4, 5000));
+        let gate2 = hold_worker(&pool2);
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            drop(gate2);
+        });
+        assert_eq!(pool2.run_here(caller), Ok(caller()));
+        release.join().unwrap();
+        // a panic ends the job, not the thread or the pool's count
+        let r: Result<(), _> = pool.run_here(|| panic!("inline {}", 1));
+        assert_eq!(r, Err(PoolError::Panicked("inline 1".into())));
+        assert_eq!(pool.run(tok(), || 3), Ok(3));
+        assert_eq!(pool.run_here(|| 4), Ok(4));
+        pool.shutdown(true);
+        assert_eq!(pool.run_here(|| 5), Err(PoolError::ShutDown));
+    }
+
+    #[test]
+    fn run_here_is_busy_when_the_queue_is_full() {
+        let pool = Pool::start(cfg(1, 1, 5000));
+        let _gate = hold_worker(&pool);
+        pool.spawn(|| {}).unwrap();
+        let t = Instant::now();
+        assert_eq!(pool.run_here(|| 1), Err(PoolError::Busy));
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "Busy is answered at once"
+        );
+    }
+
+    #[test]
+    fn a_job_run_here_holds_one_of_the_pools_threads() {
+        let pool = Pool::start(cfg(1, 4, 5000));
+        let ran = Arc::new(AtomicUsize::new(0));
+        let r = pool.run_here(|| {
+            // queued meanwhile, it waits for the thread the job here holds
+            let ran2 = ran.clone();
+            pool.spawn(move || {
+                ran2.fetch_add(1, Ordering::SeqCst);
+            })
+            .unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            ran.load(Ordering::SeqCst)
+        });
+        assert_eq!(r, Ok(0));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while ran.load(Ordering::SeqCst) == 0 {
+            assert!(Instant::now() < deadline, "the queued job never ran");
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 }

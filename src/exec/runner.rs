@@ -149,8 +149,11 @@ pub struct Runner {
     pub pool: Arc<Pool>,
     tickets: Mutex<Vec<Arc<Ticket>>>,
     log: Logger,
-    /// Called when a worker frees up (the dispatcher may claim the next job).
+    /// Called when a job is queued (the dispatcher may claim it).
     wake: Mutex<Option<Arc<dyn Fn() + Send + Sync>>>,
+    /// Called when a job ended and freed its worker and slot (the dispatcher may claim the
+    /// next job); `wake` when not set.
+    freed: Mutex<Option<Arc<dyn Fn() + Send + Sync>>>,
     /// Succeeded/failed totals of this runner (in this child), for the status page.
     pub counters: JobCounters,
     /// Wakes sleepers of `wait_slot`.
@@ -165,14 +168,23 @@ impl Runner {
             tickets: Mutex::new(Vec::new()),
             log,
             wake: Mutex::new(None),
+            freed: Mutex::new(None),
             counters: JobCounters::default(),
             slot_freed: (Mutex::new(()), Condvar::new()),
         })
     }
 
-    /// Sets what is called when a worker frees up or a job is queued (the dispatcher's wake).
+    /// Sets what is called when a job is queued, and when a job ended unless `on_freed` set
+    /// another (the dispatcher's wake).
     pub fn on_wake(&self, f: Arc<dyn Fn() + Send + Sync>) {
         *lock(&self.wake) = Some(f);
+    }
+
+    /// Sets what is called when a job ended and freed its slot, and when its worker is free
+    /// again (the dispatcher's `capacity_waker`).
+    pub fn on_freed(&self, f: Arc<dyn Fn() + Send + Sync>) {
+        self.pool.on_done(f.clone());
+        *lock(&self.freed) = Some(f);
     }
 
     fn notify(&self) {
@@ -180,6 +192,20 @@ impl Runner {
             f();
         }
         self.slot_freed.1.notify_all();
+    }
+
+    /// A job ended: its slot and worker are free.
+    fn notify_freed(&self) {
+        if let Some(f) = self.freed_hook() {
+            f();
+        }
+        self.slot_freed.1.notify_all();
+    }
+
+    fn freed_hook(&self) -> Option<Arc<dyn Fn() + Send + Sync>> {
+        lock(&self.freed)
+            .clone()
+            .or_else(|| lock(&self.wake).clone())
     }
 
     fn ticket(
@@ -266,13 +292,20 @@ impl Runner {
         let ctx =
             Context::new(ticket.cancel.clone(), Arc::new(|_, _| {})).with_log(self.log.clone());
         let freed = self.slot_freed_notifier();
-        let result = self.pool.run(ticket.cancel.clone(), move || {
+        let quick = process.quick();
+        let job = move || {
             let r = run_process(process.as_ref(), &inputs, &ctx);
             t2.returned.store(true, Ordering::SeqCst);
             lock(&t2.hold).take();
             freed();
             r
-        });
+        };
+        // a quick process runs on this thread, once one of its group's threads is free
+        let result = if quick {
+            self.pool.run_here(job)
+        } else {
+            self.pool.run(ticket.cancel.clone(), job)
+        };
         let stopped = lock(&ticket.cancelled_at).is_some();
         match result {
             Ok(Outcome::Done(o)) => Ok(o),
@@ -310,6 +343,11 @@ impl Runner {
                         None,
                         "The server is restarting; retry later",
                     ),
+                    PoolError::NotStarted(t) => WpsError::no_applicable(format!(
+                        "Process '{id}' did not start within the request timeout of {} s of process group '{group}': all its {} threads stayed busy",
+                        t.as_secs(),
+                        self.pool.config().threads
+                    )),
                     PoolError::Timeout(_) if stopped => WpsError::no_applicable(&ticket.expired),
                     PoolError::Timeout(_) => {
                         (self.log)(LogLevel::Warning, &timeout_msg);
@@ -327,7 +365,7 @@ impl Runner {
     }
 
     fn slot_freed_notifier(&self) -> impl Fn() + Send + 'static {
-        let wake = lock(&self.wake).clone();
+        let wake = self.freed_hook();
         move || {
             if let Some(f) = &wake {
                 f();
@@ -371,7 +409,7 @@ impl Runner {
         }
         drop(slot);
         drop(hold);
-        self.notify();
+        self.notify_freed();
         true
     }
 }

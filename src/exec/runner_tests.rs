@@ -308,3 +308,94 @@ fn with_jobaccess_owner_a_job_answers_only_its_owner_and_admins() {
     assert!(fx.service.dismiss(&bob.id, root).unwrap().is_some());
     assert!(!sees(&bob.id, b));
 }
+
+/// A process that answers with the name of the thread it ran on.
+struct WhereAmI {
+    description: crate::model::ProcessDescription,
+    quick: bool,
+}
+
+impl Process for WhereAmI {
+    fn description(&self) -> &crate::model::ProcessDescription {
+        &self.description
+    }
+    fn execute(&self, _: &Inputs, _: &Context) -> Result<Outputs, crate::model::ProcessError> {
+        let name = std::thread::current().name().unwrap_or("").to_owned();
+        Ok(Outputs(vec![(
+            "response".into(),
+            crate::model::OutputValue::Literal(name),
+        )]))
+    }
+    fn quick(&self) -> bool {
+        self.quick
+    }
+}
+
+#[test]
+fn a_quick_process_runs_on_the_requests_thread_others_on_a_worker() {
+    let fx = one_slot();
+    let hello = fx.service.process("say_hello").unwrap();
+    assert!(hello.quick() && !fx.service.process("sleep").unwrap().quick());
+    let thread = |quick| {
+        let p = WhereAmI {
+            description: hello.description().clone(),
+            quick,
+        };
+        match fx
+            .runner
+            .run_sync(Arc::new(p), Inputs(vec![]))
+            .unwrap()
+            .0
+            .pop()
+        {
+            Some((_, crate::model::OutputValue::Literal(name))) => name,
+            other => panic!("{other:?}"),
+        }
+    };
+    let caller = std::thread::current().name().unwrap_or("").to_owned();
+    assert_eq!(thread(true), caller);
+    assert!(thread(false).starts_with("wps-t-"));
+    // the slot of parallelprocesses was taken and given back both times
+    assert_eq!(thread(true), caller);
+}
+
+/// A quick process that finds its group's threads busy for the whole request timeout fails
+/// with a clear error and gives its parallelprocesses slot back.
+#[test]
+fn a_quick_process_that_finds_no_free_thread_fails_and_frees_its_slot() {
+    let mut pool = crate::exec::pool::PoolConfig::new("t");
+    pool.threads = 1;
+    pool.request_timeout = Duration::from_millis(300);
+    let fx = Fixture::new("parallelprocesses = 2", "builtin = say_hello", pool);
+    let hello = fx.service.process("say_hello").unwrap();
+    let quick = || {
+        let p = WhereAmI {
+            description: hello.description().clone(),
+            quick: true,
+        };
+        fx.runner.run_sync(Arc::new(p), Inputs(vec![]))
+    };
+    // the one thread is held by a job on the worker (not a job slot: a task of the pool)
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    fx.runner
+        .pool
+        .spawn(move || {
+            let _ = rx.recv();
+        })
+        .unwrap();
+    while fx.runner.pool.has_idle_worker() {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    for _ in 0..3 {
+        let e = quick().unwrap_err();
+        assert!(
+            e.text
+                .contains("did not start within the request timeout of 0 s")
+                && e.text.contains("all its 1 threads stayed busy"),
+            "{}",
+            e.text
+        );
+    }
+    drop(tx);
+    assert!(quick().is_ok());
+}

@@ -64,6 +64,7 @@ impl Fixture {
         let runner = Runner::new(service.clone(), Pool::start(pool), logger.clone());
         let dispatcher = Dispatcher::start(service.clone(), runner.clone(), true, logger);
         runner.on_wake(dispatcher.waker());
+        runner.on_freed(dispatcher.capacity_waker());
         Fixture {
             dir,
             service,

@@ -329,6 +329,14 @@ pub trait Process: Send + Sync {
     fn rerunnable(&self) -> bool {
         true
     }
+    /// Whether the process always returns promptly: it only computes on its inputs in
+    /// memory, in time bounded by their size (no I/O, no library that may hang, no sleep). A
+    /// synchronous request may then run it on its own thread, still counted against its
+    /// process group's threads, instead of handing it to a worker and waiting (see
+    /// `Pool::run_here`).
+    fn quick(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

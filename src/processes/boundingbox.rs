@@ -35,6 +35,7 @@ pub fn boundingbox() -> Builtin {
         },
         execute,
     )
+    .quick()
 }
 
 fn execute(inputs: &Inputs, _ctx: &Context) -> Result<Outputs, ProcessError> {

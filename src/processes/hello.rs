@@ -21,6 +21,7 @@ pub fn say_hello() -> Builtin {
         },
         execute,
     )
+    .quick()
 }
 
 fn execute(inputs: &Inputs, _ctx: &Context) -> Result<Outputs, ProcessError> {

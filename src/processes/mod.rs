@@ -62,6 +62,7 @@ pub(crate) struct Builtin {
     description: ProcessDescription,
     run: Run,
     rerunnable: bool,
+    quick: bool,
 }
 
 impl Builtin {
@@ -71,6 +72,15 @@ impl Builtin {
             description,
             run,
             rerunnable: true,
+            quick: false,
+        }
+    }
+
+    /// Marks a built-in that always returns promptly (see `Process::quick`).
+    pub(crate) fn quick(self) -> Builtin {
+        Builtin {
+            quick: true,
+            ..self
         }
     }
 }
@@ -84,6 +94,9 @@ impl Process for Builtin {
     }
     fn rerunnable(&self) -> bool {
         self.rerunnable
+    }
+    fn quick(&self) -> bool {
+        self.quick
     }
 }
 

@@ -25,6 +25,7 @@ pub fn testjson() -> Builtin {
         },
         execute,
     )
+    .quick()
 }
 
 fn execute(inputs: &Inputs, _ctx: &Context) -> Result<Outputs, ProcessError> {
