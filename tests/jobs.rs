@@ -37,6 +37,13 @@ fn log_time(line: &str) -> Option<f64> {
 fn job_events(log: &str) -> Vec<(f64, i32, String)> {
     let mut v = Vec::new();
     for l in log.lines() {
+        if l.contains("AH00491: caught SIGTERM, shutting down") {
+            // the server stopped: the runs of its children ended with them (a run they left
+            // is logged as re-queued only when a child of the next server adopts it)
+            let t = log_time(l).unwrap_or_else(|| panic!("no timestamp: {l}"));
+            v.push((t, 0, String::new()));
+            continue;
+        }
         let Some(pos) = l.find("job ") else { continue };
         let delta = if l.contains(") started in slot ") {
             1
@@ -55,12 +62,22 @@ fn job_events(log: &str) -> Vec<(f64, i32, String)> {
     v
 }
 
-/// The largest number of jobs running at the same time, from the error log.
+/// The largest number of jobs running at the same time, from the error log. A stopped
+/// server's runs end at its stop.
 fn max_concurrency(log: &str) -> i32 {
-    let (mut now, mut max) = (0, 0);
-    for (_, d, _) in job_events(log) {
-        now += d;
-        max = max.max(now);
+    let mut running = std::collections::HashSet::new();
+    let mut max = 0;
+    for (_, d, id) in job_events(log) {
+        match d {
+            1 => {
+                running.insert(id);
+            }
+            -1 => {
+                running.remove(&id);
+            }
+            _ => running.clear(),
+        }
+        max = max.max(running.len() as i32);
     }
     max
 }
