@@ -251,6 +251,13 @@ impl<'a> Request<'a> {
         // SAFETY: `r` is valid and used by this thread only; the content type is copied into the
         // request pool (Apache keeps the pointer), the header names and values are copied by
         // apr_table_set, and `ap_rwrite` copies `body.len()` bytes from the live `body`.
+        //
+        // The response is flushed here, before the handler returns: the core output filter
+        // holds back a response under 4 KB on a keep-alive connection until after Apache
+        // has looked for the client's next request, which then is never there yet, so every
+        // such connection went back to the listener thread and to another worker between
+        // requests (two epoll_ctl, an epoll_wait and ~6 futex calls per request); sent now,
+        // the client's next request is usually waiting when Apache looks (bench/RESULTS.md).
         unsafe {
             (*self.r).status = resp.status as c_int;
             ap_set_content_type(self.r, pstr(pool, &resp.content_type));
@@ -269,6 +276,7 @@ impl<'a> Request<'a> {
                     self.r,
                 );
             }
+            ap_rflush(self.r);
         }
         OK as c_int
     }
