@@ -23,7 +23,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import ROOT, BUILT, MODULES, build_if_ours, free_port, write, wrk  # noqa: E402
+from bench import BUILT, MODULES, build_if_ours, free_port, write, wrk  # noqa: E402
 
 
 def as_postgres(args):

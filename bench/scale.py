@@ -28,7 +28,7 @@ import urllib.request
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import ROOT, BUILT, Apache, wrk  # noqa: E402
+from bench import BUILT, Apache, wrk  # noqa: E402
 
 SUBMIT = ("/wps?service=WPS&version=1.0.0&request=Execute&identifier=sleep"
           "&DataInputs=delay=0&storeExecuteResponse=true&status=true")
