@@ -104,14 +104,12 @@ pub struct PoolStats {
     pub timed_out: AtomicUsize,
 }
 
-/// The pool's bounded task queue, and the one-shot reply of `Pool::run`: a mutex and a
-/// condition variable each. A waiting thread sleeps in the kernel at once (crossbeam's
+/// The pool's bounded task queue, and the one-shot reply of `Pool::run`: a mutex and
+/// condition variables. A waiting thread sleeps in the kernel at once (crossbeam's
 /// channels first spin and call `sched_yield`, which on two cores busy with 128 Apache
 /// threads only takes CPU from the threads with work; bench/RESULTS.md, issue 15).
 struct Queue {
     state: Mutex<QueueState>,
-    /// Workers wait here for a task they may run.
-    ready: Condvar,
     /// Jobs to run on their caller's thread wait here for a free thread (`Pool::run_here`).
     room: Condvar,
     capacity: usize,
@@ -127,12 +125,28 @@ struct QueueState {
     /// How many may run at once: the pool's threads, plus the workers stuck in a job that
     /// was written off until they retire (each was replaced by a new worker).
     limit: usize,
+    /// The workers waiting for a task they may run, each on its own condition variable, the
+    /// one that went idle last on top. A task goes to that one: its allocator arena, stack
+    /// and caches are the warmest (one condition variable for all wakes the worker that has
+    /// waited longest, so that consecutive jobs of a lightly loaded pool go round all its
+    /// threads; bench/RESULTS.md, issue 15, fourth round).
+    idle: Vec<Arc<Condvar>>,
 }
 
 impl QueueState {
     /// Whether a caller may run a task now: a thread is free and no queued task is owed it.
     fn room(&self) -> bool {
         self.running + self.tasks.len() < self.limit
+    }
+
+    /// Takes the worker that went idle last off the idle stack; notify it once the lock is
+    /// released. If another worker takes the task first, the woken one goes idle again.
+    fn take_idle(&mut self) -> Option<Arc<Condvar>> {
+        self.idle.pop()
+    }
+
+    fn leave_idle(&mut self, me: &Arc<Condvar>) {
+        self.idle.retain(|w| !Arc::ptr_eq(w, me));
     }
 }
 
@@ -155,26 +169,42 @@ impl Queue {
             return Err(PushError::Full);
         }
         s.tasks.push_back(task);
+        let worker = s.take_idle();
         drop(s);
-        self.ready.notify_one();
+        if let Some(w) = worker {
+            w.notify_one();
+        }
         Ok(())
     }
 
-    /// The next task, once one may run (counted as running until `done`); `None` once the
-    /// queue is closed and empty.
-    fn pop(&self) -> Option<Task> {
+    /// The next task for the worker waiting on `me`, once one may run (counted as running
+    /// until `done`); `None` once the queue is closed and empty.
+    fn pop(&self, me: &Arc<Condvar>) -> Option<Task> {
         let mut s = self.lock();
         loop {
             if s.running < s.limit {
                 if let Some(t) = s.tasks.pop_front() {
                     s.running += 1;
+                    s.leave_idle(me);
                     return Some(t);
                 }
             }
             if !s.open && s.tasks.is_empty() {
+                s.leave_idle(me);
                 return None;
             }
-            s = self.ready.wait(s).unwrap_or_else(|e| e.into_inner());
+            if !s.idle.iter().any(|w| Arc::ptr_eq(w, me)) {
+                s.idle.push(me.clone());
+            }
+            s = me.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Wakes the worker that went idle last, if any.
+    fn wake_worker(&self) {
+        let worker = self.lock().take_idle();
+        if let Some(w) = worker {
+            w.notify_one();
         }
     }
 
@@ -186,11 +216,14 @@ impl Queue {
         if retiring {
             s.limit -= 1;
         }
-        let (queued, waiting) = (!s.tasks.is_empty(), s.waiting > 0);
-        drop(s);
-        if queued {
-            self.ready.notify_one();
-        } else if waiting {
+        if !s.tasks.is_empty() {
+            let worker = s.take_idle();
+            drop(s);
+            if let Some(w) = worker {
+                w.notify_one();
+            }
+        } else if s.waiting > 0 {
+            drop(s);
             self.room.notify_one();
         }
     }
@@ -227,13 +260,19 @@ impl Queue {
     /// One more task may run at once (a stuck worker was replaced).
     fn widen(&self) {
         self.lock().limit += 1;
-        self.ready.notify_one();
+        self.wake_worker();
         self.room.notify_one();
     }
 
     fn close(&self) {
-        self.lock().open = false;
-        self.ready.notify_all();
+        let idle = {
+            let mut s = self.lock();
+            s.open = false;
+            std::mem::take(&mut s.idle)
+        };
+        for w in idle {
+            w.notify_one();
+        }
         self.room.notify_all();
     }
 }
@@ -303,8 +342,8 @@ impl Pool {
                 running: 0,
                 waiting: 0,
                 limit: config.threads,
+                idle: Vec::new(),
             }),
-            ready: Condvar::new(),
             room: Condvar::new(),
             capacity: config.queue,
         });
@@ -356,7 +395,8 @@ impl Pool {
         let handle = std::thread::Builder::new()
             .name(format!("wps-{}-{n}", self.config.name))
             .spawn(move || {
-                while let Some(task) = queue.pop() {
+                let me = Arc::new(Condvar::new());
+                while let Some(task) = queue.pop(&me) {
                     stats.queued.fetch_sub(1, Ordering::SeqCst);
                     stats.busy.fetch_add(1, Ordering::SeqCst);
                     task();
@@ -548,6 +588,49 @@ mod tests {
             .unwrap();
         assert!(name.starts_with("wps-t-"));
         assert_eq!(pool.run(tok(), || 6 * 7).unwrap(), 42);
+        assert_eq!(pool.shutdown(true), 0);
+    }
+
+    /// Waits until `n` workers wait for a task.
+    fn until_idle(pool: &Pool, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while pool.queue.lock().idle.len() != n {
+            assert!(Instant::now() < deadline, "the workers did not go idle");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn the_worker_idle_last_takes_the_next_task() {
+        let pool = Pool::start(cfg(3, 10, 5000));
+        until_idle(&pool, 3);
+        let name = || std::thread::current().name().unwrap().to_owned();
+        let mut names = Vec::new();
+        for _ in 0..6 {
+            names.push(pool.run(tok(), name).unwrap());
+            until_idle(&pool, 3);
+        }
+        // one worker serves one job after another (not each worker in turn)
+        assert!(names.iter().all(|n| *n == names[0]), "{names:?}");
+        // with all three busy, each takes one
+        let (gate_tx, gate_rx) = bounded::<()>(0);
+        let (name_tx, name_rx) = bounded::<String>(3);
+        for _ in 0..3 {
+            let (gate_rx, name_tx) = (gate_rx.clone(), name_tx.clone());
+            pool.spawn(move || {
+                name_tx.send(name()).unwrap();
+                let _ = gate_rx.recv();
+            })
+            .unwrap();
+        }
+        let mut busy: Vec<String> = (0..3).map(|_| name_rx.recv().unwrap()).collect();
+        busy.sort();
+        busy.dedup();
+        assert_eq!(busy.len(), 3);
+        for _ in 0..3 {
+            gate_tx.send(()).unwrap();
+        }
+        until_idle(&pool, 3);
         assert_eq!(pool.shutdown(true), 0);
     }
 
