@@ -185,6 +185,13 @@ pub(super) fn id_of_entry(path: &Path) -> Option<String> {
 }
 
 pub(super) fn host_pid() -> String {
-    let host = fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    format!("{}:{}", host.trim(), std::process::id())
+    // read once per process (the name is informational: logs and the status page)
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let host = HOST.get_or_init(|| {
+        fs::read_to_string("/proc/sys/kernel/hostname")
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    });
+    format!("{host}:{}", std::process::id())
 }

@@ -66,6 +66,8 @@ pub struct FileStore {
     cursor: Mutex<VecDeque<PathBuf>>,
     /// Serialises this process's read-modify-write of records (progress vs. lease renewal).
     records: Mutex<()>,
+    /// This process's `queue.lock` (`queue.rs`).
+    queue_file: queue::QueueFile,
     /// The job list's index.
     index: Index,
     /// Whether record rewrites exchange the record with its spare (cleared when the file
@@ -82,6 +84,7 @@ impl FileStore {
             max_queued,
             cursor: Mutex::new(VecDeque::new()),
             records: Mutex::new(()),
+            queue_file: queue::QueueFile::default(),
             index: Index::new(root.join("index")),
             exchange: AtomicBool::new(true),
             root,
@@ -141,8 +144,7 @@ impl JobStore for FileStore {
         }
         // a fresh queue-length hint, owned by the children's user
         let lock = self.root.join("queue.lock");
-        let (mut f, _) = self.queue_lock()?;
-        Self::store_count(&mut f, self.queued() as u64)?;
+        self.queue_lock()?.store(self.queued() as u64)?;
         if let Some((uid, gid)) = owner {
             std::os::unix::fs::chown(&lock, Some(uid), Some(gid))?;
         }
@@ -162,19 +164,18 @@ impl JobStore for FileStore {
             self.index.add(job)
         };
         let placed = write().map_err(StoreError::from).and_then(|indexed| {
-            let (mut guard, mut count) = self.queue_lock()?;
-            if count >= u64::from(self.max_queued) {
+            let mut lock = self.queue_lock()?;
+            if lock.count >= u64::from(self.max_queued) {
                 // the count is a hint (a child may die between a claim and its update): recount
-                count = self.queued() as u64;
-                if count >= u64::from(self.max_queued) {
-                    Self::store_count(&mut guard, count)?;
+                lock.store(self.queued() as u64)?;
+                if lock.count >= u64::from(self.max_queued) {
                     return Err(StoreError::Full(self.max_queued));
                 }
             }
             if indexed.is_none_or(|i| fs::hard_link(i, &entry).is_err()) {
                 File::create(&entry)?;
             }
-            Self::store_count(&mut guard, count + 1)?;
+            lock.store(lock.count + 1)?;
             Ok(())
         });
         if placed.is_err() {

@@ -88,7 +88,7 @@ fn a_cursor_skips_jobs_claimed_elsewhere_and_sees_new_ones() {
     s.enqueue(&c).unwrap();
     assert_eq!(s.claim().unwrap().unwrap().record.id, c.id);
     // the queue-length hint followed all of it
-    assert_eq!(s.queue_lock().unwrap().1, 0);
+    assert_eq!(s.queue_lock().unwrap().count, 0);
     let _ = fs::remove_dir_all(d);
 }
 

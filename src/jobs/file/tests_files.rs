@@ -316,7 +316,7 @@ fn an_entry_taken_but_not_recorded_goes_back_to_the_queue() {
     s.adjust_queued(-1).unwrap();
     assert!(s.orphans().unwrap().is_empty());
     assert!(!running.exists());
-    assert_eq!(s.queue_lock().unwrap().1, 1);
+    assert_eq!(s.queue_lock().unwrap().count, 1);
     let c = s.claim().unwrap().unwrap();
     assert_eq!((c.record.id.as_str(), c.record.attempt), (a.id.as_str(), 1));
     let _ = fs::remove_dir_all(d);
@@ -407,5 +407,53 @@ fn without_an_index_a_queue_entry_is_a_file_of_its_own() {
     assert!(s.finish(c, succeeded()).unwrap());
     assert!(names(&s.root().join("running")).is_empty());
     assert_eq!(s.get(&a.id).unwrap().unwrap().state, JobState::Succeeded);
+    let _ = fs::remove_dir_all(d);
+}
+
+/// `queue.lock` holds the queue length as padded text; what an earlier version wrote (the
+/// bare number) is read, what cannot be read is recounted.
+#[test]
+fn the_queue_length_is_read_in_either_format_and_recounted_when_damaged() {
+    let (s, d) = store(2, 10);
+    let path = s.root().join("queue.lock");
+    s.enqueue(&job(1)).unwrap();
+    let text = fs::read_to_string(&path).unwrap();
+    assert_eq!((text.len(), text.trim()), (20, "1"));
+    // an earlier version's count
+    fs::write(&path, "7").unwrap();
+    assert_eq!(s.queue_lock().unwrap().count, 7);
+    s.adjust_queued(-1).unwrap();
+    assert_eq!(fs::read_to_string(&path).unwrap().trim(), "6");
+    // damaged, or longer than any count: the queue is counted again
+    for bad in ["x", "", "123456789012345678901234567890"] {
+        fs::write(&path, bad).unwrap();
+        assert_eq!(s.queue_lock().unwrap().count, 1, "{bad:?}");
+        assert_eq!(fs::read_to_string(&path).unwrap().trim(), "1");
+    }
+    let _ = fs::remove_dir_all(d);
+}
+
+/// Threads of one process and two processes' stores on one directory: every enqueue and
+/// claim is counted once (the threads share the process's flock, so they take turns on a
+/// mutex first).
+#[test]
+fn the_queue_length_follows_concurrent_enqueues_and_claims() {
+    let (s, d) = store(2, 10_000);
+    let other = FileStore::new(s.root().to_path_buf(), d.join("out"), 2, 10_000);
+    std::thread::scope(|t| {
+        for k in 0..4u32 {
+            let st = if k % 2 == 0 { &s } else { &other };
+            t.spawn(move || {
+                for n in 0..25 {
+                    st.enqueue(&job(k * 100 + n)).unwrap();
+                }
+                for _ in 0..10 {
+                    st.claim().unwrap().unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(s.queue_lock().unwrap().count, 60);
+    assert_eq!(s.queued(), 60);
     let _ = fs::remove_dir_all(d);
 }
