@@ -487,7 +487,12 @@ pub fn read_tree(doc: &str) -> WpsResult<Elem<'_>> {
                 if matches!(event, Event::Start(_)) {
                     match el {
                         Some(el) => stack.push(el),
-                        None => inline_open += 1,
+                        None => {
+                            inline_open += 1;
+                            // inside inline content, white space between tags is skipped
+                            // by the reader (no text event: it has nothing to check)
+                            reader.config_mut().trim_text_start = true;
+                        }
                     }
                 } else {
                     scopes.pop_element();
@@ -501,6 +506,10 @@ pub fn read_tree(doc: &str) -> WpsResult<Elem<'_>> {
                 scopes.pop_element();
                 if inline_open > 0 {
                     inline_open -= 1;
+                    if inline_open == 0 {
+                        // the text after inline content belongs to the structure: kept whole
+                        reader.config_mut().trim_text_start = false;
+                    }
                 } else {
                     match stack.pop() {
                         Some(el) => close(&mut stack, &mut root, el, before),

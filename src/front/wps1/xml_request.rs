@@ -609,6 +609,23 @@ mod tests {
         assert_eq!(&*c.content, gml);
     }
 
+    /// White space between the tags of inline content is passed over by the reader, but is
+    /// part of the content; references after white space are still checked; the structure's
+    /// own text after the content is read as before.
+    #[test]
+    fn white_space_in_inline_content_is_kept_and_references_checked() {
+        let gml = "<a xmlns=\"urn:a\">\n  <b>1 &amp; 2</b>\n\t <c/>\n</a>";
+        let e = execute(&inline_input(&format!("\n {gml}\n ")));
+        let InputData::Complex(c) = &e.inputs[0].data else {
+            panic!("{:?}", e.inputs[0]);
+        };
+        assert_eq!(c.content.trim(), gml);
+        for bad in ["<a>\n  &bogus;</a>", "<a>\n <b/>\n &#0;</a>"] {
+            let e = parse(inline_input(bad).as_bytes()).unwrap_err();
+            assert_eq!(e.code, ExceptionCode::InvalidParameterValue, "{bad}");
+        }
+    }
+
     /// Namespaces in XML 1.0: every prefix used must be declared (on the element or an
     /// ancestor); `xml` is always bound.
     #[test]
