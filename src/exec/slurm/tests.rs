@@ -269,6 +269,8 @@ fn dismiss_and_the_time_limit_cancel_the_slurm_job() {
         fx.record(&job.id).unwrap().message,
         "Process 'sleep' exceeded its time limit of 1 s and was stopped"
     );
+    // scancel runs once the end is recorded (so that the worker's own end is refused)
+    fx.until("cancelled", || fx.file("scancel.log").contains(&name));
     assert_eq!(fx.file("scancel.log"), format!("--me --name={name}\n"));
     // dismissed while queued in Slurm
     let job = fx.submit("sleep", delay("30"));
