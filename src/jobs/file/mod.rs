@@ -155,7 +155,10 @@ impl JobStore for FileStore {
     /// taken; under it are only the count and the queue entry, whose name says everything:
     /// a second name of the (empty) index entry, which costs no inode (a new file where
     /// there is no index or the link is refused). The directory sync at the end makes the new
-    /// names durable (one journal commit on ext4) before the job is answered.
+    /// names durable (one journal commit on ext4) before the job is answered. On ext4 without
+    /// a journal, the sync of the new record also writes its name in `records/` (the kernel
+    /// syncs the parent of a file created since its last sync), and this one the queue's;
+    /// the index entry's name is not synced there.
     fn enqueue(&self, job: &JobRecord) -> StoreResult<()> {
         let queue = self.dir("queue");
         let entry = queue.join(format!("{}.json", job.key));
