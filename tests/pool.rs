@@ -14,6 +14,13 @@ use std::time::{Duration, Instant};
 const ONE_CHILD: &str = "StartServers 1\nServerLimit 1\nMinSpareThreads 1\nMaxSpareThreads 25\n\
                          ThreadsPerChild 25\nMaxRequestWorkers 25\n";
 
+/// The number of files a process has open.
+fn open_files(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
 /// The pids of the parent's children (the Apache worker processes).
 fn children(parent: i32) -> Vec<i32> {
     let mut v = Vec::new();
@@ -353,11 +360,16 @@ fn graceful_restarts_under_load(mpm: Mpm) {
             })
             .collect();
         std::thread::sleep(Duration::from_millis(300));
+        // the parent's open files after the first restart and after the last: one more per
+        // restart would be a leak of each generation's (e.g. the job store's files)
+        let mut parent_fds = Vec::new();
         for _ in 0..10 {
             a.graceful();
+            parent_fds.push(open_files(a.pid().expect("the parent's pid")));
             std::thread::sleep(Duration::from_millis(200));
         }
         drop(guard);
+        assert_eq!(parent_fds.first(), parent_fds.last(), "{parent_fds:?}");
         clients.into_iter().fold((0, Vec::new()), |(o, mut f), h| {
             let (o2, f2) = h.join().unwrap();
             f.extend(f2);
