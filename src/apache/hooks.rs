@@ -59,7 +59,7 @@ fn first_startup_pass() -> bool {
 }
 
 pub(super) unsafe extern "C" fn post_config(
-    _p: *mut apr_pool_t,
+    pconf: *mut apr_pool_t,
     _plog: *mut apr_pool_t,
     _ptemp: *mut apr_pool_t,
     s: *mut server_rec,
@@ -97,6 +97,17 @@ pub(super) unsafe extern "C" fn post_config(
             }
         }
         *lock(&ACTIVE) = Some(Arc::new(g));
+        // SAFETY: `pconf` is the configuration pool Apache passes to this hook, live until the
+        // configuration is read again; the cleanup is a function with the expected signature
+        // and uses no data pointer.
+        unsafe {
+            apr_pool_cleanup_register(
+                pconf,
+                null(),
+                Some(forget_generation),
+                Some(apr_pool_cleanup_null),
+            )
+        };
         Ok(())
     }));
     match r {
@@ -110,6 +121,16 @@ pub(super) unsafe extern "C" fn post_config(
             500
         }
     }
+}
+
+/// The cleanup of the configuration pool, which the parent clears before it reads the
+/// configuration again (graceful or full restart, and between the two start-up passes) and
+/// before it unloads this module: lets go of the generation in force. Kept in the `static` of
+/// an unloaded module, it would stay in the parent for good, with its job stores' open files
+/// (one generation per restart). A child never clears this pool: its generation stays.
+unsafe extern "C" fn forget_generation(_data: *mut c_void) -> apr_status_t {
+    let _ = catch_unwind(|| lock(&ACTIVE).take());
+    0
 }
 
 /// What the `child_stopping` hook said: not called yet, graceful, hard.

@@ -145,9 +145,6 @@ impl JobStore for FileStore {
         // a fresh queue-length hint, owned by the children's user
         let lock = self.root.join("queue.lock");
         self.queue_lock()?.store(self.queued() as u64)?;
-        // not kept open by the process that prepares the store (Apache's parent, which keeps
-        // each generation's services): the children open their own
-        self.queue_file.close();
         if let Some((uid, gid)) = owner {
             std::os::unix::fs::chown(&lock, Some(uid), Some(gid))?;
         }

@@ -24,13 +24,6 @@ const WIDTH: usize = 20;
 #[derive(Debug, Default)]
 pub(super) struct QueueFile(Mutex<Option<(u32, File)>>);
 
-impl QueueFile {
-    /// Closes this process's `queue.lock` (opened again when next needed).
-    pub(super) fn close(&self) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
-    }
-}
-
 /// The queue lock, held until dropped, and the queue length recorded in it.
 pub(super) struct QueueLock<'a> {
     file: MutexGuard<'a, Option<(u32, File)>>,
