@@ -239,6 +239,19 @@ pub trait JobStore: Send + Sync {
     }
 }
 
+/// `host:pid` of this process, as a claim's holder is shown to people (logs, the status page,
+/// the job record's owner). The host name is read once per process.
+pub(crate) fn host_pid() -> String {
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let host = HOST.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    });
+    format!("{host}:{}", std::process::id())
+}
+
 /// A file name of a job's output: letters, digits, `._-`, not hidden, not too long.
 pub fn valid_output_name(name: &str) -> bool {
     !name.is_empty()

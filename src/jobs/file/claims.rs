@@ -10,9 +10,9 @@
 //! holds is an orphan. Earlier versions held a separate `running/<id>.lock` instead; while one
 //! exists (an old child still running its job through a graceful restart), it is honoured too.
 
-use super::fs_util::{host_pid, id_of_entry, json_files, try_lock_existing};
+use super::fs_util::{id_of_entry, json_files, try_lock_existing};
 use super::{FileStore, LEASE};
-use crate::jobs::{unix_now, valid_id, Claim, JobState, StoreResult};
+use crate::jobs::{host_pid, unix_now, valid_id, Claim, JobState, StoreResult};
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};

@@ -183,15 +183,3 @@ pub(super) fn id_of_entry(path: &Path) -> Option<String> {
     let id = name.get(25..)?;
     valid_id(id).then(|| id.to_owned())
 }
-
-pub(super) fn host_pid() -> String {
-    // read once per process (the name is informational: logs and the status page)
-    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let host = HOST.get_or_init(|| {
-        fs::read_to_string("/proc/sys/kernel/hostname")
-            .unwrap_or_default()
-            .trim()
-            .to_owned()
-    });
-    format!("{host}:{}", std::process::id())
-}

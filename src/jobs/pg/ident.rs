@@ -31,14 +31,13 @@ fn stat_fields(pid: i32) -> Option<(char, i64)> {
 impl Ident {
     /// This process.
     pub fn me() -> Ident {
-        let host = fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
         let boot = fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
         let pidns = fs::read_link("/proc/self/ns/pid")
             .map(|p| p.display().to_string())
             .unwrap_or_default();
         let pid = std::process::id() as i32;
         Ident {
-            name: format!("{}:{pid}", host.trim()),
+            name: crate::jobs::host_pid(),
             ns: format!("{}/{pidns}", boot.trim()),
             pid,
             start: stat_fields(pid).map(|(_, s)| s).unwrap_or(0),
