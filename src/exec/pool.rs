@@ -150,6 +150,13 @@ impl QueueState {
     }
 }
 
+/// Wakes a worker taken off the idle stack (once the queue's lock is released).
+fn wake(worker: Option<Arc<Condvar>>) {
+    if let Some(w) = worker {
+        w.notify_one();
+    }
+}
+
 enum PushError {
     Full,
     Closed,
@@ -171,9 +178,7 @@ impl Queue {
         s.tasks.push_back(task);
         let worker = s.take_idle();
         drop(s);
-        if let Some(w) = worker {
-            w.notify_one();
-        }
+        wake(worker);
         Ok(())
     }
 
@@ -200,14 +205,6 @@ impl Queue {
         }
     }
 
-    /// Wakes the worker that went idle last, if any.
-    fn wake_worker(&self) {
-        let worker = self.lock().take_idle();
-        if let Some(w) = worker {
-            w.notify_one();
-        }
-    }
-
     /// A task ended; `retiring`: its worker leaves the pool (it was replaced while stuck).
     /// The freed thread goes to a queued task first, else to a waiting caller.
     fn done(&self, retiring: bool) {
@@ -219,9 +216,7 @@ impl Queue {
         if !s.tasks.is_empty() {
             let worker = s.take_idle();
             drop(s);
-            if let Some(w) = worker {
-                w.notify_one();
-            }
+            wake(worker);
         } else if s.waiting > 0 {
             drop(s);
             self.room.notify_one();
@@ -259,8 +254,12 @@ impl Queue {
 
     /// One more task may run at once (a stuck worker was replaced).
     fn widen(&self) {
-        self.lock().limit += 1;
-        self.wake_worker();
+        let worker = {
+            let mut s = self.lock();
+            s.limit += 1;
+            s.take_idle()
+        };
+        wake(worker);
         self.room.notify_one();
     }
 
