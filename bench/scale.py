@@ -20,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -214,19 +215,19 @@ def store_scale(module, n, secs):
             print(f"  sweep seen from {during[0][0]:.0f} s to {during[-1][0] + 2:.0f} s after start; "
                   f"{gone} records left ({len(fresh)} fresh + others)")
 
-        def median(v):
-            v = sorted(v)
-            return v[len(v) // 2] if v else 0
+        def median(v):  # the upper one of an even number
+            return statistics.median_high(v) if v else 0
         for k, what in enumerate(("WPS 1.0.0 status document (fresh job)", "/wps/api/jobs?limit=10")):
             ip99 = [s[k][2] for s in idle]
             dp99 = [s[3][k][2] for s in during]
+            imed, dmed = median(ip99), median(dp99)
             irps = sum(s[k][0] for s in idle) / len(idle) if idle else 0
             drps = sum(s[3][k][0] for s in during) / len(during) if during else 0
             dbad = sum(s[3][k][3] for s in during) + sum(s[k][3] for s in idle)
-            ratio = median(dp99) / median(ip99) if ip99 and median(ip99) else 0
-            print(f"  {what}: idle {irps:.0f}/s, p99 median {median(ip99):.2f} ms, worst "
+            ratio = dmed / imed if imed else 0
+            print(f"  {what}: idle {irps:.0f}/s, p99 median {imed:.2f} ms, worst "
                   f"{max(ip99, default=0):.2f} ms; during the sweep {drps:.0f}/s, p99 median "
-                  f"{median(dp99):.2f} ms ({ratio:.1f}x idle), worst {max(dp99, default=0):.2f} ms; "
+                  f"{dmed:.2f} ms ({ratio:.1f}x idle), worst {max(dp99, default=0):.2f} ms; "
                   f"{dbad} non-2xx")
     finally:
         a.stop()
