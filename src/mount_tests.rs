@@ -86,7 +86,7 @@ fn a_child_runs_each_alias_on_its_pools() {
         path: "",
         query: "service=WPS&request=GetCapabilities",
         headers: vec![],
-        body: crate::front::Body::Bytes(vec![]),
+        body: crate::front::Body::Bytes(Default::default()),
         base_url: "http://h/wps",
         user: None,
     };

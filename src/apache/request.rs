@@ -238,7 +238,8 @@ impl<'a> Request<'a> {
                 }
             }
         }
-        Ok(Body::Bytes(body))
+        // the vector's allocation becomes the shared body (no copy)
+        Ok(Body::Bytes(body.into()))
     }
 
     /// Sends `resp` (its log lines go to the error log first); only the headers for HEAD.
@@ -353,7 +354,7 @@ fn handle(req: &mut Request) -> c_int {
             Err(code) => return code,
         }
     } else {
-        Body::Bytes(Vec::new())
+        Body::Bytes(Default::default())
     };
     let query = req.args();
     let user = req.user();

@@ -7,7 +7,8 @@ use crate::model::LogLevel;
 /// The request body as the glue read it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Body {
-    Bytes(Vec<u8>),
+    /// Shared: the content of inline input data is a part of it, not a copy.
+    Bytes(bytes::Bytes),
     /// The body was larger than the service's `maxrequestsize`; reading stopped there.
     TooLarge,
 }
@@ -102,7 +103,7 @@ mod tests {
             path: "",
             query: "",
             headers: vec![("Content-Type".into(), "text/xml".into())],
-            body: Body::Bytes(vec![]),
+            body: Body::Bytes(Default::default()),
             base_url: "http://h/wps",
             user: None,
         };

@@ -80,7 +80,7 @@ mod tests {
             path: "",
             query,
             headers: vec![],
-            body: Body::Bytes(body.as_bytes().to_vec()),
+            body: Body::Bytes(body.as_bytes().to_vec().into()),
             base_url: "http://h/wps",
             user: None,
         }
@@ -112,7 +112,7 @@ mod tests {
             "service=WPS&request=DescribeProcess&version=3.0.0&identifier=x"
         ));
         assert!(get("service=WPS&request=GetStatus&jobid=x"));
-        let post = |b| wants_wps2(&req("POST", "", b));
+        let post = |b: &str| wants_wps2(&req("POST", "", b));
         assert!(post(
             r#"<?xml version="1.0"?><!-- c --><wps:GetCapabilities xmlns:wps="http://www.opengis.net/wps/2.0" service="WPS"/>"#
         ));

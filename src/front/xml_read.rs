@@ -13,6 +13,8 @@
 //! on ancestors are not re-declared (acceptable for now).
 
 use crate::model::{WpsError, WpsResult};
+use bytes::Bytes;
+use bytestring::ByteString;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::PrefixDeclaration;
 use quick_xml::Reader;
@@ -568,19 +570,20 @@ fn declared_encoding(head: &[u8]) -> Option<String> {
     Some(value[..value.find(quote)?].to_ascii_lowercase())
 }
 
-/// The body as text (XML 1.0 §4.3.3 and Appendix F): UTF-16 when it starts with a byte order
-/// mark (or with `<?` in two-byte units); otherwise UTF-8 unless its XML declaration names
-/// ISO-8859-1 (read too) or another encoding (refused).
-pub fn decode(body: &[u8]) -> WpsResult<Cow<'_, str>> {
-    let utf8 = |b| {
-        std::str::from_utf8(b).map(Cow::Borrowed).map_err(|e| {
+/// The body as text (XML 1.0 §4.3.3 and Appendix F): UTF-8 unless it starts with a UTF-16
+/// byte order mark (or with `<?` in two-byte units) or its XML declaration names ISO-8859-1
+/// (read too) or another encoding (refused). UTF-8 text is the body itself, shared, not a
+/// copy (content read from it is then a part of the body too); the others are converted.
+pub fn decode(body: &Bytes) -> WpsResult<ByteString> {
+    let utf8 = |from: usize| {
+        ByteString::try_from(body.slice(from..)).map_err(|e| {
             bad_request(format!(
                 "request body is not valid UTF-8 (at byte {}): {e}",
                 e.valid_up_to()
             ))
         })
     };
-    let utf16 = |b: &[u8], big_endian: bool| -> WpsResult<Cow<str>> {
+    let utf16 = |b: &[u8], big_endian: bool| -> WpsResult<ByteString> {
         if !b.len().is_multiple_of(2) {
             return Err(bad_request(
                 "UTF-16 request body with an odd number of bytes",
@@ -592,20 +595,21 @@ pub fn decode(body: &[u8]) -> WpsResult<Cow<'_, str>> {
         });
         char::decode_utf16(units)
             .collect::<Result<String, _>>()
-            .map(Cow::Owned)
+            .map(ByteString::from)
             .map_err(|e| bad_request(format!("request body is not valid UTF-16: {e}")))
     };
-    let (text, bom) = match body {
-        [0xEF, 0xBB, 0xBF, rest @ ..] => (utf8(rest)?, Some("utf-8")),
+    let (text, bom) = match &body[..] {
+        [0xEF, 0xBB, 0xBF, ..] => (utf8(3)?, Some("utf-8")),
         [0xFF, 0xFE, rest @ ..] => (utf16(rest, false)?, Some("utf-16")),
         [0xFE, 0xFF, rest @ ..] => (utf16(rest, true)?, Some("utf-16")),
         [b'<', 0, b'?', 0, ..] => (utf16(body, false)?, Some("utf-16")),
         [0, b'<', 0, b'?', ..] => (utf16(body, true)?, Some("utf-16")),
         _ => match declared_encoding(&body[..body.len().min(512)]).as_deref() {
-            None | Some("utf-8" | "utf8" | "us-ascii" | "ascii") => (utf8(body)?, None),
-            Some("iso-8859-1" | "iso_8859-1" | "latin1" | "latin-1" | "l1") => {
-                (Cow::Owned(body.iter().map(|&b| char::from(b)).collect()), None)
-            }
+            None | Some("utf-8" | "utf8" | "us-ascii" | "ascii") => (utf8(0)?, None),
+            Some("iso-8859-1" | "iso_8859-1" | "latin1" | "latin-1" | "l1") => (
+                body.iter().map(|&b| char::from(b)).collect::<String>().into(),
+                None,
+            ),
             Some(other) => {
                 return Err(bad_request(format!(
                     "the request's XML encoding '{other}' is not supported; send UTF-8, UTF-16 (with a byte order mark) or ISO-8859-1"
@@ -626,10 +630,21 @@ pub fn decode(body: &[u8]) -> WpsResult<Cow<'_, str>> {
     Ok(text)
 }
 
+/// `part` of the document `doc` as a string of its own: shared with `doc` (no copy) when it is
+/// a part of it, as content without references is; copied otherwise (unescaped text).
+pub fn shared_part(doc: &ByteString, part: &str) -> ByteString {
+    let start = (part.as_ptr() as usize).wrapping_sub(doc.as_ptr() as usize);
+    if start <= doc.len() && part.len() <= doc.len() - start {
+        doc.slice_ref(part)
+    } else {
+        ByteString::from(part)
+    }
+}
+
 /// The namespace of the root element of an XML body (`None` when it cannot be told): read
 /// from the root's own start tag only, the one place its prefix can be declared. Costs no
 /// more than reading that tag; the body is read in full later by the front it goes to.
-pub fn root_namespace(body: &[u8]) -> Option<String> {
+pub fn root_namespace(body: &Bytes) -> Option<String> {
     let doc = decode(body).ok()?;
     let mut reader = Reader::from_str(&doc);
     loop {

@@ -1,8 +1,8 @@
 //! Input values as a request gives them (literal, bounding box, complex, reference) and the
 //! outputs a request asks for: what every protocol front parses into and the engine checks.
 
+use bytestring::ByteString;
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Input {
@@ -39,9 +39,10 @@ pub struct ComplexValue {
     pub encoding: Option<String>,
     pub schema: Option<String>,
     /// The content as sent: the inner XML markup verbatim for XML content, the text otherwise.
-    /// Shared: the checked inputs, a job's record and the process read the one copy read from
-    /// the request (`"text".into()` makes one).
-    pub content: Arc<str>,
+    /// Shared, not copied: content as the request has it is a part of the request's body
+    /// itself, which the checked inputs, a job's record and the process read (`"text".into()`
+    /// makes a string of its own).
+    pub content: ByteString,
     /// True when the content is XML markup (child elements), false for text/CDATA.
     pub is_xml: bool,
 }

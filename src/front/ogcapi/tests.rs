@@ -44,7 +44,7 @@ pub(super) fn call_as(
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            body: Body::Bytes(body.to_vec()),
+            body: Body::Bytes(body.to_vec().into()),
             base_url: "http://h/wps",
             user,
         },

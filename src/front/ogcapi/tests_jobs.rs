@@ -293,7 +293,7 @@ fn one_job_is_visible_through_wps1_and_ogcapi() {
             path: "",
             query: q,
             headers: vec![],
-            body: crate::front::Body::Bytes(vec![]),
+            body: crate::front::Body::Bytes(Default::default()),
             base_url: "http://h/wps",
             user: None,
         },

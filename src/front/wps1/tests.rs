@@ -26,7 +26,7 @@ fn call(fx: &Fixture, method: &str, path: &str, query: &str, body: Body) -> Http
 }
 
 fn get(fx: &Fixture, q: &str) -> HttpResponse {
-    call(fx, "GET", "", q, Body::Bytes(vec![]))
+    call(fx, "GET", "", q, Body::Bytes(Default::default()))
 }
 
 fn text(r: &HttpResponse) -> String {
@@ -60,7 +60,13 @@ fn runner_sized(max_single: &str, server: &str) -> (Fixture, PathBuf) {
 }
 
 fn req(fx: &Fixture, method: &str, query: &str, body: &str) -> (u16, String) {
-    let r = call(fx, method, "", query, Body::Bytes(body.as_bytes().to_vec()));
+    let r = call(
+        fx,
+        method,
+        "",
+        query,
+        Body::Bytes(body.as_bytes().to_vec().into()),
+    );
     (r.status, text(&r))
 }
 
@@ -196,7 +202,7 @@ fn complex_inputs_inline_base64_and_format_checks() {
         "application/json%0AX-Evil:%201",
     ] {
         let q = format!("service=WPS&version=1.0.0&request=Execute&identifier=testjson&DataInputs=name=x&RawDataOutput=out@mimeType={mime}");
-        let r2 = call(&r, "GET", "", &q, Body::Bytes(vec![]));
+        let r2 = call(&r, "GET", "", &q, Body::Bytes(Default::default()));
         assert_eq!(r2.status, 400, "{}", text(&r2));
         assert!(text(&r2).contains(r#"locator="mimeType""#), "{}", text(&r2));
         assert!(r2
@@ -206,12 +212,12 @@ fn complex_inputs_inline_base64_and_format_checks() {
     }
     // surrounding white space (CR/LF too) does not take part in matching: it matches, but
     // never reaches a header (httpd answered such a Content-Type with a bare 500 page)
-    let r2 = call(&r, "GET", "", "service=WPS&version=1.0.0&request=Execute&identifier=testjson&DataInputs=name=x&RawDataOutput=out@mimeType=application/json%0D%0A", Body::Bytes(vec![]));
+    let r2 = call(&r, "GET", "", "service=WPS&version=1.0.0&request=Execute&identifier=testjson&DataInputs=name=x&RawDataOutput=out@mimeType=application/json%0D%0A", Body::Bytes(Default::default()));
     assert_eq!(
         (r2.status, r2.content_type.as_str()),
         (200, "application/json")
     );
-    let r2 = call(&r, "GET", "", "service=WPS&version=1.0.0&request=Execute&identifier=testjson&DataInputs=name=x&RawDataOutput=out@mimeType=APPLICATION/JSON", Body::Bytes(vec![]));
+    let r2 = call(&r, "GET", "", "service=WPS&version=1.0.0&request=Execute&identifier=testjson&DataInputs=name=x&RawDataOutput=out@mimeType=APPLICATION/JSON", Body::Bytes(Default::default()));
     assert_eq!(
         r2.content_type, "application/json",
         "the declared format, not the request's spelling"
@@ -335,7 +341,7 @@ fn stored_jobs_are_rendered_from_their_record() {
             "GET",
             &format!("outputs/{id}.xml"),
             "",
-            Body::Bytes(vec![]),
+            Body::Bytes(Default::default()),
         );
         assert_eq!(r.status, 200);
         let t = text(&r);
@@ -362,14 +368,14 @@ fn stored_jobs_are_rendered_from_their_record() {
         .and_then(|s| s.split('"').next())
         .unwrap_or_else(|| panic!("{last}"));
     let rel = href.strip_prefix("http://h/wps/").unwrap();
-    let r = call(&fx, "GET", rel, "", Body::Bytes(vec![]));
+    let r = call(&fx, "GET", rel, "", Body::Bytes(Default::default()));
     assert_eq!(
         (r.status, r.content_type.as_str()),
         (200, "text/plain; charset=utf-8")
     );
     assert!(text(&r).contains("done sleeping"));
     // only GET and HEAD
-    let r = call(&fx, "PUT", rel, "", Body::Bytes(b"x".to_vec()));
+    let r = call(&fx, "PUT", rel, "", Body::Bytes(b"x".to_vec().into()));
     assert_eq!(r.status, 405);
     assert!(r
         .headers
@@ -386,10 +392,10 @@ fn stored_jobs_are_rendered_from_their_record() {
         "GET",
         &format!("outputs/{id}.xml"),
         "",
-        Body::Bytes(vec![]),
+        Body::Bytes(Default::default()),
     );
     assert_eq!(r.status, 404);
-    let r = call(&fx, "GET", rel, "", Body::Bytes(vec![]));
+    let r = call(&fx, "GET", rel, "", Body::Bytes(Default::default()));
     assert_eq!(r.status, 404);
 }
 

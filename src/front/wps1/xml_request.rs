@@ -7,14 +7,17 @@ use crate::front::wps_common::xml_request::{
     check_service, corner, decode_request, dimensions, identifiers, no_input_data, operation,
     reference_href,
 };
-use crate::front::xml_read::{read_tree, Elem, NS_OWS11 as NS_OWS, NS_WPS1 as NS_WPS, NS_XLINK};
+use crate::front::xml_read::{
+    read_tree, shared_part, Elem, NS_OWS11 as NS_OWS, NS_WPS1 as NS_WPS, NS_XLINK,
+};
 use crate::model::check_bbox;
 use crate::model::*;
+use bytes::Bytes;
+use bytestring::ByteString;
 
 /// Parses a WPS 1.0.0 XML request body.
-pub fn parse(body: &[u8]) -> WpsResult<Request> {
-    let doc = decode_request(body)?;
-    let doc = doc.as_ref();
+pub fn parse(body: &Bytes) -> WpsResult<Request> {
+    let doc = &decode_request(body)?;
     let root = read_tree(doc)?;
     let op = operation(
         &root,
@@ -64,7 +67,7 @@ fn identifier_of(el: &Elem) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
-fn parse_execute(root: &Elem, doc: &str, language: Option<String>) -> WpsResult<Execute> {
+fn parse_execute(root: &Elem, doc: &ByteString, language: Option<String>) -> WpsResult<Execute> {
     let identifier = identifier_of(root)
         .ok_or_else(|| WpsError::missing("identifier", "process ows:Identifier is missing"))?;
     let mut inputs = Vec::new();
@@ -138,7 +141,7 @@ fn bad_input(id: &str, m: String) -> WpsError {
     WpsError::invalid(id, m)
 }
 
-fn parse_input(input: &Elem, doc: &str) -> WpsResult<Input> {
+fn parse_input(input: &Elem, doc: &ByteString) -> WpsResult<Input> {
     let id = identifier_of(input)
         .ok_or_else(|| WpsError::missing("identifier", "input ows:Identifier is missing"))?;
     let data = if let Some(data) = input.child(NS_WPS, "Data") {
@@ -165,7 +168,7 @@ fn parse_input(input: &Elem, doc: &str) -> WpsResult<Input> {
                 mime_type: cd.attr("mimeType"),
                 encoding: cd.attr("encoding"),
                 schema: cd.attr("schema"),
-                content: content.into(),
+                content: shared_part(doc, &content),
                 is_xml,
             })
         } else {
@@ -213,6 +216,11 @@ fn parse_input(input: &Elem, doc: &str) -> WpsResult<Input> {
 mod tests {
     use super::*;
     use crate::front::xml_read::{MAX_STRUCTURE_ATTRIBUTES, MAX_STRUCTURE_ELEMENTS};
+
+    /// The request read from a body of its own (as the glue hands it over).
+    fn parse(body: &[u8]) -> WpsResult<Request> {
+        super::parse(&Bytes::copy_from_slice(body))
+    }
 
     const NS: &str = r#"xmlns:wps="http://www.opengis.net/wps/1.0.0" xmlns:ows="http://www.opengis.net/ows/1.1" xmlns:xlink="http://www.w3.org/1999/xlink""#;
 
@@ -607,6 +615,47 @@ mod tests {
         };
         assert!(c.is_xml);
         assert_eq!(&*c.content, gml);
+    }
+
+    /// Inline content as the body has it is a part of the body, not a copy (also after a
+    /// UTF-8 byte order mark); text with references is unescaped into a string of its own;
+    /// a body in another encoding is converted once.
+    #[test]
+    fn inline_content_shares_the_body() {
+        let within = |body: &Bytes, s: &str| {
+            let (at, end) = (body.as_ptr() as usize, body.as_ptr() as usize + body.len());
+            (at..=end).contains(&(s.as_ptr() as usize))
+        };
+        let content = |body: &Bytes| match super::parse(body).unwrap() {
+            Request::Execute(e) => match &e.inputs[0].data {
+                InputData::Complex(c) => c.content.clone(),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        };
+        let gml = r#"<a xmlns="urn:a"><b>1</b></a>"#;
+        for bom in ["", "\u{feff}"] {
+            let body = Bytes::from(format!("{bom}{}", inline_input(gml)));
+            let c = content(&body);
+            assert_eq!(&*c, gml);
+            assert!(within(&body, &c), "a copy");
+            // the content outlives the request's own handle on the body
+            drop(body);
+            assert_eq!(&*c, gml);
+        }
+        let body = Bytes::from(inline_input("1 &lt; 2"));
+        let c = content(&body);
+        assert_eq!(&*c, "1 < 2");
+        assert!(!within(&body, &c));
+        let latin1 = format!(
+            r#"<?xml version="1.0" encoding="ISO-8859-1"?>{}"#,
+            inline_input("caf\u{e9}")
+        );
+        let bytes: Vec<u8> = latin1.chars().map(|ch| ch as u8).collect();
+        let body = Bytes::from(bytes);
+        let c = content(&body);
+        assert_eq!(&*c, "caf\u{e9}");
+        assert!(!within(&body, &c));
     }
 
     /// White space between the tags of inline content is passed over by the reader, but is

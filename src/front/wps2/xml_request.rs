@@ -11,13 +11,14 @@ use crate::front::wps_common::xml_request::{
     reference_href,
 };
 use crate::front::xml_read::{
-    read_tree, Elem, NS_OWS2 as NS_OWS, NS_WPS2 as NS_WPS, NS_XLINK, NS_XML,
+    read_tree, shared_part, Elem, NS_OWS2 as NS_OWS, NS_WPS2 as NS_WPS, NS_XLINK, NS_XML,
 };
 use crate::model::*;
+use bytes::Bytes;
+use bytestring::ByteString;
 
-pub fn parse(body: &[u8]) -> WpsResult<Request> {
-    let doc = decode_request(body)?;
-    let doc = doc.as_ref();
+pub fn parse(body: &Bytes) -> WpsResult<Request> {
+    let doc = &decode_request(body)?;
     let root = read_tree(doc)?;
     let op = operation(&root, NS_WPS, &OPERATIONS)?;
     check_service(&root, false)?;
@@ -55,7 +56,7 @@ pub fn parse(body: &[u8]) -> WpsResult<Request> {
     })
 }
 
-fn parse_execute(root: &Elem, doc: &str, language: Option<String>) -> WpsResult<Execute> {
+fn parse_execute(root: &Elem, doc: &ByteString, language: Option<String>) -> WpsResult<Execute> {
     let identifier = root
         .child(NS_OWS, "Identifier")
         .map(|e| e.text().trim().to_owned())
@@ -135,7 +136,7 @@ fn bad_input(id: &str, m: String) -> WpsError {
     WpsError::new(ExceptionCode::WrongInputData, Some(id), m)
 }
 
-fn parse_input(input: &Elem, doc: &str) -> WpsResult<Input> {
+fn parse_input(input: &Elem, doc: &ByteString) -> WpsResult<Input> {
     let id = input
         .attr("id")
         .map(|s| s.trim().to_owned())
@@ -174,7 +175,7 @@ fn parse_input(input: &Elem, doc: &str) -> WpsResult<Input> {
                     mime_type,
                     encoding,
                     schema,
-                    content: content.into(),
+                    content: shared_part(doc, &content),
                     is_xml,
                 })
             } else {
@@ -223,6 +224,11 @@ fn parse_input(input: &Elem, doc: &str) -> WpsResult<Input> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The request read from a body of its own (as the glue hands it over).
+    fn parse(body: &[u8]) -> WpsResult<Request> {
+        super::parse(&Bytes::copy_from_slice(body))
+    }
 
     fn examples() -> std::path::PathBuf {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

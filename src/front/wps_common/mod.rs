@@ -47,7 +47,7 @@ impl Ctx<'_> {
 /// How one WPS version reads a request, picks its language, answers it and reports errors.
 pub struct Version<R> {
     pub kvp: fn(&str) -> WpsResult<R>,
-    pub xml: fn(&[u8]) -> WpsResult<R>,
+    pub xml: fn(&bytes::Bytes) -> WpsResult<R>,
     pub language: fn(&Service, &R) -> WpsResult<String>,
     pub dispatch: fn(&Ctx, R, &str) -> WpsResult<HttpResponse>,
     pub error_response: fn(&WpsError, &str) -> HttpResponse,

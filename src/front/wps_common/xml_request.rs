@@ -3,11 +3,12 @@
 
 use crate::front::xml_read::{decode, Elem, NS_XLINK};
 use crate::model::{ExceptionCode, WpsError, WpsResult};
-use std::borrow::Cow;
+use bytes::Bytes;
+use bytestring::ByteString;
 
 /// The decoded request document (an empty body is a missing request), to be read by
 /// `read_tree` (whose tree borrows from it).
-pub fn decode_request(body: &[u8]) -> WpsResult<Cow<'_, str>> {
+pub fn decode_request(body: &Bytes) -> WpsResult<ByteString> {
     let doc = decode(body)?;
     if doc.chars().all(|c| c.is_ascii_whitespace()) {
         return Err(WpsError::missing("request", "empty request body"));
@@ -121,8 +122,8 @@ mod tests {
 
     #[test]
     fn root_and_parts() {
-        assert!(decode_request(b"  ").is_err());
-        let body = br#"<wps:X xmlns:wps="urn:w" xmlns:ows="http://www.opengis.net/ows/2.0" service="wps" dimensions="x"><ows:Identifier> a </ows:Identifier><ows:LowerCorner>1 2</ows:LowerCorner><ows:UpperCorner>1 z</ows:UpperCorner></wps:X>"#;
+        assert!(decode_request(&Bytes::from_static(b"  ")).is_err());
+        let body = &Bytes::from_static(br#"<wps:X xmlns:wps="urn:w" xmlns:ows="http://www.opengis.net/ows/2.0" service="wps" dimensions="x"><ows:Identifier> a </ows:Identifier><ows:LowerCorner>1 2</ows:LowerCorner><ows:UpperCorner>1 z</ows:UpperCorner></wps:X>"#);
         let doc = decode_request(body).unwrap();
         let root = read_tree(&doc).unwrap();
         assert_eq!(operation(&root, "urn:w", &["X"]).unwrap(), "X");
