@@ -123,5 +123,21 @@ mod tests {
             r#"<wps:Execute xmlns:wps="http://www.opengis.net/wps/1.0.0"/>"#
         ));
         assert!(!post("not xml"));
+        // large bodies: the root's start tag early, or ending only after the start of the
+        // body that is read alone, or a character cut where that start ends
+        let data = "x".repeat(40_000);
+        let wps2 = |pad: &str, prefix: &str| {
+            format!(
+                r#"<wps:Execute {pad} xmlns:wps="http://www.opengis.net/wps/2.0" service="WPS">{prefix}{data}</wps:Execute>"#
+            )
+        };
+        assert!(post(&wps2("", "")));
+        assert!(post(&wps2(&" ".repeat(20_000), "")));
+        assert!(post(&wps2(&format!(r#"a="{}""#, "é".repeat(9_000)), "")));
+        let cut = wps2("", &format!("{}é", " ".repeat(16_384 - 72)));
+        assert!(!cut.is_char_boundary(16_384));
+        assert!(post(&cut));
+        assert!(!post(&wps2("", "").replace("wps/2.0", "wps/1.0.0")));
+        assert!(!post(&format!("<wps:Execute {}", " ".repeat(20_000))));
     }
 }

@@ -643,10 +643,25 @@ pub fn shared_part(doc: &ByteString, part: &str) -> ByteString {
 
 /// The namespace of the root element of an XML body (`None` when it cannot be told): read
 /// from the root's own start tag only, the one place its prefix can be declared. Costs no
-/// more than reading that tag; the body is read in full later by the front it goes to.
+/// more than reading the start of the body: its first `ROOT_HEAD` bytes are decoded alone,
+/// the whole body only when the root's start tag does not end there (or a character was cut
+/// at the end); the body is read in full later by the front it goes to.
 pub fn root_namespace(body: &Bytes) -> Option<String> {
-    let doc = decode(body).ok()?;
-    let mut reader = Reader::from_str(&doc);
+    /// Bytes that hold the root's start tag of any request but a contrived one.
+    const ROOT_HEAD: usize = 16384;
+    if body.len() > ROOT_HEAD {
+        let head = decode(&body.slice(..ROOT_HEAD)).ok();
+        if let Some(found) = head.and_then(|doc| root_tag_namespace(&doc)) {
+            return found;
+        }
+    }
+    root_tag_namespace(&decode(body).ok()?).flatten()
+}
+
+/// The namespace the root's start tag in `doc` declares for its own name: `None` when `doc`
+/// ends (or is malformed) before that tag does; `Some(None)` when the tag declares none.
+fn root_tag_namespace(doc: &str) -> Option<Option<String>> {
+    let mut reader = Reader::from_str(doc);
     loop {
         match reader.read_event().ok()? {
             Event::Start(e) | Event::Empty(e) => {
@@ -656,12 +671,14 @@ pub fn root_namespace(body: &Bytes) -> Option<String> {
                     None => b"xmlns".to_vec(),
                 };
                 for a in e.attributes().with_checks(false).take(MAX_ATTRIBUTES) {
-                    let a = a.ok()?;
+                    let Ok(a) = a else {
+                        return Some(None);
+                    };
                     if a.key.into_inner() == wanted.as_slice() {
-                        return a.unescape_value().ok().map(|v| v.into_owned());
+                        return Some(a.unescape_value().ok().map(|v| v.into_owned()));
                     }
                 }
-                return None;
+                return Some(None);
             }
             Event::Eof => return None,
             _ => {}
