@@ -71,9 +71,13 @@ fn validate_inputs_impl(
         };
         let size = match &i.data {
             InputData::Literal(l) => l.value.len(),
-            // base64 text: the size it decodes to (checked exactly once decoded, below)
+            // base64 text: the size it decodes to (checked exactly once decoded, below); counted
+            // only when its bound (no white space) is over the limit
             InputData::Complex(c) if is_base64(c.encoding.as_deref()) => {
-                base64_decoded_len(&c.content)
+                match c.content.len() / 4 * 3 + 2 {
+                    bound if bound as u64 <= max_single => bound,
+                    _ => base64_decoded_len(&c.content),
+                }
             }
             InputData::Complex(c) => c.content.len(),
             _ => 0,
