@@ -60,3 +60,47 @@ fn railroads_gml_inline_is_counted() {
     assert!(r.text().contains(">832</wps:LiteralData>"), "{}", r.text());
     assert_valid(&r.body);
 }
+
+/// The same request sent chunked (no Content-Length: the body grows as it comes, and is then
+/// kept while the job runs): counted alike, and echoed whole with lineage.
+#[test]
+fn railroads_gml_sent_chunked_is_counted() {
+    use std::io::{Read, Write};
+    let gml = railroads();
+    let a = server();
+    let post_chunked = |body: &str| {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", a.port)).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+            .unwrap();
+        let mut req = "POST /wps HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/xml\r\n\
+                       Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            .as_bytes()
+            .to_vec();
+        for chunk in body.as_bytes().chunks(7_000) {
+            req.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+            req.extend_from_slice(chunk);
+            req.extend_from_slice(b"\r\n");
+        }
+        req.extend_from_slice(b"0\r\n\r\n");
+        s.write_all(&req).unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).unwrap();
+        String::from_utf8(raw).unwrap()
+    };
+    let resp = post_chunked(&execute(&gml, &raw_output("count")));
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert_eq!(resp.split("\r\n\r\n").nth(1).map(str::trim), Some("832"));
+    let resp = post_chunked(&execute(
+        &gml,
+        r#"<wps:ResponseDocument lineage="true"><wps:Output><ows:Identifier>count</ows:Identifier></wps:Output></wps:ResponseDocument>"#,
+    ));
+    assert!(resp.starts_with("HTTP/1.1 200"), "{}", &resp[..300]);
+    assert!(resp.contains(">832</wps:LiteralData>"));
+    // the last feature of the layer, as sent, in the echoed input
+    let last = &gml[gml.rfind("<gml:featureMember>").unwrap()..];
+    let last = &last[..last.find("</gml:featureMember>").unwrap()];
+    assert!(
+        resp.contains(last),
+        "the echoed layer lacks its last feature"
+    );
+}

@@ -238,6 +238,11 @@ impl<'a> Request<'a> {
                 }
             }
         }
+        // A body that grew as it came (chunked) may have up to twice its size reserved: given
+        // back, as the body is kept while its job runs (a copy, for such bodies only).
+        if body.capacity() - body.len() > body.len() / 4 {
+            body.shrink_to_fit();
+        }
         // the vector's allocation becomes the shared body (no copy)
         Ok(Body::Bytes(body.into()))
     }
