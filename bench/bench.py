@@ -18,7 +18,6 @@ Loads are bounded in time and target 127.0.0.1 only.
 import argparse
 import base64
 import json
-import concurrent.futures
 import os
 import re
 import shutil
