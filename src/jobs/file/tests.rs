@@ -3,8 +3,30 @@ use crate::jobs::{new_id, JobOutput, StoredValue};
 use crate::model::WpsError;
 use std::time::Instant;
 
-pub(super) fn store(slots: u32, max: u32) -> (FileStore, PathBuf) {
-    let d = std::env::temp_dir().join(format!("mod_wps-store-{}", uuid::Uuid::new_v4()));
+/// A test's directory, removed when the test ends, also when it fails.
+pub(super) struct TestDir(PathBuf);
+
+impl TestDir {
+    pub(super) fn new() -> TestDir {
+        TestDir(std::env::temp_dir().join(format!("mod_wps-store-{}", uuid::Uuid::new_v4())))
+    }
+}
+
+impl std::ops::Deref for TestDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+pub(super) fn store(slots: u32, max: u32) -> (FileStore, TestDir) {
+    let d = TestDir::new();
     let s = FileStore::new(d.join("work"), d.join("out"), slots, max);
     assert!(s.prepare(None).unwrap().is_empty());
     (s, d)
@@ -29,7 +51,7 @@ pub(super) fn succeeded() -> Finish {
 
 #[test]
 fn fifo_claim_finish_and_queue_limit() {
-    let (s, d) = store(2, 2);
+    let (s, _dir) = store(2, 2);
     let (a, b, c) = (job(2), job(1), job(3));
     s.enqueue(&a).unwrap();
     s.enqueue(&b).unwrap();
@@ -67,7 +89,6 @@ fn fifo_claim_finish_and_queue_limit() {
     let second = s.claim().unwrap().unwrap();
     assert_eq!(second.record.id, a.id);
     assert!(s.claim().unwrap().is_none());
-    let _ = fs::remove_dir_all(d);
 }
 
 #[test]
@@ -89,7 +110,6 @@ fn a_cursor_skips_jobs_claimed_elsewhere_and_sees_new_ones() {
     assert_eq!(s.claim().unwrap().unwrap().record.id, c.id);
     // the queue-length hint followed all of it
     assert_eq!(s.queue_lock().unwrap().count, 0);
-    let _ = fs::remove_dir_all(d);
 }
 
 #[test]
@@ -103,12 +123,11 @@ fn slots_are_exclusive_and_released_on_drop() {
     assert!(s.try_slot().unwrap().is_some());
     let unlimited = FileStore::new(d.join("u"), d.join("uo"), u32::MAX, 1);
     assert!(unlimited.try_slot().unwrap().is_some());
-    let _ = fs::remove_dir_all(d);
 }
 
 #[test]
 fn orphans_are_found_and_requeued_in_place() {
-    let (s, d) = store(1, 10);
+    let (s, _dir) = store(1, 10);
     let a = job(5);
     s.enqueue(&a).unwrap();
     let claimed = s.claim().unwrap().unwrap();
@@ -132,12 +151,11 @@ fn orphans_are_found_and_requeued_in_place() {
     let again = s.claim().unwrap().unwrap();
     assert_eq!(again.record.id, a.id, "a re-queued job keeps its place");
     assert_eq!(again.record.attempt, 2);
-    let _ = fs::remove_dir_all(d);
 }
 
 #[test]
 fn finish_compares_the_attempt() {
-    let (s, d) = store(1, 10);
+    let (s, _dir) = store(1, 10);
     let a = job(1);
     s.enqueue(&a).unwrap();
     let mut stale = s.claim().unwrap().unwrap();
@@ -148,12 +166,11 @@ fn finish_compares_the_attempt() {
         .finish(stale, Finish::Failed(WpsError::no_applicable("x")))
         .unwrap());
     assert_eq!(s.get(&a.id).unwrap().unwrap().state, JobState::Running);
-    let _ = fs::remove_dir_all(d);
 }
 
 #[test]
 fn dismiss_queued_running_and_finished_jobs() {
-    let (s, d) = store(4, 10);
+    let (s, _dir) = store(4, 10);
     let (q, r, f) = (job(1), job(2), job(3));
     for j in [&f, &r, &q] {
         s.enqueue(j).unwrap();
@@ -187,12 +204,11 @@ fn dismiss_queued_running_and_finished_jobs() {
     assert!(s.get(&r.id).unwrap().is_none());
     assert!(!s.record_path(&r.id).exists() && !s.cancel_path(&r.id).exists());
     assert!(s.claim().unwrap().is_none());
-    let _ = fs::remove_dir_all(d);
 }
 
 #[test]
 fn list_filters_and_pages_newest_first() {
-    let (s, d) = store(4, 10);
+    let (s, _dir) = store(4, 10);
     let mut ids = Vec::new();
     for n in 0..5 {
         let mut j = job(n);
@@ -233,12 +249,11 @@ fn list_filters_and_pages_newest_first() {
     assert_eq!(mine(crate::jobs::Owner::User("ann".into())), 3);
     assert_eq!(mine(crate::jobs::Owner::Anonymous), 2);
     assert_eq!(mine(crate::jobs::Owner::User("bob".into())), 0);
-    let _ = fs::remove_dir_all(d);
 }
 
 #[test]
 fn outputs_are_written_atomically_and_expire() {
-    let (s, d) = store(1, 10);
+    let (s, _dir) = store(1, 10);
     let a = job(1);
     s.write_output(&a.id, "out.json", b"{}").unwrap();
     assert_eq!(s.read_output(&a.id, "out.json").unwrap().unwrap(), b"{}");
@@ -274,12 +289,11 @@ fn outputs_are_written_atomically_and_expire() {
     assert!(!s.outputs().join(&a.id).exists());
     assert!(s.get(&waiting.id).unwrap().is_some());
     assert!(!s.outputs().join(&sync_id).exists());
-    let _ = fs::remove_dir_all(d);
 }
 
 #[test]
 fn the_previous_layout_is_set_aside_with_a_note() {
-    let d = std::env::temp_dir().join(format!("mod_wps-store-{}", uuid::Uuid::new_v4()));
+    let d = TestDir::new();
     let work = d.join("work");
     for dir in ["queue", "running", "done"] {
         fs::create_dir_all(work.join(dir)).unwrap();
@@ -301,7 +315,6 @@ fn the_previous_layout_is_set_aside_with_a_note() {
     // a second start finds the current layout: nothing to say
     assert!(s.prepare(None).unwrap().is_empty());
     let _ = Instant::now();
-    let _ = fs::remove_dir_all(d);
 }
 
 /// The index's entries (in their bucket directories).
@@ -335,7 +348,7 @@ fn ids(v: Vec<JobRecord>) -> Vec<String> {
 
 #[test]
 fn the_index_follows_every_state_and_lists_like_the_records() {
-    let (s, d) = store(4, 100);
+    let (s, _dir) = store(4, 100);
     let mut all = Vec::new();
     for n in 0..8u32 {
         let mut j = JobRecord::new(
@@ -416,14 +429,13 @@ fn the_index_follows_every_state_and_lists_like_the_records() {
         ..Default::default()
     };
     assert_eq!(ids(s.list(&page).unwrap()), before[2..5]);
-    let _ = fs::remove_dir_all(d);
 }
 
 /// `cargo test --release --lib jobs::file::tests::listing_100k -- --ignored --nocapture`
 #[test]
 #[ignore]
 fn listing_100k_jobs_reads_only_a_page() {
-    let (s, d) = store(1, 1);
+    let (s, _dir) = store(1, 1);
     let records = s.root().join("records");
     for n in 0..100_000u32 {
         let mut j = job(n);
@@ -459,12 +471,11 @@ fn listing_100k_jobs_reads_only_a_page() {
         assert_eq!(s.list(&q).unwrap().len(), 11);
         println!("{q:?}: {:?}", t.elapsed());
     }
-    let _ = fs::remove_dir_all(d);
 }
 
 #[test]
 fn claims_can_be_limited_to_some_processes_and_others_keep_their_place() {
-    let (s, d) = store(2, 10);
+    let (s, _dir) = store(2, 10);
     let mut a = job(1);
     a.process = "heavy".into();
     let (b, c) = (job(2), job(3));
@@ -482,12 +493,11 @@ fn claims_can_be_limited_to_some_processes_and_others_keep_their_place() {
         (a.id.clone(), 1)
     );
     assert!(s.claim_matching(&|_| true).unwrap().is_none());
-    std::fs::remove_dir_all(d).unwrap();
 }
 
 #[test]
 fn a_detached_claim_records_for_its_attempt_and_an_end_is_recorded_once() {
-    let (s, d) = store(2, 10);
+    let (s, _dir) = store(2, 10);
     let a = job(1);
     s.enqueue(&a).unwrap();
     let held = s.claim().unwrap().unwrap();
@@ -508,7 +518,6 @@ fn a_detached_claim_records_for_its_attempt_and_an_end_is_recorded_once() {
     stale.attempt = 0;
     s.progress(&Claim::detached(stale), 10, "stale").unwrap();
     assert_eq!(s.get(&a.id).unwrap().unwrap().message, "done");
-    std::fs::remove_dir_all(d).unwrap();
 }
 
 #[test]
@@ -543,7 +552,6 @@ fn record_writes_of_two_processes_do_not_lose_each_other() {
         JobState::Succeeded,
         "a renewal never overwrites the end"
     );
-    std::fs::remove_dir_all(d).unwrap();
 }
 
 /// Jobs submitted in different seconds and thousand-second spans: listed newest first across
@@ -551,7 +559,7 @@ fn record_writes_of_two_processes_do_not_lose_each_other() {
 /// jobs submitted before its cutoff and removes the buckets it empties.
 #[test]
 fn the_index_lists_across_buckets_and_the_sweep_prunes_them() {
-    let (s, d) = store(4, 100);
+    let (s, _dir) = store(4, 100);
     let now = unix_now();
     let mut all = Vec::new();
     // two jobs in each of: 5000 s ago, 1500 s ago, 2 s ago (and submitted now)
@@ -613,14 +621,13 @@ fn the_index_lists_across_buckets_and_the_sweep_prunes_them() {
         ids(s.list(&JobQuery::default()).unwrap()).last(),
         Some(&j.id)
     );
-    let _ = fs::remove_dir_all(d);
 }
 
 /// A flat index of the previous layout (one directory of entries) is replaced by the
 /// bucketed one at start-up.
 #[test]
 fn a_flat_index_is_rebuilt_in_buckets() {
-    let (s, d) = store(4, 100);
+    let (s, _dir) = store(4, 100);
     let mut all = Vec::new();
     for n in 0..3u32 {
         let j = job(n);
@@ -639,14 +646,13 @@ fn a_flat_index_is_rebuilt_in_buckets() {
     all.reverse();
     assert_eq!(ids(s.list(&JobQuery::default()).unwrap()), all);
     assert_eq!(index_names(&s).len(), 3);
-    let _ = fs::remove_dir_all(d);
 }
 
 /// A sweep works in short slices and stops between jobs when told to (a child that drains);
 /// the next sweep removes the rest.
 #[test]
 fn a_sweep_stops_when_told_and_the_next_one_finishes() {
-    let (s, d) = store(u32::MAX, 1_000_000);
+    let (s, _dir) = store(u32::MAX, 1_000_000);
     let n = 400;
     for k in 0..n {
         s.enqueue(&job(k)).unwrap();
@@ -675,5 +681,4 @@ fn a_sweep_stops_when_told_and_the_next_one_finishes() {
         .unwrap();
     assert_eq!(first + rest, n as usize);
     assert!(s.list(&JobQuery::default()).unwrap().is_empty());
-    let _ = fs::remove_dir_all(d);
 }

@@ -22,7 +22,7 @@ fn record_files(s: &FileStore) -> BTreeSet<String> {
 
 #[test]
 fn a_rewrite_exchanges_the_record_with_its_spare() {
-    let (s, d) = store(2, 10);
+    let (s, _dir) = store(2, 10);
     let a = job(1);
     s.enqueue(&a).unwrap();
     let (record, spare) = (s.record_path(&a.id), s.spare_path(&a.id));
@@ -50,14 +50,13 @@ fn a_rewrite_exchanges_the_record_with_its_spare() {
     // listings do not take the spare for a record
     assert_eq!(s.list(&JobQuery::default()).unwrap().len(), 1);
     assert_eq!(s.counts().unwrap().finished, 1);
-    let _ = fs::remove_dir_all(d);
 }
 
 /// Where the file system cannot exchange two names, the spare is a temporary file renamed
 /// over the record.
 #[test]
 fn without_exchange_the_spare_is_renamed_over_the_record() {
-    let (s, d) = store(2, 10);
+    let (s, _dir) = store(2, 10);
     s.exchange.store(false, Ordering::Relaxed);
     let a = job(1);
     s.enqueue(&a).unwrap();
@@ -70,14 +69,13 @@ fn without_exchange_the_spare_is_renamed_over_the_record() {
     assert!(s.finish(c, succeeded()).unwrap());
     assert_eq!(s.get(&a.id).unwrap().unwrap().state, JobState::Succeeded);
     assert_eq!(record_files(&s), BTreeSet::from([format!("{}.json", a.id)]));
-    let _ = fs::remove_dir_all(d);
 }
 
 /// A reader that opened the record just before it became the spare, and reads it while the
 /// next rewrite goes into it, waits for that write instead of reading it half-done.
 #[test]
 fn readers_never_see_a_rewrite_half_done() {
-    let (s, d) = store(2, 10);
+    let (s, _dir) = store(2, 10);
     let a = job(1);
     s.enqueue(&a).unwrap();
     let c = s.claim().unwrap().unwrap();
@@ -100,14 +98,13 @@ fn readers_never_see_a_rewrite_half_done() {
         }
         done.store(true, Ordering::Relaxed);
     });
-    let _ = fs::remove_dir_all(d);
 }
 
 /// A reader that opened the record just before the job ended, and got its shared lock once
 /// the old record (the spare now) was emptied, reads the record again by its name.
 #[test]
 fn a_reader_of_an_emptied_spare_reads_the_record_again() {
-    let (s, d) = store(2, 10);
+    let (s, _dir) = store(2, 10);
     let a = job(1);
     s.enqueue(&a).unwrap();
     let record = s.record_path(&a.id);
@@ -129,12 +126,11 @@ fn a_reader_of_an_emptied_spare_reads_the_record_again() {
         drop(old);
         assert_eq!(reader.join().unwrap().state, JobState::Succeeded);
     });
-    let _ = fs::remove_dir_all(d);
 }
 
 #[test]
 fn a_rewrite_does_not_bring_back_a_removed_record() {
-    let (s, d) = store(2, 10);
+    let (s, _dir) = store(2, 10);
     let a = job(1);
     s.enqueue(&a).unwrap();
     let c = s.claim().unwrap().unwrap();
@@ -148,12 +144,11 @@ fn a_rewrite_does_not_bring_back_a_removed_record() {
     }
     s.progress(&c, 10, "gone").unwrap();
     assert!(s.get(&a.id).unwrap().is_none());
-    let _ = fs::remove_dir_all(d);
 }
 
 #[test]
 fn the_spare_goes_with_the_job() {
-    let (s, d) = store(4, 10);
+    let (s, _dir) = store(4, 10);
     let jobs: Vec<JobRecord> = (1..=4).map(job).collect();
     for j in &jobs {
         s.enqueue(j).unwrap();
@@ -191,13 +186,12 @@ fn the_spare_goes_with_the_job() {
         1
     );
     assert_eq!(record_files(&s), BTreeSet::new());
-    let _ = fs::remove_dir_all(d);
 }
 
 /// A crash (kill -9) can leave a spare half-written: the next rewrite writes it whole.
 #[test]
 fn a_half_written_spare_is_rewritten() {
-    let (s, d) = store(2, 10);
+    let (s, _dir) = store(2, 10);
     let a = job(1);
     s.enqueue(&a).unwrap();
     fs::write(s.spare_path(&a.id), b"{\"id\":").unwrap();
@@ -206,7 +200,6 @@ fn a_half_written_spare_is_rewritten() {
     assert!(s.finish(c, succeeded()).unwrap());
     assert_eq!(s.get(&a.id).unwrap().unwrap().state, JobState::Succeeded);
     assert_eq!(index_names(&s).len(), 1);
-    let _ = fs::remove_dir_all(d);
 }
 
 fn ids(v: Vec<JobRecord>) -> Vec<String> {
@@ -217,7 +210,7 @@ fn ids(v: Vec<JobRecord>) -> Vec<String> {
 /// its own name), with neither index nor queue entry: no reader of `records/` trips over it.
 #[test]
 fn a_half_written_record_of_a_crashed_submit_is_skipped() {
-    let (s, d) = store(2, 10);
+    let (s, _dir) = store(2, 10);
     let a = job(1);
     s.enqueue(&a).unwrap();
     let c = s.claim().unwrap().unwrap();
@@ -248,7 +241,6 @@ fn a_half_written_record_of_a_crashed_submit_is_skipped() {
     let b = job(4);
     s.enqueue(&b).unwrap();
     assert_eq!(s.claim().unwrap().unwrap().record.id, b.id);
-    let _ = fs::remove_dir_all(d);
 }
 
 fn names(dir: &Path) -> BTreeSet<String> {
@@ -296,7 +288,6 @@ fn a_claim_locks_its_queue_entry() {
     assert_eq!(c.record.attempt, 2);
     assert!(other.finish(c, succeeded()).unwrap());
     assert!(names(&running).is_empty() && names(&s.root().join("queue")).is_empty());
-    let _ = fs::remove_dir_all(d);
 }
 
 /// A child that died between taking a queue entry and recording the claim (or between
@@ -304,7 +295,7 @@ fn a_claim_locks_its_queue_entry() {
 /// whose record says accepted: it goes back to the queue.
 #[test]
 fn an_entry_taken_but_not_recorded_goes_back_to_the_queue() {
-    let (s, d) = store(2, 10);
+    let (s, _dir) = store(2, 10);
     let a = job(1);
     s.enqueue(&a).unwrap();
     let running = s.root().join("running").join(format!("{}.json", a.id));
@@ -319,14 +310,13 @@ fn an_entry_taken_but_not_recorded_goes_back_to_the_queue() {
     assert_eq!(s.queue_lock().unwrap().count, 1);
     let c = s.claim().unwrap().unwrap();
     assert_eq!((c.record.id.as_str(), c.record.attempt), (a.id.as_str(), 1));
-    let _ = fs::remove_dir_all(d);
 }
 
 /// A job claimed by a child of an earlier version (`running/<id>.lock`, during a graceful
 /// restart onto this one) is not taken for an orphan while that child holds its lock file.
 #[test]
 fn a_claim_of_an_earlier_version_is_honoured() {
-    let (s, d) = store(2, 10);
+    let (s, _dir) = store(2, 10);
     let a = job(1);
     s.enqueue(&a).unwrap();
     let running = s.root().join("running");
@@ -350,7 +340,6 @@ fn a_claim_of_an_earlier_version_is_honoured() {
     s.requeue(orphans.into_iter().next().unwrap()).unwrap();
     assert!(names(&running).is_empty(), "the old lock file went too");
     assert_eq!(s.claim().unwrap().unwrap().record.attempt, 2);
-    let _ = fs::remove_dir_all(d);
 }
 
 /// The inodes of the index's entries.
@@ -375,7 +364,7 @@ fn job_inodes(s: &FileStore, r: &JobRecord) -> BTreeSet<u64> {
 /// From submit to its end, a job makes three inodes and frees none.
 #[test]
 fn a_job_makes_three_inodes_and_frees_none() {
-    let (s, d) = store(2, 10);
+    let (s, _dir) = store(2, 10);
     let a = job(1);
     s.enqueue(&a).unwrap();
     let mut seen = job_inodes(&s, &a);
@@ -390,14 +379,13 @@ fn a_job_makes_three_inodes_and_frees_none() {
     assert_eq!(job_inodes(&s, &a), seen);
     assert!(s.finish(c, succeeded()).unwrap());
     assert_eq!(job_inodes(&s, &a), seen);
-    let _ = fs::remove_dir_all(d);
 }
 
 /// Without an index (removed, until the next start-up builds it), a queue entry is a file of
 /// its own.
 #[test]
 fn without_an_index_a_queue_entry_is_a_file_of_its_own() {
-    let (s, d) = store(2, 10);
+    let (s, _dir) = store(2, 10);
     fs::remove_dir_all(s.root().join("index")).unwrap();
     let a = job(1);
     s.enqueue(&a).unwrap();
@@ -407,14 +395,13 @@ fn without_an_index_a_queue_entry_is_a_file_of_its_own() {
     assert!(s.finish(c, succeeded()).unwrap());
     assert!(names(&s.root().join("running")).is_empty());
     assert_eq!(s.get(&a.id).unwrap().unwrap().state, JobState::Succeeded);
-    let _ = fs::remove_dir_all(d);
 }
 
 /// `queue.lock` holds the queue length as padded text; what an earlier version wrote (the
 /// bare number) is read, what cannot be read is recounted.
 #[test]
 fn the_queue_length_is_read_in_either_format_and_recounted_when_damaged() {
-    let (s, d) = store(2, 10);
+    let (s, _dir) = store(2, 10);
     let path = s.root().join("queue.lock");
     s.enqueue(&job(1)).unwrap();
     let text = fs::read_to_string(&path).unwrap();
@@ -430,7 +417,6 @@ fn the_queue_length_is_read_in_either_format_and_recounted_when_damaged() {
         assert_eq!(s.queue_lock().unwrap().count, 1, "{bad:?}");
         assert_eq!(fs::read_to_string(&path).unwrap().trim(), "1");
     }
-    let _ = fs::remove_dir_all(d);
 }
 
 /// Threads of one process and two processes' stores on one directory: every enqueue and
@@ -455,5 +441,4 @@ fn the_queue_length_follows_concurrent_enqueues_and_claims() {
     });
     assert_eq!(s.queue_lock().unwrap().count, 60);
     assert_eq!(s.queued(), 60);
-    let _ = fs::remove_dir_all(d);
 }
