@@ -540,19 +540,10 @@ mod tests {
         assert_eq!(pool.run(tok(), || 9), Ok(9));
         gate_tx.send(()).unwrap();
         // the stuck worker retires: one worker thread is left
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while pool
-            .workers
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|w| !w.is_finished())
-            .count()
-            != 1
-        {
-            assert!(Instant::now() < deadline, "no worker retired");
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        until("no worker retired", || {
+            let workers = pool.workers.lock().unwrap();
+            workers.iter().filter(|w| !w.is_finished()).count() == 1
+        });
         assert_eq!(pool.run(tok(), || 10), Ok(10));
     }
 
@@ -590,13 +581,20 @@ mod tests {
         assert_eq!(pool.shutdown(true), 0);
     }
 
-    /// Waits until `n` workers wait for a task.
-    fn until_idle(pool: &Pool, n: usize) {
+    /// Waits (at most 5 s, else fails with `what`) until `done`.
+    fn until(what: &str, done: impl Fn() -> bool) {
         let deadline = Instant::now() + Duration::from_secs(5);
-        while pool.queue.lock().idle.len() != n {
-            assert!(Instant::now() < deadline, "the workers did not go idle");
+        while !done() {
+            assert!(Instant::now() < deadline, "{what}");
             std::thread::sleep(Duration::from_millis(1));
         }
+    }
+
+    /// Waits until `n` workers wait for a task.
+    fn until_idle(pool: &Pool, n: usize) {
+        until("the workers did not go idle", || {
+            pool.queue.lock().idle.len() == n
+        });
     }
 
     #[test]
@@ -835,10 +833,8 @@ mod tests {
             ran.load(Ordering::SeqCst)
         });
         assert_eq!(r, Ok(0));
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while ran.load(Ordering::SeqCst) == 0 {
-            assert!(Instant::now() < deadline, "the queued job never ran");
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        until("the queued job never ran", || {
+            ran.load(Ordering::SeqCst) > 0
+        });
     }
 }
