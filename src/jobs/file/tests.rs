@@ -314,7 +314,6 @@ fn the_previous_layout_is_set_aside_with_a_note() {
     assert_eq!(s.legacy_status(&old_doc).unwrap(), b"<old/>");
     // a second start finds the current layout: nothing to say
     assert!(s.prepare(None).unwrap().is_empty());
-    let _ = Instant::now();
 }
 
 /// The index's entries (in their bucket directories).
