@@ -104,3 +104,30 @@ fn railroads_gml_sent_chunked_is_counted() {
         "the echoed layer lacks its last feature"
     );
 }
+
+/// Large bodies one after another, each read into the buffer of one before it (the buffers of
+/// bodies that ended are used again): each request counts its own layer, nothing of the one
+/// before, whether it is smaller or larger.
+#[test]
+fn large_bodies_in_turn_count_their_own_features() {
+    let gml = railroads();
+    // the first `n` features of the layer, as a layer of its own
+    let first = |n: usize| {
+        let end = gml
+            .match_indices("</gml:featureMember>")
+            .nth(n - 1)
+            .map(|(i, m)| i + m.len())
+            .expect("enough features");
+        format!("{}\n</ogr:FeatureCollection>", &gml[..end])
+    };
+    let a = server();
+    for n in [832, 500, 831, 700, 832] {
+        let layer = if n == 832 { gml.clone() } else { first(n) };
+        let r = a.post("/wps", execute(&layer, &raw_output("count")).as_bytes());
+        assert_eq!(
+            (r.status, r.text().trim()),
+            (200, n.to_string().as_str()),
+            "{n} features"
+        );
+    }
+}

@@ -5,6 +5,7 @@ use super::directives::group_of;
 use super::ffi::*;
 use super::log::{apr_level, cstring};
 use super::{lock, pstr, ACTIVE, CHILD};
+use crate::front::body_buffers::BODY_BUFFERS;
 use crate::front::wps1::error_response;
 use crate::front::{Body, HttpRequest, HttpResponse};
 use crate::model::{panic_message, LogLevel, WpsError};
@@ -206,7 +207,12 @@ impl<'a> Request<'a> {
                     .saturating_add(1)
                     .min(most)
             });
-            body.reserve_exact(first);
+            // a large body: into the buffer of one that ended (still in the caches)
+            body = if declared.is_some() {
+                BODY_BUFFERS.take(first)
+            } else {
+                Vec::with_capacity(first)
+            };
             loop {
                 if body.len() == body.capacity() {
                     body.reserve(CHUNK);
@@ -240,11 +246,11 @@ impl<'a> Request<'a> {
         }
         // A body that grew as it came (chunked) may have up to twice its size reserved: given
         // back, as the body is kept while its job runs (a copy, for such bodies only).
-        if body.capacity() - body.len() > body.len() / 4 {
+        if declared.is_none() && body.capacity() - body.len() > body.len() / 4 {
             body.shrink_to_fit();
         }
         // the vector's allocation becomes the shared body (no copy)
-        Ok(Body::Bytes(body.into()))
+        Ok(Body::Bytes(BODY_BUFFERS.share(body)))
     }
 
     /// Sends `resp` (its log lines go to the error log first); only the headers for HEAD.

@@ -2,6 +2,7 @@
 //! its protocol into calls of the engine's jobs API and renders what comes back (a job's
 //! record is rendered when it is read).
 
+pub mod body_buffers;
 pub mod http;
 pub mod ogcapi;
 pub mod outputs;
