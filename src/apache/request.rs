@@ -207,12 +207,9 @@ impl<'a> Request<'a> {
                     .saturating_add(1)
                     .min(most)
             });
-            // a large body: into the buffer of one that ended (still in the caches)
-            body = if declared.is_some() {
-                BODY_BUFFERS.take(first)
-            } else {
-                Vec::with_capacity(first)
-            };
+            // a large body (declared: a chunked one starts small) goes into the buffer of one
+            // that ended, still in the caches
+            body = BODY_BUFFERS.take(first);
             loop {
                 if body.len() == body.capacity() {
                     body.reserve(CHUNK);

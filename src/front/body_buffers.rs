@@ -61,7 +61,8 @@ impl BodyBuffers {
     }
 
     /// How many buffers are kept now.
-    pub fn kept(&self) -> usize {
+    #[cfg(test)]
+    fn kept(&self) -> usize {
         self.free().len()
     }
 }
