@@ -414,6 +414,16 @@ fn start_tag<'a>(
     }))
 }
 
+/// Refuses an element opened inside `open` others.
+fn check_depth(open: usize) -> WpsResult<()> {
+    if open >= MAX_DEPTH {
+        return Err(bad_request(format!(
+            "elements nested deeper than {MAX_DEPTH}"
+        )));
+    }
+    Ok(())
+}
+
 /// Adds text to the open element: as a part of the document when it is the element's first
 /// text since its last child element (e.g. all of a text content), else joined to that text.
 fn push_text<'a>(stack: &mut [Elem<'a>], text: Cow<'a, str>) -> WpsResult<()> {
@@ -457,19 +467,39 @@ pub fn read_tree(doc: &str) -> WpsResult<Elem<'_>> {
     let (mut kept, mut kept_attrs) = (0usize, 0usize);
     loop {
         let before = reader.buffer_position() as usize;
-        let event = reader
-            .read_event()
-            .map_err(|e| xml_error(e, reader.error_position()))?;
+        // matched where it is (moving the event out of the result costs more than reading it)
+        let result = reader.read_event();
+        let event = match &result {
+            Ok(event) => event,
+            Err(e) => return Err(xml_error(e, reader.error_position())),
+        };
+        if inline_open > 0 {
+            // most events of inline content, read here at less cost: an element without
+            // attributes (only its prefix to check), an end tag within the content, text
+            // without references; the others as below
+            match event {
+                Event::Start(e) if e.attributes_raw().iter().all(u8::is_ascii_whitespace) => {
+                    check_depth(stack.len() + inline_open)?;
+                    scopes.push_element();
+                    scopes.resolve(split_name(e.name().into_inner()).1, true)?;
+                    inline_open += 1;
+                    continue;
+                }
+                Event::End(_) if inline_open > 1 => {
+                    scopes.pop_element();
+                    inline_open -= 1;
+                    continue;
+                }
+                Event::Text(t) if !has_reference(t) => continue,
+                _ => {}
+            }
+        }
         match event {
             Event::Start(_) | Event::Empty(_) if root.is_some() => {
                 return Err(bad_request("more than one root element"));
             }
-            Event::Start(ref e) | Event::Empty(ref e) => {
-                if stack.len() + inline_open >= MAX_DEPTH {
-                    return Err(bad_request(format!(
-                        "elements nested deeper than {MAX_DEPTH}"
-                    )));
-                }
+            Event::Start(e) | Event::Empty(e) => {
+                check_depth(stack.len() + inline_open)?;
                 let inline =
                     inline_open > 0 || stack.last().is_some_and(Elem::holds_inline_content);
                 let is_root = stack.is_empty() && inline_open == 0;
@@ -520,7 +550,6 @@ pub fn read_tree(doc: &str) -> WpsResult<Elem<'_>> {
                 }
             }
             // inside inline content text is not kept: only its references are checked
-            Event::Text(t) if inline_open > 0 && !has_reference(&t) => {}
             Event::Text(t) => {
                 let text = t.unescape().map_err(|e| xml_error(e, before as u64))?;
                 if inline_open == 0 {
@@ -532,7 +561,7 @@ pub fn read_tree(doc: &str) -> WpsResult<Elem<'_>> {
                     return Err(bad_request("CDATA outside the root element"));
                 }
                 if inline_open == 0 {
-                    let text = match c.into_inner() {
+                    let text = match c.clone().into_inner() {
                         Cow::Borrowed(b) => std::str::from_utf8(b).map(Cow::Borrowed),
                         Cow::Owned(b) => String::from_utf8(b)
                             .map(Cow::Owned)

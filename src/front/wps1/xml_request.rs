@@ -669,7 +669,12 @@ mod tests {
             panic!("{:?}", e.inputs[0]);
         };
         assert_eq!(c.content.trim(), gml);
-        for bad in ["<a>\n  &bogus;</a>", "<a>\n <b/>\n &#0;</a>"] {
+        for bad in [
+            "<a>\n  &bogus;</a>",
+            "<a>\n <b/>\n &#0;</a>",
+            "<a><b><c>1 &bogus; 2</c></b></a>",
+            "<a><b>1</c></b></a>",
+        ] {
             let e = parse(inline_input(bad).as_bytes()).unwrap_err();
             assert_eq!(e.code, ExceptionCode::InvalidParameterValue, "{bad}");
         }
@@ -700,6 +705,8 @@ mod tests {
         assert_eq!(err(&attr), code_loc(InvalidParameterValue, "request"));
         let inline = inline_input("<gml:Point/>");
         assert!(parse(inline.as_bytes()).unwrap_err().text.contains("'gml'"));
+        let nested = inline_input(r#"<a xmlns="urn:a"><b><gml:c>1</gml:c></b></a>"#);
+        assert!(parse(nested.as_bytes()).unwrap_err().text.contains("'gml'"));
         // a prefix goes out of scope with its element
         let scoped = inline_input(r#"<a xmlns:g="urn:g"><g:b/></a><g:c/>"#);
         assert!(parse(scoped.as_bytes()).unwrap_err().text.contains("'g'"));
