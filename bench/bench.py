@@ -17,9 +17,11 @@ Loads are bounded in time and target 127.0.0.1 only.
 """
 import argparse
 import base64
+import glob
 import json
 import os
 import re
+import resource
 import shutil
 import socket
 import subprocess
@@ -371,11 +373,43 @@ def post(url, body):
         return e.code, e.read()
 
 
+def children_cpu():
+    """CPU seconds of this script's finished child processes (wrk, gdal_alone)."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def machine_busy():
+    """CPU seconds the whole machine has been busy (all cores, kernel included)."""
+    v = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu(apache):
+    """CPU seconds of the Apache children's threads: (the WPS pools' threads, the others:
+    Apache's own, which read and answer the requests)."""
+    pool = other = 0
+    for child in apache.children():
+        for task in glob.glob(f"/proc/{child}/task/*"):
+            try:
+                comm = open(f"{task}/comm").read().strip()
+                ns = int(open(f"{task}/schedstat").read().split()[0])
+            except (OSError, ValueError):
+                continue
+            if comm.startswith("wps-"):
+                pool += ns / 1e9
+            else:
+                other += ns / 1e9
+    return pool, other
+
+
 def gdal_alone(process, encoding, threads, seconds):
+    """(executions per second, CPU ms per execution) of the process without a server."""
     exe = os.path.join(ROOT, "target", "release", "examples", "gdal_alone")
-    out = subprocess.run([exe, process, encoding, str(threads), str(seconds), RAILROADS],
-                         capture_output=True, text=True, check=True).stdout
-    return json.loads(out)["per_second"]
+    cpu = children_cpu()
+    out = json.loads(subprocess.run([exe, process, encoding, str(threads), str(seconds), RAILROADS],
+                                    capture_output=True, text=True, check=True).stdout)
+    return out["per_second"], (children_cpu() - cpu) * 1e3 / max(out["runs"], 1)
 
 
 def workloads(a, secs, pywps, conns_list=(1, 4, 16)):
@@ -384,9 +418,12 @@ def workloads(a, secs, pywps, conns_list=(1, 4, 16)):
     print(f"\nreal workloads: railroads.gml ({os.path.getsize(RAILROADS)} bytes, 832 features), "
           f"XML POST with RawDataOutput, {secs} s per case; GDAL alone = the same process on the "
           "same input value without a server, on as many threads as connections (mean of a run "
-          "just before and one just after the server's)")
+          "just before and one just after the server's). CPU ms per request (execution): "
+          "alone = GDAL alone's; all = the whole machine's while the server ran, of it pool = "
+          "the WPS pool's threads, httpd = Apache's request threads, wrk = the client")
     head = (f"{'process':14} {'input':7} {'conns':>5} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
-            f"{'non-2xx':>7} {'GDAL/s':>8} {'vs GDAL':>7}")
+            f"{'non-2xx':>7} {'GDAL/s':>8} {'vs GDAL':>7} {'alone':>6} {'all':>6} {'pool':>6} "
+            f"{'httpd':>6} {'wrk':>5}")
     if pywps:
         head += f" {'PyWPS/s':>8} {'p99 ms':>8} {'non-2xx':>7} {'vs PyWPS':>8}"
     print(head)
@@ -401,11 +438,19 @@ def workloads(a, secs, pywps, conns_list=(1, 4, 16)):
             for conns in conns_list:
                 # GDAL alone just before and just after the server: their mean, so that the
                 # machine's drift between the runs (a few per cent here) does not count
-                before = gdal_alone(process, encoding, conns, secs)
+                before, before_ms = gdal_alone(process, encoding, conns, secs)
+                pool0, httpd0 = thread_cpu(a)
+                wrk0, busy0 = children_cpu(), machine_busy()
                 rps, p50, p99, bad, errs = wrk(a.url("/wps"), conns, secs, body)
-                alone = (before + gdal_alone(process, encoding, conns, secs)) / 2
+                wrk1, busy1 = children_cpu(), machine_busy()
+                pool1, httpd1 = thread_cpu(a)
+                after, after_ms = gdal_alone(process, encoding, conns, secs)
+                alone, alone_ms = (before + after) / 2, (before_ms + after_ms) / 2
+                ms = 1e3 / max(rps * secs, 1)
                 line = (f"{process:14} {encoding:7} {conns:>5} {rps:>8.1f} {p50:>8.1f} {p99:>8.1f} "
-                        f"{bad:>7} {alone:>8.1f} {rps / alone * 100 if alone else 0:>6.0f}%")
+                        f"{bad:>7} {alone:>8.1f} {rps / alone * 100 if alone else 0:>6.0f}% "
+                        f"{alone_ms:>6.2f} {(busy1 - busy0) * ms:>6.2f} {(pool1 - pool0) * ms:>6.2f} "
+                        f"{(httpd1 - httpd0) * ms:>6.2f} {(wrk1 - wrk0) * ms:>5.2f}")
                 if pywps:
                     prps, _, pp99, pbad, perrs = wrk(pywps.url("/pywps"), conns, secs, body)
                     ratio = f"{rps / prps:>7.1f}x" if prps else "      -"
