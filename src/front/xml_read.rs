@@ -153,8 +153,10 @@ struct Scopes {
     bindings: HashMap<Vec<u8>, Vec<Option<Rc<str>>>>,
     /// The prefixes declared by the open elements, in document order...
     declared: Vec<Vec<u8>>,
-    /// ...and how many each open element declared.
-    per_element: Vec<usize>,
+    /// ...and how many each open element that declares any declared, with its depth.
+    per_element: Vec<(usize, usize)>,
+    /// How many elements are open.
+    depth: usize,
     xml: Rc<str>,
     recent: Vec<Recent>,
     /// Where the next prefix resolved is remembered once `recent` is full.
@@ -169,6 +171,7 @@ impl Scopes {
             bindings: HashMap::new(),
             declared: Vec::new(),
             per_element: Vec::new(),
+            depth: 0,
             xml: Rc::from(NS_XML),
             recent: Vec::with_capacity(RECENT),
             next_recent: 0,
@@ -202,7 +205,7 @@ impl Scopes {
 
     /// Opens the scope of an element, which then declares its prefixes with `declare`.
     fn push_element(&mut self) {
-        self.per_element.push(0);
+        self.depth += 1;
     }
 
     /// A namespace declaration of the element opened last.
@@ -212,8 +215,9 @@ impl Scopes {
                 "more than {MAX_NAMESPACES_IN_SCOPE} namespace declarations in scope"
             )));
         }
-        if let Some(n) = self.per_element.last_mut() {
-            *n += 1;
+        match self.per_element.last_mut() {
+            Some((depth, n)) if *depth == self.depth => *n += 1,
+            _ => self.per_element.push((self.depth, 1)),
         }
         self.forget();
         match self.bindings.get_mut(prefix) {
@@ -227,10 +231,13 @@ impl Scopes {
     }
 
     fn pop_element(&mut self) {
-        let n = self.per_element.pop().unwrap_or(0);
-        if n == 0 {
-            return;
-        }
+        let depth = self.depth;
+        self.depth = depth.saturating_sub(1);
+        let n = match self.per_element.last() {
+            Some(&(d, n)) if d == depth => n,
+            _ => return,
+        };
+        self.per_element.pop();
         self.forget();
         let from = self.declared.len().saturating_sub(n);
         for prefix in self.declared.drain(from..) {
