@@ -204,10 +204,13 @@ fn a_job_is_submitted_once_and_left_to_the_worker_to_record() {
     fx.squeue(&format!("1|{name}|COMPLETED|None\n"));
     let released = format!("job {} (sleep, Slurm job 1): ended in Slurm", job.id);
     fx.until("the claim is released", || fx.logged(&released));
-    let held = std::fs::read_dir(fx.dir.join("work/running"))
-        .unwrap()
-        .count();
-    assert_eq!(held, 0, "the claim's files are gone");
+    // (the local job's record is final a moment before its claim's file is removed)
+    fx.until("the claims' files are gone", || {
+        std::fs::read_dir(fx.dir.join("work/running"))
+            .unwrap()
+            .count()
+            == 0
+    });
     let r = fx.record(&job.id).unwrap();
     assert_eq!(r.state, JobState::Succeeded, "the worker's end stands");
     assert_eq!(r.results, results);
