@@ -6,6 +6,7 @@
 pub mod dispatcher;
 pub mod pool;
 pub mod runner;
+pub mod slot_line;
 pub mod slurm;
 pub mod stats;
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! limits and cancel requests (Dismiss, from any child) on what it runs.
 
 use super::pool::{Pool, PoolError};
+use super::slot_line::SlotLine;
 use super::{Executor, Logger};
 use crate::engine::{Backend, Outcome, Service};
 use crate::jobs::{Claim, Finish, JobRecord, Slot};
@@ -156,8 +157,10 @@ pub struct Runner {
     freed: Mutex<Option<Arc<dyn Fn() + Send + Sync>>>,
     /// Succeeded/failed totals of this runner (in this child), for the status page.
     pub counters: JobCounters,
-    /// Wakes sleepers of `wait_slot`.
+    /// Wakes sleepers of `wait_slot` that look on their own (see there).
     slot_freed: (Mutex<()>, Condvar),
+    /// This child's synchronous requests waiting for a slot in line (see there).
+    slot_line: Arc<SlotLine>,
 }
 
 impl Runner {
@@ -171,6 +174,7 @@ impl Runner {
             freed: Mutex::new(None),
             counters: JobCounters::default(),
             slot_freed: (Mutex::new(()), Condvar::new()),
+            slot_line: Arc::new(SlotLine::default()),
         })
     }
 
@@ -192,6 +196,7 @@ impl Runner {
             f();
         }
         self.slot_freed.1.notify_all();
+        self.slot_line.freed();
     }
 
     /// A job ended: its slot and worker are free.
@@ -200,6 +205,7 @@ impl Runner {
             f();
         }
         self.slot_freed.1.notify_all();
+        self.slot_line.freed();
     }
 
     fn freed_hook(&self) -> Option<Arc<dyn Fn() + Send + Sync>> {
@@ -239,11 +245,26 @@ impl Runner {
         )
     }
 
-    /// Waits for a server-wide slot until `deadline`.
-    fn wait_slot(&self, deadline: Instant) -> WpsResult<Option<Slot>> {
+    /// Waits for a server-wide slot until `deadline`: in line when the store keeps one
+    /// (`SlotLine`), except for a quick process (it holds its slot for a moment, and would
+    /// leave it free while the first in line of another child pauses); else looking on its
+    /// own, with a pause growing to 20 ms.
+    fn wait_slot(&self, deadline: Instant, quick: bool) -> WpsResult<Option<Slot>> {
+        let store = &self.service.store;
+        if let Some(others) = store.waiting_line().filter(|_| !quick) {
+            return self
+                .slot_line
+                .wait(deadline, others, || store.try_slot())
+                .map_err(crate::engine::jobs::store_error);
+        }
         let mut pause = Duration::from_micros(200);
         loop {
-            match self.service.store.try_slot() {
+            let slot = if quick {
+                store.try_slot_for_a_moment()
+            } else {
+                store.try_slot()
+            };
+            match slot {
                 Ok(Some(s)) => return Ok(Some(s)),
                 Ok(None) => {}
                 Err(e) => return Err(crate::engine::jobs::store_error(e)),
@@ -263,7 +284,8 @@ impl Runner {
         let group = self.pool.config().name.clone();
         let request_timeout = self.pool.config().request_timeout;
         let start = Instant::now();
-        let slot = self.wait_slot(start + request_timeout)?.ok_or_else(|| {
+        let quick = process.quick();
+        let slot = self.wait_slot(start + request_timeout, quick)?.ok_or_else(|| {
             WpsError::no_applicable(format!(
                 "Process '{id}' did not start within the request timeout of {} s of process group '{group}': all {} parallelprocesses slots stayed busy",
                 request_timeout.as_secs(),
@@ -292,7 +314,6 @@ impl Runner {
         let ctx =
             Context::new(ticket.cancel.clone(), Arc::new(|_, _| {})).with_log(self.log.clone());
         let freed = self.slot_freed_notifier();
-        let quick = process.quick();
         let job = move || {
             let r = run_process(process.as_ref(), &inputs, &ctx);
             t2.returned.store(true, Ordering::SeqCst);
@@ -364,12 +385,16 @@ impl Runner {
         }
     }
 
+    /// What a synchronous job calls when it has given its slot back: the dispatcher's hook,
+    /// and this child's line for a slot.
     fn slot_freed_notifier(&self) -> impl Fn() + Send + 'static {
         let wake = self.freed_hook();
+        let line = self.slot_line.clone();
         move || {
             if let Some(f) = &wake {
                 f();
             }
+            line.freed();
         }
     }
 

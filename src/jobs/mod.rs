@@ -76,6 +76,37 @@ impl fmt::Debug for Slot {
     }
 }
 
+/// `CLOCK_MONOTONIC` in nanoseconds: one clock for all the processes of a host (the times
+/// of `WaitingLine`).
+pub fn monotonic_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+        .unwrap_or(0)
+}
+
+/// Who waits for a `parallelprocesses` slot in the other processes (Apache children) that
+/// share the store: each publishes when its longest-waiting synchronous request came, so that
+/// a freed slot goes to the one that has waited longest, whichever child frees it. Times are
+/// `CLOCK_MONOTONIC` nanoseconds (one clock for the processes of a host).
+pub trait WaitingLine: Send + Sync {
+    /// Publishes when this process's longest-waiting request came, or (`None`) that none waits.
+    fn publish(&self, since: Option<u64>) -> StoreResult<()>;
+    /// Whether a request of another process has been waiting since before `since`.
+    fn someone_before(&self, since: u64) -> StoreResult<bool>;
+    /// Something to wait on until a slot may have been freed, by any process (`None`: the
+    /// store cannot tell; the waiting request looks again after a pause).
+    fn freed_watch(&self) -> StoreResult<Option<Box<dyn FreedWatch>>> {
+        Ok(None)
+    }
+}
+
+/// See `WaitingLine::freed_watch`.
+pub trait FreedWatch: Send {
+    /// Returns when a slot may have been freed since the watch was made or last returned, or
+    /// after `timeout`.
+    fn wait(&self, timeout: Duration) -> StoreResult<()>;
+}
+
 /// A job taken from the queue (or adopted as an orphan) by this process: while the claim is
 /// held, no one else runs the job. It is given back with `finish` or `requeue`.
 pub struct Claim {
@@ -182,6 +213,17 @@ pub trait JobStore: Send + Sync {
     fn enqueue(&self, job: &JobRecord) -> StoreResult<()>;
     /// Takes a free `parallelprocesses` slot without waiting.
     fn try_slot(&self) -> StoreResult<Option<Slot>>;
+    /// Takes a slot, like `try_slot`, for a moment (a quick process): giving it back need not
+    /// be told to the requests waiting in line (`WaitingLine::freed_watch`), who look again
+    /// after a pause anyway.
+    fn try_slot_for_a_moment(&self) -> StoreResult<Option<Slot>> {
+        self.try_slot()
+    }
+    /// The line of the processes' waiting requests for a slot, if the store keeps one (and
+    /// the slots are limited).
+    fn waiting_line(&self) -> Option<&dyn WaitingLine> {
+        None
+    }
     /// Claims the oldest queued job (the caller holds a slot): attempt + 1, state running.
     fn claim(&self) -> StoreResult<Option<Claim>>;
     /// Claims the oldest queued job of a process `wanted` accepts (the others keep their

@@ -31,7 +31,7 @@
 
 use super::{
     unix_now, valid_id, valid_output_name, Claim, Finish, JobCounts, JobQuery, JobRecord, JobState,
-    JobStore, Slot, StoreError, StoreResult,
+    JobStore, Slot, StoreError, StoreResult, WaitingLine,
 };
 mod claims;
 mod fs_util;
@@ -39,6 +39,7 @@ mod index;
 mod layout;
 mod queue;
 mod records;
+mod waiting;
 
 use fs_util::{json_files, try_lock, write_atomic};
 use index::Index;
@@ -73,6 +74,8 @@ pub struct FileStore {
     /// Whether record rewrites exchange the record with its spare (cleared when the file
     /// system cannot; see `fs_util::rewrite`).
     exchange: AtomicBool,
+    /// This process's place in the line for a slot (`waiting.rs`).
+    waiting: waiting::Waiting,
 }
 
 impl FileStore {
@@ -87,6 +90,7 @@ impl FileStore {
             queue_file: queue::QueueFile::default(),
             index: Index::new(root.join("index")),
             exchange: AtomicBool::new(true),
+            waiting: waiting::Waiting::new(root.join("waiting"), root.join("slots").join("freed")),
             root,
         }
     }
@@ -108,6 +112,28 @@ impl FileStore {
     }
 }
 
+impl FileStore {
+    /// A free slot, if any; giving it back is `told` (see `waiting.rs`).
+    fn take_slot(&self, told: bool) -> StoreResult<Option<Slot>> {
+        if self.slots == u32::MAX {
+            return Ok(Some(Slot::new(u32::MAX, None)));
+        }
+        let start = (std::process::id().wrapping_mul(2_654_435_761)) % self.slots.max(1);
+        for k in 0..self.slots {
+            let i = (start + k) % self.slots;
+            if let Some(f) = try_lock(&self.dir("slots").join(format!("{i}.lock")))? {
+                let hold: Box<dyn std::any::Any + Send + Sync> = if told {
+                    Box::new(waiting::SlotFile::new(f, self.dir("slots").join("freed")))
+                } else {
+                    Box::new(f)
+                };
+                return Ok(Some(Slot::new(i, Some(hold))));
+            }
+        }
+        Ok(None)
+    }
+}
+
 impl JobStore for FileStore {
     fn prepare(&self, owner: Option<(u32, u32)>) -> StoreResult<Vec<String>> {
         fs::create_dir_all(&self.root)
@@ -120,6 +146,7 @@ impl JobStore for FileStore {
             self.dir("running"),
             self.dir("cancel"),
             self.dir("slots"),
+            self.dir("waiting"),
             self.outputs.clone(),
         ];
         for d in &dirs {
@@ -191,17 +218,15 @@ impl JobStore for FileStore {
     }
 
     fn try_slot(&self) -> StoreResult<Option<Slot>> {
-        if self.slots == u32::MAX {
-            return Ok(Some(Slot::new(u32::MAX, None)));
-        }
-        let start = (std::process::id().wrapping_mul(2_654_435_761)) % self.slots.max(1);
-        for k in 0..self.slots {
-            let i = (start + k) % self.slots;
-            if let Some(f) = try_lock(&self.dir("slots").join(format!("{i}.lock")))? {
-                return Ok(Some(Slot::new(i, Some(Box::new(f)))));
-            }
-        }
-        Ok(None)
+        self.take_slot(true)
+    }
+
+    fn try_slot_for_a_moment(&self) -> StoreResult<Option<Slot>> {
+        self.take_slot(false)
+    }
+
+    fn waiting_line(&self) -> Option<&dyn WaitingLine> {
+        (self.slots != u32::MAX).then_some(&self.waiting as &dyn WaitingLine)
     }
 
     fn claim(&self) -> StoreResult<Option<Claim>> {

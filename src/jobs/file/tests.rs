@@ -125,6 +125,78 @@ fn slots_are_exclusive_and_released_on_drop() {
     assert!(unlimited.try_slot().unwrap().is_some());
 }
 
+/// The line for a slot between processes: each store (a child) publishes when its
+/// longest-waiting request came; a store sees the others' (not its own), ordered by that time,
+/// and passes over and removes a file no one holds (left by a child that died).
+#[test]
+fn waiting_line_orders_the_processes_and_passes_over_left_overs() {
+    let (a, d) = store(2, 10);
+    let b = FileStore::new(d.join("work"), d.join("out"), 2, 10);
+    let (la, lb) = (a.waiting_line().unwrap(), b.waiting_line().unwrap());
+    assert!(!lb.someone_before(u64::MAX).unwrap(), "no one waits");
+    la.publish(Some(100)).unwrap();
+    assert!(lb.someone_before(101).unwrap());
+    assert!(!lb.someone_before(100).unwrap(), "not before itself");
+    assert!(
+        !la.someone_before(u64::MAX).unwrap(),
+        "a store's own place does not count"
+    );
+    // a's first in line changes: its file is renamed, and keeps its lock
+    la.publish(Some(300)).unwrap();
+    assert!(!lb.someone_before(200).unwrap());
+    assert!(lb.someone_before(301).unwrap());
+    la.publish(None).unwrap();
+    assert!(!lb.someone_before(u64::MAX).unwrap());
+    assert_eq!(fs::read_dir(d.join("work/waiting")).unwrap().count(), 0);
+    // left by a child that died (no lock on it), long ago: passed over and removed; a recent
+    // one is taken as it is (its lock is checked only once it is a second old)
+    let left = d.join("work/waiting").join(format!("{:020}-1-0", 5));
+    fs::write(&left, "").unwrap();
+    assert!(!lb.someone_before(5 + 2_000_000_000).unwrap());
+    assert!(!left.exists());
+    let now = crate::jobs::monotonic_ns();
+    let recent = d
+        .join("work/waiting")
+        .join(format!("{:020}-1-0", now - 1000));
+    fs::write(&recent, "").unwrap();
+    assert!(lb.someone_before(now).unwrap());
+    // slots not limited: no line
+    let unlimited = FileStore::new(d.join("u"), d.join("uo"), u32::MAX, 1);
+    assert!(unlimited.waiting_line().is_none());
+}
+
+/// A slot given back in one process wakes a request waiting in another at once; taking a
+/// slot, or failing to, does not.
+#[test]
+fn a_slot_given_back_is_told_to_the_other_processes() {
+    let (a, d) = store(1, 10);
+    let b = FileStore::new(d.join("work"), d.join("out"), 1, 10);
+    let watch = b
+        .waiting_line()
+        .unwrap()
+        .freed_watch()
+        .unwrap()
+        .expect("inotify");
+    let long = Duration::from_secs(5);
+    let held = a.try_slot().unwrap().unwrap();
+    assert!(b.try_slot().unwrap().is_none());
+    let t = Instant::now();
+    watch.wait(Duration::from_millis(300)).unwrap();
+    assert!(
+        t.elapsed() >= Duration::from_millis(250),
+        "woken without a slot given back"
+    );
+    let giver = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        drop(held);
+    });
+    let t = Instant::now();
+    watch.wait(long).unwrap();
+    assert!(t.elapsed() < long / 2, "not woken by the slot given back");
+    giver.join().unwrap();
+    assert!(b.try_slot().unwrap().is_some());
+}
+
 #[test]
 fn orphans_are_found_and_requeued_in_place() {
     let (s, _dir) = store(1, 10);
