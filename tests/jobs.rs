@@ -307,6 +307,38 @@ fn sync_requests_obey_parallelprocesses() {
     a.assert_clean_log();
 }
 
+/// With one slot, synchronous requests that wait for it get it in the order they came,
+/// whichever child of the server each landed in (a request that just came, or that looked
+/// for the slot first, does not pass one that waited longer).
+#[test]
+fn sync_requests_get_a_slot_in_the_order_they_came() {
+    let a = Apache::builder("sync-line")
+        .server_lines("parallelprocesses = 1")
+        .pool("p threads=4")
+        .start();
+    let t0 = Instant::now();
+    let ends = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        let (a, ends) = (&a, &ends);
+        for (i, (at, delay)) in [(0, "0.3"), (300, "0.04"), (500, "0.04"), (700, "0.04")]
+            .into_iter()
+            .enumerate()
+        {
+            s.spawn(move || {
+                std::thread::sleep(Duration::from_millis(at));
+                let r = a.get(&exec_sleep(delay));
+                assert_eq!(r.status, 200, "{}", r.text());
+                ends.lock().unwrap().push((t0.elapsed(), i));
+            });
+        }
+    });
+    let mut ends = ends.into_inner().unwrap();
+    ends.sort();
+    let order: Vec<usize> = ends.iter().map(|&(_, i)| i).collect();
+    assert_eq!(order, [0, 1, 2, 3], "ended at {ends:?}");
+    a.assert_clean_log();
+}
+
 /// Graceful restarts while async jobs run and wait: every job still succeeds.
 #[test]
 fn graceful_keeps_accepted_and_running_jobs() {

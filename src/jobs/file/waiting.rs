@@ -75,8 +75,9 @@ pub(super) struct Waiting {
     dir: PathBuf,
     /// `slots/freed`.
     freed: PathBuf,
-    /// `<pid>-<n>`: this store's part of its file's name.
-    me: String,
+    /// This store's number in its process (the process's id is read when used: the store is
+    /// made before Apache forks its children).
+    n: u32,
     /// This process's file (its path and the handle that holds its flock), while it publishes.
     entry: Mutex<Option<(PathBuf, File)>>,
 }
@@ -87,13 +88,18 @@ impl Waiting {
         Waiting {
             dir,
             freed,
-            me: format!("{}-{n}", std::process::id()),
+            n,
             entry: Mutex::new(None),
         }
     }
 
+    /// `<pid>-<n>`: who this store is, in its file's name.
+    fn me(&self) -> String {
+        format!("{}-{}", std::process::id(), self.n)
+    }
+
     fn path(&self, since: u64) -> PathBuf {
-        self.dir.join(format!("{since:020}-{}", self.me))
+        self.dir.join(format!("{since:020}-{}", self.me()))
     }
 }
 
@@ -137,13 +143,14 @@ impl WaitingLine for Waiting {
     }
 
     fn someone_before(&self, since: u64) -> StoreResult<bool> {
+        let me = self.me();
         for e in fs::read_dir(&self.dir)? {
             let e = e?;
             let name = e.file_name();
             let Some((when, who)) = name.to_str().and_then(parse) else {
                 continue;
             };
-            if when >= since || who == self.me {
+            if when >= since || who == me {
                 continue;
             }
             // a file is renamed whenever its child's first in line changes: only one that is
