@@ -316,20 +316,35 @@ fn sync_requests_get_a_slot_in_the_order_they_came() {
         .server_lines("parallelprocesses = 1")
         .pool("p threads=4")
         .start();
+    let slot = workdir(&a).join("slots").join("0.lock");
+    let held = || {
+        std::fs::File::open(&slot)
+            .is_ok_and(|f| matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)))
+    };
     let t0 = Instant::now();
     let ends = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|s| {
         let (a, ends) = (&a, &ends);
-        for (i, (at, delay)) in [(0, "0.3"), (300, "0.04"), (500, "0.04"), (700, "0.04")]
-            .into_iter()
-            .enumerate()
-        {
+        let send = |i: usize, delay: &'static str| {
             s.spawn(move || {
-                std::thread::sleep(Duration::from_millis(at));
                 let r = a.get(&exec_sleep(delay));
                 assert_eq!(r.status, 200, "{}", r.text());
                 ends.lock().unwrap().push((t0.elapsed(), i));
-            });
+            })
+        };
+        // the first holds the slot (5 x 0.4 s) while the others come, 200 ms apart
+        send(0, "0.4");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !held() {
+            assert!(
+                Instant::now() < deadline,
+                "the first request never took the slot"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        for i in 1..=3 {
+            send(i, "0.04");
+            std::thread::sleep(Duration::from_millis(200));
         }
     });
     let mut ends = ends.into_inner().unwrap();
