@@ -110,9 +110,7 @@ impl FileStore {
     fn cancel_path(&self, id: &str) -> PathBuf {
         self.dir("cancel").join(id)
     }
-}
 
-impl FileStore {
     /// A free slot, if any; giving it back is `told` (see `waiting.rs`).
     fn take_slot(&self, told: bool) -> StoreResult<Option<Slot>> {
         if self.slots == u32::MAX {
@@ -123,7 +121,7 @@ impl FileStore {
             let i = (start + k) % self.slots;
             if let Some(f) = try_lock(&self.dir("slots").join(format!("{i}.lock")))? {
                 let hold: Box<dyn std::any::Any + Send + Sync> = if told {
-                    Box::new(waiting::SlotFile::new(f, self.dir("slots").join("freed")))
+                    Box::new(self.waiting.told(f))
                 } else {
                     Box::new(f)
                 };
@@ -157,6 +155,7 @@ impl JobStore for FileStore {
                     .map_err(|e| io::Error::new(e.kind(), format!("chown {}: {e}", d.display())))?;
             }
         }
+        self.waiting.prepare(owner)?;
         if !self.index.exists() {
             let n = self.index.build(&self.dir("records"), owner)?;
             if n > 0 {

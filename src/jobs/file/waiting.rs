@@ -25,15 +25,6 @@ pub(super) struct SlotFile {
     freed: PathBuf,
 }
 
-impl SlotFile {
-    pub(super) fn new(file: File, freed: PathBuf) -> SlotFile {
-        SlotFile {
-            file: Some(file),
-            freed,
-        }
-    }
-}
-
 impl Drop for SlotFile {
     fn drop(&mut self) {
         drop(self.file.take());
@@ -90,6 +81,30 @@ impl Waiting {
             freed,
             n,
             entry: Mutex::new(None),
+        }
+    }
+
+    /// Makes `slots/freed` (at start-up, with the store's other files), owned by the
+    /// children's user.
+    pub(super) fn prepare(&self, owner: Option<(u32, u32)>) -> io::Result<()> {
+        let named =
+            |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", self.freed.display()));
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.freed)
+            .map_err(named)?;
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::chown(&self.freed, Some(uid), Some(gid)).map_err(named)?;
+        }
+        Ok(())
+    }
+
+    /// A slot's lock file, held: giving it back is told.
+    pub(super) fn told(&self, file: File) -> SlotFile {
+        SlotFile {
+            file: Some(file),
+            freed: self.freed.clone(),
         }
     }
 
@@ -170,13 +185,8 @@ impl WaitingLine for Waiting {
     }
 
     fn freed_watch(&self) -> StoreResult<Option<Box<dyn FreedWatch>>> {
-        // made by the first to wait (in the children's `slots/`, so theirs)
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.freed)?;
-        // without a watch (e.g. the user's inotify instances are all in use, or the file was
-        // removed meanwhile) the request looks again after a pause
+        // without a watch (e.g. the user's inotify instances are all in use, or the file is
+        // missing) the request looks again after a pause
         let Ok(inotify) = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK) else {
             return Ok(None);
         };
