@@ -2,7 +2,8 @@
 //! one throwaway database, one shared `outputpath`). Submit on one and read on the other;
 //! `parallelprocesses` across both; children killed or frozen mid-job (the job runs again,
 //! attempt 2, and a late write is refused); the database restarted mid-job; Apache started
-//! while the database is down; graceful restarts keep the connection count.
+//! while the database is down; graceful restarts keep the connection count; synchronous
+//! requests of both hosts wait for a slot in one line.
 
 mod common;
 #[path = "support/pg_cluster.rs"]
@@ -235,6 +236,70 @@ fn submit_on_one_host_read_on_the_other_and_parallelprocesses_across_both() {
     let unknown = "0b6a4f7e-1c2d-4e5f-8a9b-0c1d2e3f4a5b";
     assert_eq!(status(&a, unknown).status, 404);
     assert_eq!(status(&b, unknown).status, 404);
+    no_secret_logged(&[&a, &b]);
+}
+
+/// Synchronous requests on both hosts wait for the one slot in one line: sent to A and B by
+/// turns while the first holds the slot, they end in the order sent (without the line, the
+/// host whose request gave the slot back served its own next one first).
+#[test]
+fn sync_requests_on_two_hosts_get_the_slot_in_the_order_they_came() {
+    let Some(site) = Site::new("line") else {
+        return;
+    };
+    let a = site.apache("pg-line-a", "parallelprocesses = 1");
+    let b = site.apache("pg-line-b", "parallelprocesses = 1");
+    let mut client = site.client();
+    let mut held = || -> bool {
+        client
+            .query_one(
+                "SELECT count(*) FROM wps_slots WHERE token IS NOT NULL",
+                &[],
+            )
+            .map(|r| r.get::<_, i64>(0) > 0)
+            .unwrap_or(false)
+    };
+    let t0 = Instant::now();
+    let ends = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        let ends = &ends;
+        let send = |i: usize, host: &'static str, delay: &'static str| {
+            let server = if host == "a" { &a } else { &b };
+            s.spawn(move || {
+                let r = server.get(&exec_sleep(delay));
+                assert_eq!(r.status, 200, "{}", r.text());
+                ends.lock().unwrap().push((t0.elapsed(), i));
+            })
+        };
+        // the first (on A) holds the slot while the others come, 200 ms apart, to B, A, B
+        send(0, "a", "1.0");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        // held twice, 100 ms apart: a dispatcher looking for queued jobs holds it a moment
+        while !(held() && {
+            std::thread::sleep(Duration::from_millis(100));
+            held()
+        }) {
+            assert!(
+                Instant::now() < deadline,
+                "the first request never took the slot"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        for (i, host) in [(1, "b"), (2, "a"), (3, "b")] {
+            send(i, host, "0.04");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    let mut ends = ends.into_inner().unwrap();
+    ends.sort();
+    let order: Vec<usize> = ends.iter().map(|&(_, i)| i).collect();
+    assert_eq!(order, [0, 1, 2, 3], "ended at {ends:?}");
+    let rows: i64 = site
+        .client()
+        .query_one("SELECT count(*) FROM wps_waiting", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 0, "no one waits any more");
     no_secret_logged(&[&a, &b]);
 }
 

@@ -87,7 +87,8 @@ pub fn monotonic_ns() -> u64 {
 /// Who waits for a `parallelprocesses` slot in the other processes (Apache children) that
 /// share the store: each publishes when its longest-waiting synchronous request came, so that
 /// a freed slot goes to the one that has waited longest, whichever child frees it. Times are
-/// `CLOCK_MONOTONIC` nanoseconds (one clock for the processes of a host).
+/// `CLOCK_MONOTONIC` nanoseconds (one clock for the processes of a host; a store shared by
+/// hosts carries them over to its own clock as ages).
 pub trait WaitingLine: Send + Sync {
     /// Publishes when this process's longest-waiting request came, or (`None`) that none waits.
     fn publish(&self, since: Option<u64>) -> StoreResult<()>;

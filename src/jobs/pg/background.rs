@@ -1,7 +1,8 @@
 //! The store's thread in each Apache child: it `LISTEN`s on its own connection (a job queued
 //! or a slot freed anywhere wakes this child's dispatcher; a Dismiss reaches the claim at
-//! once), renews the leases of this child's claims and slots, and reads cancel requests and
-//! lost claims every second (the fallback when notifications are lost).
+//! once), renews the leases of this child's claims and slots, reads cancel requests and
+//! lost claims every second (the fallback when notifications are lost), and keeps this
+//! child's place in the line for a slot fresh.
 
 use super::{lock, Inner, CHANNEL};
 use crate::model::LogLevel;
@@ -66,9 +67,11 @@ fn receive(inner: &Inner, c: &mut Client) -> bool {
             }
             "s" => {
                 inner.slot_freed.store(true, Ordering::SeqCst);
+                inner.slot_given_back();
                 inner.work.store(true, Ordering::SeqCst);
                 wake = true;
             }
+            "w" => inner.others_may_wait(),
             p => {
                 if let Some(id) = p.strip_prefix("c ") {
                     for h in lock(&inner.held).values_mut().filter(|h| h.id == id) {
@@ -180,6 +183,8 @@ fn run(inner: &Inner) {
                 // anything may have happened while deaf
                 inner.work.store(true, Ordering::SeqCst);
                 inner.slot_freed.store(true, Ordering::SeqCst);
+                inner.slot_given_back();
+                inner.others_may_wait();
                 inner.wake();
             } else {
                 next_connect = Instant::now() + RECONNECT;
@@ -201,6 +206,7 @@ fn run(inner: &Inner) {
         if last_check.elapsed() >= CHECK {
             last_check = Instant::now();
             check(inner);
+            inner.refresh_waiting();
         }
     }
 }

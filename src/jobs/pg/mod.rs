@@ -12,12 +12,15 @@
 //!   (they poll every few seconds as a fallback).
 //! - A claim whose lease expired is an orphan for any host (attempt + 1 when it runs again);
 //!   on the same machine, a dead holder is seen at once in `/proc`.
+//! - Synchronous requests waiting for a slot wait in one line across the hosts: each child's
+//!   longest-waiting request is a row of `wps_waiting` (`waiting`).
 //! - Connections are made in Apache children only (`start_child`), a few per child.
 
 mod background;
 pub mod conn;
 mod ident;
 mod schema;
+mod waiting;
 
 use super::{valid_id, Claim, JobRecord, JobState, StoreError, StoreResult, Waker};
 use crate::model::LogLevel;
@@ -27,8 +30,8 @@ use postgres::{Client, Row};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// The columns a record is read from.
@@ -37,7 +40,8 @@ const COLS: &str = "id, key, process, state, progress, message, error, submitted
     user_name, request, results";
 /// The database clock in unix seconds.
 const NOW_S: &str = "extract(epoch from now())::bigint";
-/// The NOTIFY channel (payloads: `q` a job was queued, `s` a slot freed, `c <id>` cancel).
+/// The NOTIFY channel (payloads: `q` a job was queued, `s` a slot freed, `w` a child waits for
+/// a slot, `c <id>` cancel).
 pub const CHANNEL: &str = "mod_wps";
 /// How often an idle dispatcher looks at the queue without being told (LISTEN works / not).
 const POLL_LISTENING: Duration = Duration::from_secs(5);
@@ -76,6 +80,14 @@ pub(crate) struct Inner {
     slots_full_at: Mutex<Option<Instant>>,
     slot_freed: AtomicBool,
     listening: AtomicBool,
+    /// When this child's first in line for a slot came, while one waits (`waiting`).
+    waiting_since: Mutex<Option<u64>>,
+    /// Counts the news of other children waiting for a slot, and the count when a look last
+    /// found none waiting.
+    waiting_news: AtomicU64,
+    waiting_seen: AtomicU64,
+    /// Counts the news of slots given back, for the waiting requests.
+    freed_news: (Mutex<u64>, Condvar),
     /// Claims (by token) and slots (tokens) this child holds.
     held: Mutex<HashMap<String, Held>>,
     held_slots: Mutex<HashSet<String>>,
@@ -111,6 +123,7 @@ impl Drop for SlotHold {
             c.execute("SELECT pg_notify($1, 's')", &[&CHANNEL])
         });
         self.inner.slot_freed.store(true, Ordering::SeqCst);
+        self.inner.slot_given_back();
         self.inner.wake();
     }
 }
@@ -289,6 +302,10 @@ impl PgStore {
                 slots_full_at: Mutex::new(None),
                 slot_freed: AtomicBool::new(true),
                 listening: AtomicBool::new(false),
+                waiting_since: Mutex::new(None),
+                waiting_news: AtomicU64::new(1),
+                waiting_seen: AtomicU64::new(0),
+                freed_news: (Mutex::new(0), Condvar::new()),
                 held: Mutex::new(HashMap::new()),
                 held_slots: Mutex::new(HashSet::new()),
                 wakers: Mutex::new(Vec::new()),

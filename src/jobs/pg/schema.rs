@@ -59,6 +59,18 @@ const MIGRATIONS: &[&str] = &[
      );",
 ];
 
+/// The line of the children's waiting requests for a slot (`waiting`): one row per child
+/// while one of its requests waits.
+const WAITING: &str = "CREATE TABLE IF NOT EXISTS wps_waiting (
+    owner_ns text NOT NULL,
+    owner_pid int NOT NULL,
+    owner_start bigint NOT NULL,
+    owner text NOT NULL,
+    since timestamptz NOT NULL,
+    seen timestamptz NOT NULL,
+    PRIMARY KEY (owner_ns, owner_pid, owner_start)
+ )";
+
 /// Creates or migrates the schema; makes sure the first `slots` slots exist. Returns lines for
 /// the log, or (inner error) why this mod_wps cannot use the database: it was migrated by a
 /// newer one.
@@ -93,6 +105,9 @@ pub fn ensure(c: &mut Client, slots: u32) -> Result<Result<Vec<String>, String>,
          ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
         &[&VERSION.to_string()],
     )?;
+    // added without a new version: older mod_wps hosts on the same database ignore it (their
+    // requests only do not wait in line)
+    t.batch_execute(WAITING)?;
     if slots != u32::MAX && slots > 0 {
         t.execute(
             "INSERT INTO wps_slots (n) SELECT generate_series(0, $1 - 1) ON CONFLICT DO NOTHING",

@@ -8,7 +8,7 @@ use super::{
 use crate::jobs::pg::schema::LOCK_QUEUE;
 use crate::jobs::{
     valid_id, valid_output_name, Claim, Finish, JobCounts, JobQuery, JobRecord, JobStore, Owner,
-    Slot, StoreError, StoreLog, StoreResult, Waker,
+    Slot, StoreError, StoreLog, StoreResult, WaitingLine, Waker,
 };
 use serde_json::json;
 use std::sync::atomic::Ordering;
@@ -103,6 +103,10 @@ impl JobStore for PgStore {
                 Ok(None)
             }
         }
+    }
+
+    fn waiting_line(&self) -> Option<&dyn WaitingLine> {
+        (self.inner.slots != u32::MAX).then_some(self as &dyn WaitingLine)
     }
 
     fn claim(&self) -> StoreResult<Option<Claim>> {

@@ -265,6 +265,142 @@ fn two_hosts_share_queue_slots_claims_and_cancel() {
     let _ = std::fs::remove_dir_all(&out);
 }
 
+/// The line for a slot across hosts: each child publishes when its longest-waiting request
+/// came; the others see it (not their own), ordered on the database's clock; a row its child
+/// no longer refreshes (a frozen host) or of a process gone from this machine is passed over;
+/// a slot given back on one host wakes the waiting requests of the others.
+#[test]
+fn waiting_line_across_hosts() {
+    let Some(pg) = PgCluster::start() else { return };
+    let db = pg.create_db("line");
+    let out = scratch("line");
+    let (a, b, c) = (
+        host(&pg, &db, &out, 1, 3, 2001),
+        host(&pg, &db, &out, 1, 3, 2002),
+        host(&pg, &db, &out, 1, 3, 2003),
+    );
+    let (a, b, c) = (&a.store, &b.store, &c.store);
+    let (la, lb, lc) = (
+        a.waiting_line().unwrap(),
+        b.waiting_line().unwrap(),
+        c.waiting_line().unwrap(),
+    );
+    let now = crate::jobs::monotonic_ns;
+    let ms = |n: u64| n * 1_000_000;
+    assert!(!lb.someone_before(now()).unwrap(), "no one waits");
+
+    // A's first in line came 300 ms ago
+    la.publish(Some(now() - ms(300))).unwrap();
+    until(5, "B hears that A waits", || {
+        lb.someone_before(now()).unwrap().then_some(())
+    });
+    assert!(
+        !lb.someone_before(now() - ms(2000)).unwrap(),
+        "A's request came after one that waits for 2 s"
+    );
+    assert!(
+        !la.someone_before(now()).unwrap(),
+        "its own place does not count"
+    );
+    // A's line moves on: its first in line now came just now
+    la.publish(Some(now())).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(
+        !lb.someone_before(now() - ms(150)).unwrap(),
+        "A's new time, not its old one"
+    );
+    la.publish(None).unwrap();
+    assert!(!lb.someone_before(now()).unwrap());
+
+    // a child of this machine that died waiting: passed over and removed
+    let mut dead = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = dead.id() as i32;
+    dead.wait().unwrap();
+    let client = &mut pg.client(&db);
+    client
+        .execute(
+            "INSERT INTO wps_waiting VALUES ('test-host-2002', $1, 1, 'x:1', now() - interval '1 s', now())",
+            &[&dead_pid],
+        )
+        .unwrap();
+    la.publish(Some(now())).unwrap(); // told: B looks again
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        !lb.someone_before(now() - ms(500)).unwrap(),
+        "the dead one passed over"
+    );
+    let rows = |cl: &mut postgres::Client| -> i64 {
+        cl.query_one("SELECT count(*) FROM wps_waiting", &[])
+            .unwrap()
+            .get(0)
+    };
+    assert_eq!(rows(client), 1, "and removed (A's row is left)");
+    la.publish(None).unwrap();
+
+    // a live host's row is kept fresh past STALE; a frozen host's is passed over after it
+    lc.publish(Some(now() - ms(10_000))).unwrap();
+    la.publish(Some(now())).unwrap();
+    c.freeze();
+    let t0 = now();
+    until(5, "B hears of C", || {
+        lb.someone_before(now() - ms(5_000)).unwrap().then_some(())
+    });
+    std::thread::sleep(waiting::STALE + Duration::from_millis(1500));
+    assert!(
+        !lb.someone_before(t0 - ms(5_000)).unwrap(),
+        "C's row counts no more"
+    );
+    assert!(lb.someone_before(now()).unwrap(), "A's still counts");
+    la.publish(None).unwrap();
+    lc.publish(None).unwrap();
+    assert_eq!(rows(client), 0);
+
+    // a slot given back on A wakes a request of B waiting on its watch; taking one does not
+    let watch = lb.freed_watch().unwrap().expect("B listens");
+    let held = a.try_slot().unwrap().expect("the slot");
+    let t = Instant::now();
+    watch.wait(Duration::from_millis(300)).unwrap();
+    assert!(
+        t.elapsed() >= Duration::from_millis(250),
+        "woken for nothing"
+    );
+    let giver = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        drop(held);
+    });
+    let t = Instant::now();
+    watch.wait(Duration::from_secs(5)).unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "not woken by the slot given back"
+    );
+    giver.join().unwrap();
+    assert!(b.try_slot().unwrap().is_some());
+
+    // the store thread's refresh never writes the row again once its child stopped waiting
+    let inner = b.inner.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let refresher = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                inner.refresh_waiting();
+            }
+        })
+    };
+    for _ in 0..100 {
+        lb.publish(Some(now())).unwrap();
+        std::thread::sleep(Duration::from_micros(500));
+        lb.publish(None).unwrap();
+        assert_eq!(rows(client), 0, "a row written again after it was removed");
+    }
+    stop.store(true, Ordering::SeqCst);
+    refresher.join().unwrap();
+    let unlimited = host(&pg, &db, &out, u32::MAX, 3, 2004);
+    assert!(unlimited.store.waiting_line().is_none());
+    let _ = std::fs::remove_dir_all(&out);
+}
+
 #[test]
 fn database_down_parent_safety_schema_and_shared_outputs() {
     let Some(pg) = PgCluster::start() else { return };
