@@ -66,9 +66,13 @@ fn receive(inner: &Inner, c: &mut Client) -> bool {
                 wake = true;
             }
             "s" => {
+                // a slot freed brings no job: a dispatcher that found none asks again when
+                // one is queued (`q`); one that found no slot kept `work` and looks again now.
+                // (Setting `work` here made every dispatcher take a slot, find no job and
+                // give the slot back, telling all the others: thousands of commits a second
+                // while idle.)
                 inner.slot_freed.store(true, Ordering::SeqCst);
                 inner.slot_given_back();
-                inner.work.store(true, Ordering::SeqCst);
                 wake = true;
             }
             "w" => inner.others_may_wait(),
