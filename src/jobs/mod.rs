@@ -216,7 +216,8 @@ pub trait JobStore: Send + Sync {
     fn try_slot(&self) -> StoreResult<Option<Slot>>;
     /// Takes a slot, like `try_slot`, for a moment (a quick process): giving it back need not
     /// be told to the requests waiting in line (`WaitingLine::freed_watch`), who look again
-    /// after a pause anyway.
+    /// after a pause anyway. A store where taking a slot costs far more than a quick process
+    /// may only find one free (the slot returned then holds nothing).
     fn try_slot_for_a_moment(&self) -> StoreResult<Option<Slot>> {
         self.try_slot()
     }

@@ -43,6 +43,13 @@ const NOW_S: &str = "extract(epoch from now())::bigint";
 /// The NOTIFY channel (payloads: `q` a job was queued, `s` a slot freed, `w` a child waits for
 /// a slot, `c <id>` cancel).
 pub const CHANNEL: &str = "mod_wps";
+/// A statement's first common table expression that makes its commit not wait for the WAL to
+/// be flushed (`synchronous_commit = off` for its transaction; the statement must read
+/// `no_flush`): for the rows of slots and of the line, which a database crash may only make
+/// stale (leases and freshness cover that), never for jobs.
+const NO_FLUSH: &str = "no_flush AS (SELECT set_config('synchronous_commit', 'off', true))";
+/// How long a `try_slot` that found every slot taken is believed without a slot being freed.
+const SLOTS_FULL_BELIEF: Duration = Duration::from_millis(500);
 /// How often an idle dispatcher looks at the queue without being told (LISTEN works / not).
 const POLL_LISTENING: Duration = Duration::from_secs(5);
 const POLL_DEAF: Duration = Duration::from_secs(1);
@@ -117,10 +124,14 @@ impl Drop for SlotHold {
         lock(&self.inner.held_slots).remove(&self.token);
         let _ = self.inner.db(|c| {
             c.execute(
-                "UPDATE wps_slots SET token = NULL, owner = NULL, owner_ns = NULL, owner_pid = NULL, owner_start = NULL, lease_until = NULL WHERE n = $1 AND token = $2",
-                &[&self.n, &self.token],
-            )?;
-            c.execute("SELECT pg_notify($1, 's')", &[&CHANNEL])
+                &format!(
+                    "WITH {NO_FLUSH}, freed AS (
+                       UPDATE wps_slots SET token = NULL, owner = NULL, owner_ns = NULL, owner_pid = NULL,
+                       owner_start = NULL, lease_until = NULL WHERE n = $1 AND token = $2)
+                     SELECT pg_notify($3, 's') FROM no_flush"
+                ),
+                &[&self.n, &self.token, &CHANNEL],
+            )
         });
         self.inner.slot_freed.store(true, Ordering::SeqCst);
         self.inner.slot_given_back();
@@ -196,6 +207,13 @@ impl Inner {
 
     fn log(&self, level: LogLevel, msg: &str) {
         self.pool.log(level, msg)
+    }
+
+    /// Whether `try_slot` found every slot taken a moment ago and none was freed since (then
+    /// the next `try_slot` asks the database again).
+    fn believed_full(&self) -> bool {
+        lock(&self.slots_full_at).is_some_and(|t| t.elapsed() < SLOTS_FULL_BELIEF)
+            && !self.slot_freed.swap(false, Ordering::SeqCst)
     }
 
     fn wake(&self) {

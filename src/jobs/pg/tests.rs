@@ -377,6 +377,20 @@ fn waiting_line_across_hosts() {
     giver.join().unwrap();
     assert!(b.try_slot().unwrap().is_some());
 
+    // a quick process only looks: it runs while a slot is free, and takes none
+    let held = a.try_slot().unwrap().expect("the slot");
+    assert!(
+        b.try_slot_for_a_moment().unwrap().is_none(),
+        "the slot is taken"
+    );
+    drop(held);
+    let moment = until(5, "the slot free again", || {
+        b.try_slot_for_a_moment().unwrap()
+    });
+    let taken = c.try_slot().unwrap();
+    assert!(taken.is_some(), "the quick process took no slot");
+    drop((moment, taken));
+
     // the store thread's refresh never writes the row again once its child stopped waiting
     let inner = b.inner.clone();
     let stop = Arc::new(AtomicBool::new(false));

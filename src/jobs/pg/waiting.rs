@@ -7,7 +7,7 @@
 //! takes it that no other child waits and asks the database nothing. A slot given back is
 //! told too (`s`), and wakes the first in line of every child (`PgFreedWatch`).
 
-use super::{lock, Inner, PgStore, CHANNEL};
+use super::{lock, Inner, PgStore, CHANNEL, NO_FLUSH};
 use crate::jobs::pg::ident::is_gone;
 use crate::jobs::{monotonic_ns, FreedWatch, StoreResult, WaitingLine};
 use std::sync::atomic::Ordering;
@@ -30,12 +30,14 @@ impl Inner {
         let me = self.me();
         self.db(|c| {
             c.execute(
-                "WITH up AS (
-                   INSERT INTO wps_waiting (owner_ns, owner_pid, owner_start, owner, since, seen)
-                   VALUES ($1, $2, $3, $4, now() - make_interval(secs => $5), now())
-                   ON CONFLICT (owner_ns, owner_pid, owner_start)
-                   DO UPDATE SET since = EXCLUDED.since, seen = now())
-                 SELECT pg_notify($6, 'w')",
+                &format!(
+                    "WITH {NO_FLUSH}, up AS (
+                       INSERT INTO wps_waiting (owner_ns, owner_pid, owner_start, owner, since, seen)
+                       VALUES ($1, $2, $3, $4, now() - make_interval(secs => $5), now())
+                       ON CONFLICT (owner_ns, owner_pid, owner_start)
+                       DO UPDATE SET since = EXCLUDED.since, seen = now())
+                     SELECT pg_notify($6, 'w') FROM no_flush"
+                ),
                 &[&me.ns, &me.pid, &me.start, &me.name, &age(since), &CHANNEL],
             )
         })?;
@@ -77,9 +79,12 @@ impl WaitingLine for PgStore {
                 let me = inner.me();
                 inner.db(|c| {
                     c.execute(
-                        "DELETE FROM wps_waiting
-                         WHERE (owner_ns = $1 AND owner_pid = $2 AND owner_start = $3)
-                            OR seen < now() - make_interval(secs => $4)",
+                        &format!(
+                            "WITH {NO_FLUSH} DELETE FROM wps_waiting
+                             WHERE ((owner_ns = $1 AND owner_pid = $2 AND owner_start = $3)
+                                    OR seen < now() - make_interval(secs => $4))
+                               AND EXISTS (SELECT FROM no_flush)"
+                        ),
                         &[&me.ns, &me.pid, &me.start, &FORGOTTEN.as_secs_f64()],
                     )
                 })?;
