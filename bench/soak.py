@@ -19,7 +19,13 @@ Socket read errors at the restarts are keep-alive connections the old children c
 the client is about to send on them; `--control` measures them for Apache's own static file
 and for mod_wps's GetCapabilities under the same load and restarts (60 s, 5 restarts each).
 
-usage: bench/soak.py [--minutes N] [--restart-every S] [--control] [--module PATH]
+`--slots N` sets `parallelprocesses` (default unlimited), so that synchronous requests wait
+in line for a slot; `--store pg` keeps the jobs in a throwaway PostgreSQL cluster (as
+bench/jobstore.py) instead of the file store, and also reports the database's commits per
+second once the load stopped and the rows left in the line for a slot.
+
+usage: bench/soak.py [--minutes N] [--restart-every S] [--slots N] [--store file|pg]
+                     [--control] [--module PATH]
 """
 import argparse
 import os
@@ -107,12 +113,37 @@ def main():
     ap.add_argument("--control", action="store_true",
                     help="socket errors across graceful restarts: static file vs mod_wps")
     ap.add_argument("--module", default=BUILT)
+    ap.add_argument("--slots", type=int, default=-1, help="parallelprocesses (-1: unlimited)")
+    ap.add_argument("--store", choices=["file", "pg"], default="file")
     args = ap.parse_args()
     if args.control:
         return control(os.path.abspath(args.module))
+    pg = None
+    if args.store == "pg":
+        from jobstore import Cluster
+        pg = Cluster()
+    try:
+        soak(args, pg)
+    finally:
+        if pg:
+            pg.stop()
+
+
+def sql(pg, query):
+    """Rows of a query on the benchmark's database, as lists of strings."""
+    from jobstore import as_postgres
+    out = subprocess.run(as_postgres([os.path.join(pg.bin, "psql"), "-h", "127.0.0.1", "-p",
+                                      str(pg.port), "-U", "postgres", "-At", "-F", " ", "-c",
+                                      query]), capture_output=True, text=True, check=True).stdout
+    return [line.split() for line in out.splitlines() if line]
+
+
+def soak(args, pg):
     total = args.minutes * 60
-    a = Apache(os.path.abspath(args.module),
-               server_lines="allowedhosts = 127.0.0.1\nmaxprocesses = 1000000")
+    lines = f"allowedhosts = 127.0.0.1\nmaxprocesses = 1000000\nparallelprocesses = {args.slots}"
+    if pg:
+        lines += f"\njobstore = {pg.conn}"
+    a = Apache(os.path.abspath(args.module), server_lines=lines)
     ref_port = free_port()
     data = os.path.join(ROOT, "tests", "data")
     ref = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1",
@@ -170,9 +201,13 @@ def main():
         p99 = to_ms(re.search(r"\s99%\s+(\S+)", out).group(1))
         # the asynchronous jobs: all finished and succeeded
         index = os.path.join(a.dir, "work", "index")
+        states = {"accepted": "a", "running": "r", "succeeded": "s", "failed": "f"}
         deadline = time.time() + 120
         while time.time() < deadline:
             st = {}
+            if pg:
+                for state, n in sql(pg, "SELECT state, count(*) FROM wps_jobs GROUP BY state"):
+                    st[states.get(state, state)] = int(n)
             for root, _, names in os.walk(index):
                 for n in names:
                     parts = n.split(".")
@@ -181,6 +216,14 @@ def main():
             if st.get("a", 0) + st.get("r", 0) == 0:
                 break
             time.sleep(1)
+        if pg:
+            commits = "SELECT sum(xact_commit) FROM pg_stat_database"
+            time.sleep(3)  # the statistics of the load's last seconds come in
+            c0, t1 = int(sql(pg, commits)[0][0]), time.time()
+            time.sleep(5)
+            rate = (int(sql(pg, commits)[0][0]) - c0) / (time.time() - t1)
+            waiting = sql(pg, "SELECT count(*) FROM wps_waiting")[0][0]
+            print(f"database after the load: {rate:.0f} commits/s, {waiting} rows in wps_waiting")
         print(f"requests: {reqs}, non-2xx: {non2xx.group(1) if non2xx else 0}, socket errors: "
               f"{errors.group(1) if errors else 'none'}, p99 {p99:.1f} ms; graceful restarts at "
               + ", ".join(f"{g:.0f}" for g in graceful_times) + " s")
