@@ -22,7 +22,7 @@ mod ident;
 mod schema;
 mod waiting;
 
-use super::{valid_id, Claim, JobRecord, JobState, StoreError, StoreResult, Waker};
+use super::{valid_id, Claim, JobRecord, JobState, Slot, StoreError, StoreResult, Waker};
 use crate::model::LogLevel;
 use conn::Pool;
 use ident::Ident;
@@ -209,11 +209,16 @@ impl Inner {
         self.pool.log(level, msg)
     }
 
-    /// Whether `try_slot` found every slot taken a moment ago and none was freed since (then
-    /// the next `try_slot` asks the database again).
-    fn believed_full(&self) -> bool {
-        lock(&self.slots_full_at).is_some_and(|t| t.elapsed() < SLOTS_FULL_BELIEF)
-            && !self.slot_freed.swap(false, Ordering::SeqCst)
+    /// What `try_slot` answers without the database (`None`: ask it): a slot when they are
+    /// unlimited; none when it found every slot taken a moment ago and none was freed since.
+    fn slot_without_asking(&self) -> Option<Option<Slot>> {
+        if self.slots == u32::MAX {
+            return Some(Some(Slot::new(u32::MAX, None)));
+        }
+        let believed_full = lock(&self.slots_full_at)
+            .is_some_and(|t| t.elapsed() < SLOTS_FULL_BELIEF)
+            && !self.slot_freed.swap(false, Ordering::SeqCst);
+        believed_full.then_some(None)
     }
 
     fn wake(&self) {

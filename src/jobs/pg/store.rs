@@ -64,11 +64,8 @@ impl JobStore for PgStore {
 
     fn try_slot(&self) -> StoreResult<Option<Slot>> {
         let inner = &self.inner;
-        if inner.slots == u32::MAX {
-            return Ok(Some(Slot::new(u32::MAX, None)));
-        }
-        if inner.believed_full() {
-            return Ok(None);
+        if let Some(answer) = inner.slot_without_asking() {
+            return Ok(answer);
         }
         let t = token();
         let me = &inner.me();
@@ -109,11 +106,8 @@ impl JobStore for PgStore {
     /// requests a second, 1 % waiting 0.3 s).
     fn try_slot_for_a_moment(&self) -> StoreResult<Option<Slot>> {
         let inner = &self.inner;
-        if inner.slots == u32::MAX {
-            return Ok(Some(Slot::new(u32::MAX, None)));
-        }
-        if inner.believed_full() {
-            return Ok(None);
+        if let Some(answer) = inner.slot_without_asking() {
+            return Ok(answer);
         }
         let n: Option<i32> = inner.db(|c| {
             Ok(c.query_opt(
