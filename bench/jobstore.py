@@ -9,7 +9,13 @@ The PostgreSQL store uses a throwaway cluster (Debian's `postgresql`, as `.ci/de
 installs it) in a temp dir on a free loopback port, removed afterwards; as root, initdb and
 pg_ctl run as the `postgres` user. A benchmark, not a test: it asserts nothing.
 
-usage: bench/jobstore.py [--jobs N] [--seconds N] [--module PATH]
+`--slots N` measures the stores with N `parallelprocesses` slots instead (2: PyWPS's default),
+where synchronous requests wait in line for a slot: for each store, the database's commits
+per second and the CPU of Apache and PostgreSQL while the server idles (3 s after start, over
+5 s), then synchronous Execute requests by `wrk` (say_hello at 8 connections, feature_count
+on the base64 railroads.gml at 8 and 32): requests per second, p50 and p99.
+
+usage: bench/jobstore.py [--jobs N] [--seconds N] [--slots N] [--module PATH]
 """
 import argparse
 import glob
@@ -23,6 +29,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench  # noqa: E402
 from bench import BUILT, MODULES, build_if_ours, free_port, write, wrk  # noqa: E402
 
 
@@ -130,14 +137,74 @@ def measure(name, a, jobs, secs):
     sys.stdout.flush()
 
 
+def cpu_ticks(pattern):
+    """CPU clock ticks (user + system) of the processes whose command line has `pattern`."""
+    out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
+    ticks = 0
+    for pid in out:
+        try:
+            f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            ticks += int(f[11]) + int(f[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return ticks
+
+
+def commits(pg):
+    out = subprocess.run(as_postgres([os.path.join(pg.bin, "psql"), "-h", "127.0.0.1", "-p",
+                                      str(pg.port), "-U", "postgres", "-At", "-c",
+                                      "SELECT sum(xact_commit) FROM pg_stat_database"]),
+                         capture_output=True, text=True, check=True).stdout
+    return int(out.strip())
+
+
+def slots(module, n, secs):
+    """Synchronous requests with `n` slots, on each store (see the module documentation)."""
+    hello = bench.HELLO_XML
+    fc = bench.workload_xml("feature_count", "layer", "", "count", "base64")
+    cases = [("say_hello", hello, 8), ("feature_count", fc, 8), ("feature_count", fc, 32)]
+    print(f"mod_wps synchronous requests with parallelprocesses = {n}, {secs} s per case, "
+          f"{os.cpu_count()} cores")
+    print(f"{'store':12} {'idle: commits/s':>16} {'Apache CPU':>11} {'PG CPU':>8}")
+    rows = []
+    for store in ("file", "postgresql"):
+        pg = Cluster() if store == "postgresql" else None
+        try:
+            lines = f"parallelprocesses = {n}" + (f"\njobstore = {pg.conn}" if pg else "")
+            a = bench.Apache(module, threads=4, server_lines=lines)
+            try:
+                time.sleep(3)
+                hz = os.sysconf("SC_CLK_TCK")
+                c0, a0, p0 = commits(pg) if pg else 0, cpu_ticks("apache2"), cpu_ticks("postgres")
+                time.sleep(5)
+                c1, a1, p1 = commits(pg) if pg else 0, cpu_ticks("apache2"), cpu_ticks("postgres")
+                idle = f"{(c1 - c0) / 5:.0f}" if pg else "-"
+                print(f"{store:12} {idle:>16} {(a1 - a0) / hz / 5 * 100:>10.1f}% "
+                      f"{(p1 - p0) / hz / 5 * 100:>7.1f}%")
+                for process, body, conns in cases:
+                    wrk(a.url("/wps"), conns, 2, body=body)
+                    rows.append((store, process, conns) + wrk(a.url("/wps"), conns, secs, body=body)[:4])
+            finally:
+                a.stop()
+        finally:
+            if pg:
+                pg.stop()
+    print(f"\n{'store':12} {'process':14} {'conns':>5} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'non-2xx':>8}")
+    for store, process, conns, rps, p50, p99, bad in rows:
+        print(f"{store:12} {process:14} {conns:>5} {rps:>9.1f} {p50:>9.2f} {p99:>9.2f} {bad:>8}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--jobs", type=int, default=2000)
     ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--slots", type=int, help="synchronous requests with this many slots")
     ap.add_argument("--module", default=BUILT)
     args = ap.parse_args()
     module = os.path.abspath(args.module)
     build_if_ours(module)
+    if args.slots is not None:
+        return slots(module, args.slots, args.seconds)
     print(f"mod_wps job stores: {args.jobs} async submissions (ab -c 16), status reads for "
           f"{args.seconds} s (wrk, 8 connections), {os.cpu_count()} cores")
     print(f"{'store':12} {'submissions/s':>14} {'refused':>8} {'status reads/s':>14} "
