@@ -195,6 +195,18 @@ fn a_slot_given_back_is_told_to_the_other_processes() {
     assert!(t.elapsed() < long / 2, "not woken by the slot given back");
     giver.join().unwrap();
     assert!(b.try_slot().unwrap().is_some());
+
+    // a watch given back is used again by the next first in line (closing one is slow), and
+    // what was told before that one began to watch is not news to it
+    drop(watch);
+    drop(a.try_slot().unwrap().expect("the slot"));
+    let again = b.waiting_line().unwrap().freed_watch().unwrap().unwrap();
+    let t = Instant::now();
+    again.wait(Duration::from_millis(300)).unwrap();
+    assert!(
+        t.elapsed() >= Duration::from_millis(250),
+        "woken by a slot given back before it watched"
+    );
 }
 
 #[test]
