@@ -408,7 +408,14 @@ impl ServiceConfig {
                     }
                     "maxsingleinputsize" => s.maxsingleinputsize = parse_size(&v).map_err(bad)?,
                     "maxrequestsize" => s.maxrequestsize = parse_size(&v).map_err(bad)?,
-                    "parallelprocesses" => s.parallelprocesses = parse_count(&v).map_err(bad)?,
+                    "parallelprocesses" => {
+                        s.parallelprocesses = parse_count(&v).map_err(bad)?;
+                        if s.parallelprocesses == 0 {
+                            cfg.warnings.push(format!(
+                                "{p}:{line}: [server] parallelprocesses = 0: no process will run (synchronous Execute requests wait for a slot until their request timeout, asynchronous jobs stay queued); -1 means unlimited"
+                            ));
+                        }
+                    }
                     "maxprocesses" => s.maxprocesses = parse_count(&v).map_err(bad)?,
                     "processtimeout" => s.processtimeout = parse_duration(&v).map_err(bad)?,
                     "retention" => s.retention = Some(parse_duration(&v).map_err(bad)?),
@@ -676,6 +683,14 @@ mod tests {
         assert_eq!(
             (c.server.maxprocesses, c.server.parallelprocesses),
             (u32::MAX, 0)
+        );
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert!(
+            c.warnings[0].starts_with(
+                "/etc/wps/wps.cfg:4: [server] parallelprocesses = 0: no process will run"
+            ),
+            "{:?}",
+            c.warnings
         );
         assert_eq!(c.server.languages, ["de-DE", "en"]);
         assert_eq!(c.server.workdir.as_deref(), Some(Path::new("/abs/wd")));
