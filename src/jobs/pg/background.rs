@@ -71,7 +71,6 @@ fn receive(inner: &Inner, c: &mut Client) -> bool {
                 // (Setting `work` here made every dispatcher take a slot, find no job and
                 // give the slot back, telling all the others: thousands of commits a second
                 // while idle.)
-                inner.slot_freed.store(true, Ordering::SeqCst);
                 inner.slot_given_back();
                 wake = true;
             }
@@ -186,7 +185,6 @@ fn run(inner: &Inner) {
                 inner.listening.store(true, Ordering::SeqCst);
                 // anything may have happened while deaf
                 inner.work.store(true, Ordering::SeqCst);
-                inner.slot_freed.store(true, Ordering::SeqCst);
                 inner.slot_given_back();
                 inner.others_may_wait();
                 inner.wake();

@@ -133,7 +133,6 @@ impl Drop for SlotHold {
                 &[&self.n, &self.token, &CHANNEL],
             )
         });
-        self.inner.slot_freed.store(true, Ordering::SeqCst);
         self.inner.slot_given_back();
         self.inner.wake();
     }

@@ -60,8 +60,10 @@ impl Inner {
         self.waiting_news.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Heard of a slot given back (`s`).
+    /// A slot was given back (here, or told by `s`), or may have been (the LISTEN connection
+    /// was (re)made): the next `try_slot` asks the database, and the waiting requests look.
     pub(super) fn slot_given_back(&self) {
+        self.slot_freed.store(true, Ordering::SeqCst);
         let (n, cv) = &self.freed_news;
         *lock(n) += 1;
         cv.notify_all();
