@@ -56,6 +56,24 @@ class Cluster:
                        check=True, capture_output=True)
         self.conn = f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres"
 
+    def query(self, sql):
+        """The rows of a query on the cluster's database, as lists of strings."""
+        out = subprocess.run(as_postgres([os.path.join(self.bin, "psql"), "-h", "127.0.0.1",
+                                          "-p", str(self.port), "-U", "postgres", "-At", "-F",
+                                          " ", "-c", sql]),
+                             capture_output=True, text=True, check=True).stdout
+        return [line.split() for line in out.splitlines() if line]
+
+    def commits(self):
+        """Transactions committed in the cluster so far."""
+        return int(self.query("SELECT sum(xact_commit) FROM pg_stat_database")[0][0])
+
+    def pids(self):
+        """The server's processes: the postmaster and its children."""
+        main = int(open(os.path.join(self.dir, "data", "postmaster.pid")).readline())
+        out = subprocess.run(["pgrep", "-P", str(main)], capture_output=True, text=True).stdout
+        return [main] + [int(p) for p in out.split()]
+
     def stop(self):
         subprocess.run(as_postgres([os.path.join(self.bin, "pg_ctl"), "-D",
                                     os.path.join(self.dir, "data"), "-m", "immediate", "-w", "stop"]),
@@ -137,25 +155,16 @@ def measure(name, a, jobs, secs):
     sys.stdout.flush()
 
 
-def cpu_ticks(pattern):
-    """CPU clock ticks (user + system) of the processes whose command line has `pattern`."""
-    out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
+def cpu_ticks(pids):
+    """CPU clock ticks (user + system) of these processes (the ones gone count nothing)."""
     ticks = 0
-    for pid in out:
+    for pid in pids:
         try:
             f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
             ticks += int(f[11]) + int(f[12])
         except (OSError, IndexError, ValueError):
             pass
     return ticks
-
-
-def commits(pg):
-    out = subprocess.run(as_postgres([os.path.join(pg.bin, "psql"), "-h", "127.0.0.1", "-p",
-                                      str(pg.port), "-U", "postgres", "-At", "-c",
-                                      "SELECT sum(xact_commit) FROM pg_stat_database"]),
-                         capture_output=True, text=True, check=True).stdout
-    return int(out.strip())
 
 
 def slots(module, n, secs):
@@ -175,9 +184,11 @@ def slots(module, n, secs):
             try:
                 time.sleep(3)
                 hz = os.sysconf("SC_CLK_TCK")
-                c0, a0, p0 = commits(pg) if pg else 0, cpu_ticks("apache2"), cpu_ticks("postgres")
+                apache = [a.pid()] + a.children()
+                postgres = pg.pids() if pg else []
+                c0, a0, p0 = pg.commits() if pg else 0, cpu_ticks(apache), cpu_ticks(postgres)
                 time.sleep(5)
-                c1, a1, p1 = commits(pg) if pg else 0, cpu_ticks("apache2"), cpu_ticks("postgres")
+                c1, a1, p1 = pg.commits() if pg else 0, cpu_ticks(apache), cpu_ticks(postgres)
                 idle = f"{(c1 - c0) / 5:.0f}" if pg else "-"
                 print(f"{store:12} {idle:>16} {(a1 - a0) / hz / 5 * 100:>10.1f}% "
                       f"{(p1 - p0) / hz / 5 * 100:>7.1f}%")

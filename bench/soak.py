@@ -129,15 +129,6 @@ def main():
             pg.stop()
 
 
-def sql(pg, query):
-    """Rows of a query on the benchmark's database, as lists of strings."""
-    from jobstore import as_postgres
-    out = subprocess.run(as_postgres([os.path.join(pg.bin, "psql"), "-h", "127.0.0.1", "-p",
-                                      str(pg.port), "-U", "postgres", "-At", "-F", " ", "-c",
-                                      query]), capture_output=True, text=True, check=True).stdout
-    return [line.split() for line in out.splitlines() if line]
-
-
 def soak(args, pg):
     total = args.minutes * 60
     lines = f"allowedhosts = 127.0.0.1\nmaxprocesses = 1000000\nparallelprocesses = {args.slots}"
@@ -206,7 +197,7 @@ def soak(args, pg):
         while time.time() < deadline:
             st = {}
             if pg:
-                for state, n in sql(pg, "SELECT state, count(*) FROM wps_jobs GROUP BY state"):
+                for state, n in pg.query("SELECT state, count(*) FROM wps_jobs GROUP BY state"):
                     st[states.get(state, state)] = int(n)
             for root, _, names in os.walk(index):
                 for n in names:
@@ -217,12 +208,13 @@ def soak(args, pg):
                 break
             time.sleep(1)
         if pg:
-            commits = "SELECT sum(xact_commit) FROM pg_stat_database"
-            time.sleep(3)  # the statistics of the load's last seconds come in
-            c0, t1 = int(sql(pg, commits)[0][0]), time.time()
+            # an idle PostgreSQL backend reports its statistics up to 10 s late: the load's
+            # last commits would count as the idle server's
+            time.sleep(11)
+            c0, t1 = pg.commits(), time.time()
             time.sleep(5)
-            rate = (int(sql(pg, commits)[0][0]) - c0) / (time.time() - t1)
-            waiting = sql(pg, "SELECT count(*) FROM wps_waiting")[0][0]
+            rate = (pg.commits() - c0) / (time.time() - t1)
+            waiting = pg.query("SELECT count(*) FROM wps_waiting")[0][0]
             print(f"database after the load: {rate:.0f} commits/s, {waiting} rows in wps_waiting")
         print(f"requests: {reqs}, non-2xx: {non2xx.group(1) if non2xx else 0}, socket errors: "
               f"{errors.group(1) if errors else 'none'}, p99 {p99:.1f} ms; graceful restarts at "
