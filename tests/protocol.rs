@@ -321,6 +321,36 @@ fn xml_post_operations_validate() {
         .contains("<ows:UpperCorner>30 40</ows:UpperCorner>"));
 }
 
+/// Inline content using prefixes declared on the request's root (as GeoServer's request
+/// builder writes them): the process gets, and the response echoes, XML of its own, in the
+/// output and in the lineage's copy of the input; a client can read the response.
+#[test]
+fn inline_content_gets_the_namespaces_declared_outside_it() {
+    let a = server("inline-ns", Mpm::Event);
+    let point = r#"<gml:Point xsi:schemaLocation="http://www.opengis.net/gml x.xsd"><gml:pos>1 2</gml:pos></gml:Point>"#;
+    let execute = |form: &str| {
+        execute_xml("echo", &complex_input("complexInput", "text/xml", point), form).replace(
+            "<wps:Execute ",
+            r#"<wps:Execute xmlns:gml="http://www.opengis.net/gml" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" "#,
+        )
+    };
+    let declared = r#"<gml:Point xmlns:gml="http://www.opengis.net/gml" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:schemaLocation="http://www.opengis.net/gml x.xsd"><gml:pos>1 2</gml:pos></gml:Point>"#;
+    let r = a.post("/wps", execute(&raw_output("complexOutput")).as_bytes());
+    assert_eq!((r.status, r.text().as_str()), (200, declared));
+    let r = a.post(
+        "/wps",
+        execute(r#"<wps:ResponseDocument lineage="true"><wps:Output><ows:Identifier>complexOutput</ows:Identifier></wps:Output></wps:ResponseDocument>"#)
+            .as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_valid(&r.body);
+    let t = r.text();
+    let output = format!(r#"<wps:ComplexData mimeType="text/xml">{declared}</wps:ComplexData>"#);
+    assert!(t.contains(&output), "{t}");
+    // the lineage's copy of the input (as text)
+    assert!(t.contains(&format!("<![CDATA[{declared}]]>")), "{t}");
+}
+
 #[test]
 fn module_log_level_is_its_own() {
     // the harness sets `LogLevel info wps:debug`: the module's debug lines are logged,

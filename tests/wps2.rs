@@ -218,6 +218,20 @@ fn sync_execute_echoes_and_reports_errors() {
         ),
     );
     assert_eq!(r.text(), "hello  \nworld");
+    // XML content using a prefix declared on the request's root: declared on it again
+    let gml = r#"<wps:Input id="complexInput"><wps:Data mimeType="text/xml"><gml:Point><gml:pos>1 2</gml:pos></gml:Point></wps:Data></wps:Input>"#;
+    let with_gml = |response: &str, inner: &str| {
+        execute("sync", response, inner).replace(
+            "<wps:Execute ",
+            r#"<wps:Execute xmlns:gml="http://www.opengis.net/gml" "#,
+        )
+    };
+    let point =
+        r#"<gml:Point xmlns:gml="http://www.opengis.net/gml"><gml:pos>1 2</gml:pos></gml:Point>"#;
+    let t = ok_xml(&post(&a, &with_gml("document", gml)));
+    assert!(t.contains(point), "{t}");
+    let raw = format!(r#"{gml}<wps:Output id="complexOutput"/>"#);
+    assert_eq!(post(&a, &with_gml("raw", &raw)).text(), point);
     let t = ok_xml(&post(
         &a,
         &execute(

@@ -9,8 +9,15 @@
 //! data of any size, e.g. GML) is checked (well-formed, prefixes declared, depth) but not kept
 //! as a tree: it is kept verbatim as the original text. Elements of other namespaces in the
 //! request's structure (e.g. the GML inside a WPS 2.0 `wps:Data`) are checked and skipped likewise; their parent keeps its inner markup verbatim (nothing reads them). DOCTYPEs are refused and only the
-//! predefined XML entities are known. Namespace prefixes used inside inline content but declared
-//! on ancestors are not re-declared (acceptable for now).
+//! predefined XML entities are known.
+//!
+//! Inline content may use namespace prefixes (or the default namespace) declared outside it,
+//! e.g. `xmlns:gml` on the `wps:Execute` root, as GeoServer's request builder writes them. The
+//! content taken out of the request then declares them again, on each of its top elements
+//! whose names (of elements or attributes) use them, so that it is XML of its own, as it is
+//! given to processes and echoed in responses. Content that declares what it uses stays the
+//! request's text itself. (Prefixes inside attribute values, e.g. of `xsi:type`, are not
+//! looked at.)
 
 use crate::model::{WpsError, WpsResult};
 use bytes::Bytes;
@@ -56,7 +63,13 @@ pub struct Elem<'a> {
     has_elements: bool,
     /// Byte range of the element content in the (decoded) document.
     inner: (usize, usize),
+    /// Bindings declared outside the element's inline content that its top elements use: where
+    /// each such top element's name ends in the document, and the bindings it needs.
+    redeclare: Vec<(usize, Vec<Binding>)>,
 }
+
+/// A namespace binding: its prefix (`""`: the default namespace) and namespace.
+pub type Binding = (String, Rc<str>);
 
 pub enum Node<'a> {
     Elem(Elem<'a>),
@@ -113,9 +126,32 @@ impl<'a> Elem<'a> {
     /// Content as in the model: inner markup verbatim when it has child elements
     /// (`is_xml` true), else its text / CDATA; a part of `doc` (the document read), not a
     /// copy, unless it is text with references.
+    /// The bindings its content uses from outside are declared on the top elements that use
+    /// them (then it is a copy).
     pub fn content<'s>(&'s self, doc: &'s str) -> (Cow<'s, str>, bool) {
         if self.has_elements {
-            (Cow::Borrowed(&doc[self.inner.0..self.inner.1]), true)
+            let (start, end) = self.inner;
+            if self.redeclare.is_empty() {
+                return (Cow::Borrowed(&doc[start..end]), true);
+            }
+            let mut out = String::with_capacity(end - start + 100);
+            let mut at = start;
+            for (name_end, bindings) in &self.redeclare {
+                out.push_str(&doc[at..*name_end]);
+                for (prefix, ns) in bindings {
+                    out.push_str(" xmlns");
+                    if !prefix.is_empty() {
+                        out.push(':');
+                        out.push_str(prefix);
+                    }
+                    out.push_str("=\"");
+                    out.push_str(&quick_xml::escape::escape(&**ns));
+                    out.push('"');
+                }
+                at = *name_end;
+            }
+            out.push_str(&doc[at..end]);
+            (Cow::Owned(out), true)
         } else {
             (self.text(), false)
         }
@@ -140,7 +176,15 @@ struct Recent {
     prefix: [u8; RECENT_PREFIX],
     len: usize,
     ns: Rc<str>,
+    /// The depth of the element that declared it.
+    depth: usize,
+    /// Whether it is in `Scopes::used_outside` already.
+    noted: bool,
 }
+
+/// A binding in scope: the depth of the element that declared it, and its namespace (`None`:
+/// `xmlns=""`).
+type Bound = (usize, Option<Rc<str>>);
 
 /// The namespace bindings in scope. Each prefix (`""`: the default namespace) has the stack of
 /// its bindings, innermost last (`None`: `xmlns=""`), so resolving a name is one hash lookup
@@ -149,8 +193,12 @@ struct Recent {
 /// resolved, and the default namespace, are remembered until a binding changes: the names of
 /// inline content (GML: `gml:` and `ogr:` on every element, declared once on its root) are
 /// then resolved without hashing, by comparing with at most `RECENT` short prefixes.
+///
+/// While a top element of inline content is read, the bindings from outside it that its names
+/// use are noted (`used_outside`), to be declared on it again.
 struct Scopes {
-    bindings: HashMap<Vec<u8>, Vec<Option<Rc<str>>>>,
+    /// Each binding with the depth of the element that declared it.
+    bindings: HashMap<Vec<u8>, Vec<Bound>>,
     /// The prefixes declared by the open elements, in document order...
     declared: Vec<Vec<u8>>,
     /// ...and how many each open element that declares any declared, with its depth.
@@ -161,8 +209,16 @@ struct Scopes {
     recent: Vec<Recent>,
     /// Where the next prefix resolved is remembered once `recent` is full.
     next_recent: usize,
-    /// The default namespace, once looked up (`Some(None)`: none).
-    default: Option<Option<Rc<str>>>,
+    /// The default namespace, once looked up, with the depth that declared it (namespace
+    /// `None`: none)...
+    default: Option<Bound>,
+    /// ...and whether it is in `used_outside` already.
+    default_noted: bool,
+    /// While a top element of inline content is read: the depth of the element holding the
+    /// content (bindings declared there or above are outside it)...
+    outside: Option<usize>,
+    /// ...and those of them its names used.
+    used_outside: Vec<Binding>,
 }
 
 impl Scopes {
@@ -176,6 +232,41 @@ impl Scopes {
             recent: Vec::with_capacity(RECENT),
             next_recent: 0,
             default: None,
+            default_noted: false,
+            outside: None,
+            used_outside: Vec::new(),
+        }
+    }
+
+    /// An element that may be a top element of inline content opens in the element at the
+    /// current depth: the bindings it uses from outside are noted from now on.
+    fn enter_content(&mut self) {
+        self.outside = Some(self.depth);
+        self.used_outside.clear();
+        self.default_noted = false;
+        for r in &mut self.recent {
+            r.noted = false;
+        }
+    }
+
+    /// The bindings from outside that the element since `enter_content` used.
+    fn leave_content(&mut self) -> Vec<Binding> {
+        self.outside = None;
+        std::mem::take(&mut self.used_outside)
+    }
+
+    fn is_outside(&self, depth: usize) -> bool {
+        self.outside.is_some_and(|d| depth <= d)
+    }
+
+    fn note(&mut self, prefix: &[u8], ns: &Rc<str>) {
+        if !self
+            .used_outside
+            .iter()
+            .any(|(p, _)| p.as_bytes() == prefix)
+        {
+            let prefix = String::from_utf8_lossy(prefix).into_owned();
+            self.used_outside.push((prefix, ns.clone()));
         }
     }
 
@@ -185,7 +276,7 @@ impl Scopes {
         self.default = None;
     }
 
-    fn remember(&mut self, prefix: &[u8], ns: &Rc<str>) {
+    fn remember(&mut self, prefix: &[u8], ns: &Rc<str>, depth: usize, noted: bool) {
         if prefix.len() > RECENT_PREFIX {
             return;
         }
@@ -193,6 +284,8 @@ impl Scopes {
             prefix: [0; RECENT_PREFIX],
             len: prefix.len(),
             ns: ns.clone(),
+            depth,
+            noted,
         };
         r.prefix[..prefix.len()].copy_from_slice(prefix);
         if self.recent.len() < RECENT {
@@ -220,10 +313,11 @@ impl Scopes {
             _ => self.per_element.push((self.depth, 1)),
         }
         self.forget();
+        let binding = (self.depth, ns);
         match self.bindings.get_mut(prefix) {
-            Some(stack) => stack.push(ns),
+            Some(stack) => stack.push(binding),
             None => {
-                self.bindings.insert(prefix.to_vec(), vec![ns]);
+                self.bindings.insert(prefix.to_vec(), vec![binding]);
             }
         }
         self.declared.push(prefix.to_vec());
@@ -248,26 +342,46 @@ impl Scopes {
     }
 
     /// The namespace of a name with this prefix; unprefixed attributes have none.
+    /// Inside inline content, a binding from outside it is noted.
     fn resolve(&mut self, prefix: Option<&[u8]>, element: bool) -> WpsResult<Option<Rc<str>>> {
         let bound = |s: &Self, p: &[u8]| s.bindings.get(p).and_then(|s| s.last()).cloned();
         match prefix {
             None if !element => Ok(None),
             None => {
-                if let Some(ns) = &self.default {
-                    return Ok(ns.clone());
+                let (depth, ns) = match &self.default {
+                    Some(d) => d.clone(),
+                    None => {
+                        let d = bound(self, b"").unwrap_or((0, None));
+                        self.default = Some(d.clone());
+                        d
+                    }
+                };
+                if let Some(ns) = &ns {
+                    if !self.default_noted && self.is_outside(depth) {
+                        self.default_noted = true;
+                        self.note(b"", ns);
+                    }
                 }
-                let ns = bound(self, b"").flatten();
-                self.default = Some(ns.clone());
                 Ok(ns)
             }
             Some(b"xml") => Ok(Some(self.xml.clone())),
             Some(p) => {
-                if let Some(r) = self.recent.iter().find(|r| r.prefix[..r.len] == *p) {
-                    return Ok(Some(r.ns.clone()));
+                if let Some(i) = self.recent.iter().position(|r| r.prefix[..r.len] == *p) {
+                    let r = &self.recent[i];
+                    let ns = r.ns.clone();
+                    if !r.noted && self.is_outside(r.depth) {
+                        self.recent[i].noted = true;
+                        self.note(p, &ns);
+                    }
+                    return Ok(Some(ns));
                 }
                 match bound(self, p) {
-                    Some(Some(ns)) => {
-                        self.remember(p, &ns);
+                    Some((depth, Some(ns))) => {
+                        let outside = self.is_outside(depth);
+                        if outside {
+                            self.note(p, &ns);
+                        }
+                        self.remember(p, &ns, depth, outside);
                         Ok(Some(ns))
                     }
                     _ => Err(bad_request(format!(
@@ -418,6 +532,7 @@ fn start_tag<'a>(
         children: Vec::new(),
         has_elements: false,
         inner: (pos as usize, pos as usize),
+        redeclare: Vec::new(),
     }))
 }
 
@@ -459,6 +574,38 @@ fn close<'a>(stack: &mut [Elem<'a>], root: &mut Option<Elem<'a>>, mut el: Elem<'
     }
 }
 
+/// A top element of inline content ends: the bindings from outside that it used are kept for
+/// its parent's content. What they will cost (the declarations' text, and the memory meanwhile)
+/// is added to `cost`, which may not exceed the document's size and 1 MiB more: a long namespace
+/// declared once outside and used by a flood of small top elements would otherwise be copied
+/// onto each.
+fn end_top_element(
+    scopes: &mut Scopes,
+    stack: &mut [Elem],
+    name_end: usize,
+    cost: &mut usize,
+    doc_len: usize,
+) -> WpsResult<()> {
+    let used = scopes.leave_content();
+    if used.is_empty() {
+        return Ok(());
+    }
+    let text: usize = used
+        .iter()
+        .map(|(p, ns)| " xmlns:=\"\"".len() + p.len() + quick_xml::escape::escape(&**ns).len())
+        .sum();
+    *cost += text + 48 * used.len() + 32;
+    if *cost > doc_len + (1 << 20) {
+        return Err(bad_request(
+            "inline content uses namespaces declared outside it on so many top elements that declaring them again on each would take more than the request's size and 1 MiB more; declare them inside the content",
+        ));
+    }
+    if let Some(parent) = stack.last_mut() {
+        parent.redeclare.push((name_end, used));
+    }
+    Ok(())
+}
+
 /// Reads the document into an element tree, enforcing the robustness limits. The tree's text
 /// is borrowed from `doc` where it can be.
 pub fn read_tree(doc: &str) -> WpsResult<Elem<'_>> {
@@ -470,6 +617,10 @@ pub fn read_tree(doc: &str) -> WpsResult<Elem<'_>> {
     // ...and how many elements are open inside a subtree that is not kept (inline content,
     // elements of other namespaces) on top of it.
     let mut inline_open = 0usize;
+    // Where the name of the open top element of inline content ends, and what declaring
+    // namespaces again costs in all (`end_top_element`).
+    let mut top_name_end = 0usize;
+    let mut redeclared = 0usize;
     let mut root: Option<Elem> = None;
     let (mut kept, mut kept_attrs) = (0usize, 0usize);
     loop {
@@ -510,8 +661,28 @@ pub fn read_tree(doc: &str) -> WpsResult<Elem<'_>> {
                 let inline =
                     inline_open > 0 || stack.last().is_some_and(Elem::holds_inline_content);
                 let is_root = stack.is_empty() && inline_open == 0;
+                // not kept, it is a top element of inline content
+                let may_be_top = inline_open == 0 && !is_root;
+                if may_be_top {
+                    scopes.enter_content();
+                    // `before` is where its `<` is: text before it was a text event
+                    debug_assert_eq!(doc.as_bytes().get(before), Some(&b'<'));
+                    top_name_end = before + 1 + e.name().as_ref().len();
+                }
                 let pos = reader.buffer_position();
                 let el = start_tag(e, &mut scopes, &mut scratch, !inline, is_root, pos)?;
+                if may_be_top && el.is_some() {
+                    // an element of the structure: what it used stays where it is declared
+                    scopes.leave_content();
+                } else if may_be_top && matches!(event, Event::Empty(_)) {
+                    end_top_element(
+                        &mut scopes,
+                        &mut stack,
+                        top_name_end,
+                        &mut redeclared,
+                        doc.len(),
+                    )?;
+                }
                 if let Some(el) = &el {
                     kept += 1;
                     kept_attrs += el.attrs.len();
@@ -548,6 +719,13 @@ pub fn read_tree(doc: &str) -> WpsResult<Elem<'_>> {
                     if inline_open == 0 {
                         // the text after inline content belongs to the structure: kept whole
                         reader.config_mut().trim_text_start = false;
+                        end_top_element(
+                            &mut scopes,
+                            &mut stack,
+                            top_name_end,
+                            &mut redeclared,
+                            doc.len(),
+                        )?;
                     }
                 } else {
                     match stack.pop() {
@@ -779,5 +957,122 @@ mod tests {
             .flat_map(|_| prefixes.iter().map(|p| format!("<{p}:x {p}:at='1'/>")))
             .collect();
         assert!(read_tree(&format!("<r{decls}>{uses}</r>")).is_ok());
+    }
+
+    /// The content of the (first) element named `local` below the root of `doc`.
+    fn content_of(doc: &str, local: &str) -> (String, bool) {
+        fn find<'t, 'a>(e: &'t Elem<'a>, local: &str) -> Option<&'t Elem<'a>> {
+            if e.local == local {
+                return Some(e);
+            }
+            e.elems().find_map(|c| find(c, local))
+        }
+        let root = read_tree(doc).unwrap();
+        let el = find(&root, local).expect("the element");
+        let (content, is_xml) = el.content(doc);
+        assert!(is_xml);
+        let borrowed = matches!(content, Cow::Borrowed(_));
+        // whatever it is, it is XML of its own: no prefix it uses is undeclared
+        read_tree(&format!("<r>{content}</r>"))
+            .unwrap_or_else(|e| panic!("{}: {:.300}", e.text, content));
+        (content.into_owned(), borrowed)
+    }
+
+    /// Inline content using prefixes, or the default namespace, declared outside it gets
+    /// them declared again on each top element that uses them; nothing else changes.
+    #[test]
+    fn content_declares_again_the_namespaces_it_uses_from_outside() {
+        let execute = |decls: &str, content: &str| {
+            format!(
+                r#"<wps:Execute xmlns:wps="{NS_WPS1}" xmlns:gml="urn:gml" xmlns:unused="urn:u" {decls}><wps:DataInputs><wps:Input><wps:Data><wps:ComplexData mimeType="text/xml">{content}</wps:ComplexData></wps:Data></wps:Input></wps:DataInputs></wps:Execute>"#
+            )
+        };
+        let xsi = r#"xmlns:xsi="urn:xsi""#;
+        // by element names (deep inside too) and attribute names; the element's own
+        // declarations, `xml:` and unused bindings are left alone
+        let doc = execute(
+            xsi,
+            "\n <gml:Point xsi:schemaLocation=\"a b\" xml:lang=\"en\"><gml:pos>1 2</gml:pos></gml:Point>\
+             <own:a xmlns:own=\"urn:own\"><own:b/></own:a><x><y><gml:c/></y></x><gml:Box/>",
+        );
+        assert_eq!(
+            content_of(&doc, "ComplexData"),
+            (
+                "\n <gml:Point xmlns:gml=\"urn:gml\" xmlns:xsi=\"urn:xsi\" xsi:schemaLocation=\"a b\" xml:lang=\"en\"><gml:pos>1 2</gml:pos></gml:Point>\
+                 <own:a xmlns:own=\"urn:own\"><own:b/></own:a><x xmlns:gml=\"urn:gml\"><y><gml:c/></y></x><gml:Box xmlns:gml=\"urn:gml\"/>"
+                    .into(),
+                false
+            )
+        );
+        // a prefix bound again inside: only a use of the outer binding counts; the default
+        // namespace (its value escaped again), but not a default undeclared inside
+        let doc = execute(
+            r#"xmlns="urn:d&amp;&quot;""#,
+            r#"<x><y xmlns:gml="urn:in"><gml:b/></y><gml:c/></x><a xmlns:gml="urn:in"><gml:b/></a><b/><c xmlns=""><d/></c>"#,
+        );
+        assert_eq!(
+            content_of(&doc, "ComplexData").0,
+            r#"<x xmlns="urn:d&amp;&quot;" xmlns:gml="urn:gml"><y xmlns:gml="urn:in"><gml:b/></y><gml:c/></x><a xmlns="urn:d&amp;&quot;" xmlns:gml="urn:in"><gml:b/></a><b xmlns="urn:d&amp;&quot;"/><c xmlns=""><d/></c>"#
+        );
+        // content that declares what it uses is the request's own text, unchanged
+        for content in [
+            r#"<gml:Point xmlns:gml="urn:other"><gml:pos>1 2</gml:pos></gml:Point>"#,
+            "<a xml:lang=\"en\"><b>text</b></a>",
+            "<!-- c --><a/><?pi x?><b/>",
+        ] {
+            assert_eq!(
+                content_of(&execute(xsi, content), "ComplexData"),
+                (content.to_owned(), true)
+            );
+        }
+        // two inputs: each content its own
+        let two = format!(
+            r#"<wps:Execute xmlns:wps="{NS_WPS1}" xmlns:gml="urn:gml"><wps:ComplexData><gml:a/></wps:ComplexData><wps:Body><gml:b/></wps:Body></wps:Execute>"#
+        );
+        assert_eq!(
+            content_of(&two, "ComplexData").0,
+            r#"<gml:a xmlns:gml="urn:gml"/>"#
+        );
+        assert_eq!(
+            content_of(&two, "Body").0,
+            r#"<gml:b xmlns:gml="urn:gml"/>"#
+        );
+        // WPS 2.0: the content of wps:Data is elements of other namespaces
+        let wps2 = format!(
+            r#"<wps:Execute xmlns:wps="{NS_WPS2}" xmlns:gml="urn:gml"><wps:Input id="i"><wps:Data mimeType="text/xml">
+<gml:Point><gml:pos>1 2</gml:pos></gml:Point></wps:Data></wps:Input></wps:Execute>"#
+        );
+        assert_eq!(
+            content_of(&wps2, "Data").0,
+            "\n<gml:Point xmlns:gml=\"urn:gml\"><gml:pos>1 2</gml:pos></gml:Point>"
+        );
+    }
+
+    /// A long namespace declared once and used by a flood of small top elements is not
+    /// copied onto each: refused once the copies would outgrow the request. Many top elements
+    /// under that are read.
+    #[test]
+    fn declaring_again_is_bounded() {
+        let doc = |uri_len: usize, tops: usize| {
+            format!(
+                r#"<wps:Execute xmlns:wps="{NS_WPS1}" xmlns:p="urn:{}"><wps:ComplexData>{}</wps:ComplexData></wps:Execute>"#,
+                "u".repeat(uri_len),
+                "<p:a/>".repeat(tops)
+            )
+        };
+        let e = read_tree(&doc(100_000, 10_000)).err().expect("refused");
+        assert_eq!(e.locator.as_deref(), Some("request"));
+        assert!(
+            e.text.contains("declare them inside the content"),
+            "{}",
+            e.text
+        );
+        let (content, _) = content_of(&doc(10, 5_000), "ComplexData");
+        assert_eq!(
+            content
+                .matches(r#"<p:a xmlns:p="urn:uuuuuuuuuu"/>"#)
+                .count(),
+            5_000
+        );
     }
 }
