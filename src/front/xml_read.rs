@@ -665,9 +665,10 @@ pub fn read_tree(doc: &str) -> WpsResult<Elem<'_>> {
                 let may_be_top = inline_open == 0 && !is_root;
                 if may_be_top {
                     scopes.enter_content();
-                    // `before` is where its `<` is: text before it was a text event
-                    debug_assert_eq!(doc.as_bytes().get(before), Some(&b'<'));
-                    top_name_end = before + 1 + e.name().as_ref().len();
+                    // its `<`: where this event began (text before it was an event of its
+                    // own), or the first `<` after that (nothing else can come between)
+                    let lt = doc.as_bytes()[before..].iter().position(|&b| b == b'<');
+                    top_name_end = before + lt.unwrap_or(0) + 1 + e.name().as_ref().len();
                 }
                 let pos = reader.buffer_position();
                 let el = start_tag(e, &mut scopes, &mut scratch, !inline, is_root, pos)?;
@@ -1045,6 +1046,85 @@ mod tests {
         assert_eq!(
             content_of(&wps2, "Data").0,
             "\n<gml:Point xmlns:gml=\"urn:gml\"><gml:pos>1 2</gml:pos></gml:Point>"
+        );
+    }
+
+    /// Whatever a request's inline content looks like, once the request is read its content
+    /// stands on its own: mutations of a request whose content uses namespaces declared
+    /// outside it (pieces of markup inserted, removed, repeated), each read, and the content
+    /// of each read one read again alone.
+    #[test]
+    fn content_stands_on_its_own_after_mutations() {
+        let base = format!(
+            r#"<wps:Execute xmlns:wps="{NS_WPS1}" xmlns:g="urn:g" xmlns="urn:d" xmlns:x="urn:x"><wps:ComplexData> <g:a x:k="1"><b/><!-- c --><g:c xmlns:g="urn:in"><g:d/></g:c></g:a><e xmlns=""><x:f/></e><![CDATA[t]]><g:h/></wps:ComplexData></wps:Execute>"#
+        );
+        let pieces = [
+            "<",
+            ">",
+            "/",
+            ":",
+            "=",
+            "\"",
+            " ",
+            "g:",
+            "x:",
+            "xmlns",
+            "xmlns:g=\"urn:o\" ",
+            "<g:z/>",
+            "<y>",
+            "</y>",
+            "<x:w a='1'/>",
+            "<!--",
+            "-->",
+            "&amp;",
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let (mut read, mut redeclared) = (0, 0);
+        for _ in 0..10_000 {
+            let mut doc = base.clone();
+            for _ in 0..1 + next(2) {
+                let at = next(doc.len() + 1);
+                if !doc.is_char_boundary(at) {
+                    continue;
+                }
+                match next(3) {
+                    0 => doc.insert_str(at, pieces[next(pieces.len())]),
+                    1 => {
+                        let end = (at + 1 + next(8)).min(doc.len());
+                        if doc.is_char_boundary(end) {
+                            doc.replace_range(at..end, "");
+                        }
+                    }
+                    _ => {
+                        let end = (at + 1 + next(30)).min(doc.len());
+                        if doc.is_char_boundary(end) {
+                            let copy = doc[at..end].to_owned();
+                            doc.insert_str(end, &copy);
+                        }
+                    }
+                }
+            }
+            let Ok(root) = read_tree(&doc) else { continue };
+            read += 1;
+            let cd = root.elems().find(|e| e.local == "ComplexData");
+            if let Some(cd) = cd {
+                let (content, _) = cd.content(&doc);
+                redeclared += usize::from(matches!(content, Cow::Owned(_)));
+                if let Err(e) = read_tree(&format!("<r>{content}</r>")) {
+                    panic!("{}\nrequest: {doc}\ncontent: {content}", e.text);
+                }
+            }
+        }
+        // the run covers both outcomes
+        assert!(
+            read > 1000 && redeclared > 500,
+            "{read} read, {redeclared} declared again"
         );
     }
 
