@@ -351,6 +351,43 @@ fn inline_content_gets_the_namespaces_declared_outside_it() {
     assert!(t.contains(&format!("<![CDATA[{declared}]]>")), "{t}");
 }
 
+/// An output of an XML media type goes into the response as markup only when it is XML that
+/// stands on its own; otherwise as text (CDATA), and the response stays readable.
+#[test]
+fn xml_outputs_go_as_markup_only_when_they_stand_on_their_own() {
+    let a = server("xml-outputs", Mpm::Event);
+    let echo = |value: &str| {
+        let cdata = format!("<![CDATA[{}]]>", value.replace("]]>", "]]]]><![CDATA[>"));
+        let r = a.post(
+            "/wps",
+            execute_xml(
+                "echo",
+                &complex_input("complexInput", "text/xml", &cdata),
+                "<wps:ResponseDocument><wps:Output><ows:Identifier>complexOutput</ows:Identifier></wps:Output></wps:ResponseDocument>",
+            )
+            .as_bytes(),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_valid(&r.body);
+        r.text()
+    };
+    for text in [
+        "a & b",
+        "<a>&nbsp;</a>",
+        "<p:a/>",
+        "<a>]]></a>",
+        "<!-- a -- b --><a/>",
+    ] {
+        let t = echo(text);
+        let cdata = format!("<![CDATA[{}]]>", text.replace("]]>", "]]]]><![CDATA[>"));
+        assert!(t.contains(&cdata), "{text}: {t}");
+    }
+    let markup = r#"<a xmlns:p="urn:p"><p:b>x &amp; y</p:b></a><c/>"#;
+    assert!(echo(markup).contains(&format!(
+        r#"<wps:ComplexData mimeType="text/xml">{markup}</wps:ComplexData>"#
+    )));
+}
+
 #[test]
 fn module_log_level_is_its_own() {
     // the harness sets `LogLevel info wps:debug`: the module's debug lines are logged,

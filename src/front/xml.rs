@@ -143,21 +143,25 @@ pub fn strip_xml_decl(s: &str) -> &str {
     t
 }
 
-/// True when `s` is a well-formed XML fragment (so it can be embedded as markup).
-pub fn well_formed(s: &str) -> bool {
-    let mut r = quick_xml::Reader::from_str(s);
-    r.config_mut().check_end_names = true;
-    let mut depth = 0i64;
-    loop {
-        match r.read_event() {
-            Ok(quick_xml::events::Event::Start(_)) => depth += 1,
-            Ok(quick_xml::events::Event::End(_)) => depth -= 1,
-            Ok(quick_xml::events::Event::DocType(_)) => return false,
-            Ok(quick_xml::events::Event::Eof) => return depth == 0,
-            Ok(_) => {}
-            Err(_) => return false,
-        }
-    }
+/// Nodes at most in a fragment put into a document as markup (`embeddable`): checking one
+/// builds its tree, about 100 bytes a node; a larger one goes as text (CDATA).
+pub const EMBED_NODES: u32 = 250_000;
+
+/// True when `s`, an XML fragment (any number of elements and text at the top, an XML
+/// declaration at its start), can be put into a document of ours as markup: well-formed and
+/// namespace-well-formed on its own (every prefix it uses declared within it), without a
+/// DOCTYPE, of at most `EMBED_NODES` nodes. Checked by a conforming parser (roxmltree):
+/// quick-xml reads `a & b`, `&nbsp;`, `]]>` in text, a comment with `--`, a name with `$`
+/// or an undeclared prefix without complaint, and markup with any of them would make the
+/// whole response unreadable.
+pub fn embeddable(s: &str) -> bool {
+    let wrapped = format!("<r>{}</r>", strip_xml_decl(s));
+    let options = roxmltree::ParsingOptions {
+        allow_dtd: false,
+        nodes_limit: EMBED_NODES,
+        ..Default::default()
+    };
+    roxmltree::Document::parse_with_options(&wrapped, options).is_ok()
 }
 
 #[cfg(test)]
@@ -180,6 +184,44 @@ mod tests {
             .text("c\u{1}d\te")
             .close("a");
         assert!(x.finish().contains("<a k=\"a\u{fffd}b\">c\u{fffd}d\te</a>"));
+    }
+
+    /// What quick-xml lets through and a client's parser refuses is not embedded; fragments
+    /// that stand on their own are.
+    #[test]
+    fn embeddable_fragments() {
+        for ok in [
+            "<a/>",
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<a>x</a>",
+            "<a>x</a><b/>",
+            "text &amp; <![CDATA[a & b]]> <a/>",
+            "<p:a xmlns:p=\"urn:p\"><p:b/></p:a>",
+            "<a xml:lang=\"en\">&#233;&lt;</a><!-- c --><?pi x?>",
+            "",
+        ] {
+            assert!(embeddable(ok), "{ok}");
+        }
+        for bad in [
+            "a & b",
+            "<a>&nbsp;</a>",
+            "<p:a/>",
+            "<a>]]></a>",
+            "<a b=\"<\"/>",
+            "<!-- a -- b -->",
+            "<a$b/>",
+            "<a/><?xml version=\"1.0\"?>",
+            "<!DOCTYPE a []><a/>",
+            "<a>\u{1}</a>",
+            "<a>&#1;</a>",
+            "<a>",
+            "</r><r>",
+            "<a></b>",
+        ] {
+            assert!(!embeddable(bad), "{bad}");
+        }
+        let many = "<a/>".repeat(EMBED_NODES as usize);
+        assert!(!embeddable(&many));
+        assert!(embeddable(&many[..many.len() / 2]));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! document's root.
 
 use crate::config::service::Metadata;
-use crate::front::xml::{is_xml_mime, strip_xml_decl, well_formed, Xml, NS_XSI};
+use crate::front::xml::{embeddable, is_xml_mime, strip_xml_decl, Xml, NS_XSI};
 use crate::model::format::encode_base64;
 use crate::model::{Allowed, OutputValue, WpsError};
 
@@ -162,11 +162,12 @@ pub fn reference_mime(value: &OutputValue) -> &str {
     }
 }
 
-/// Complex data inline as element `el`: well-formed XML as it is (without its declaration),
-/// other text in CDATA, anything else (or what the client asked base64) base64-encoded.
+/// Complex data inline as element `el`: XML that stands on its own (`embeddable`) as it is
+/// (without its declaration), other text in CDATA, anything else (or what the client asked
+/// base64) base64-encoded.
 pub fn complex_data(x: &mut Xml, el: &str, mime_type: &str, data: &[u8], base64: bool) {
     match std::str::from_utf8(data) {
-        Ok(s) if !base64 && is_xml_mime(mime_type) && well_formed(s) => {
+        Ok(s) if !base64 && is_xml_mime(mime_type) && embeddable(s) => {
             x.open(el, &[("mimeType", mime_type)])
                 .raw(strip_xml_decl(s))
                 .close(el);
