@@ -574,36 +574,39 @@ fn close<'a>(stack: &mut [Elem<'a>], root: &mut Option<Elem<'a>>, mut el: Elem<'
     }
 }
 
-/// A top element of inline content ends: the bindings from outside that it used are kept for
-/// its parent's content. What they will cost (the declarations' text, and the memory meanwhile)
-/// is added to `cost`, which may not exceed the document's size and 1 MiB more: a long namespace
-/// declared once outside and used by a flood of small top elements would otherwise be copied
-/// onto each.
-fn end_top_element(
-    scopes: &mut Scopes,
-    stack: &mut [Elem],
+/// The top element of inline content being read: where its name ends in the document, and
+/// what declaring namespaces again costs for the whole document so far.
+#[derive(Default)]
+struct Top {
     name_end: usize,
-    cost: &mut usize,
-    doc_len: usize,
-) -> WpsResult<()> {
-    let used = scopes.leave_content();
-    if used.is_empty() {
-        return Ok(());
+    cost: usize,
+}
+
+impl Top {
+    /// It ends: the bindings from outside that it used are kept for its parent's content.
+    /// What they will cost (the declarations' text, and the memory meanwhile) may not exceed
+    /// the document's size and 1 MiB more: a long namespace declared once outside and used by
+    /// a flood of small top elements would otherwise be copied onto each.
+    fn end(&mut self, scopes: &mut Scopes, stack: &mut [Elem], doc_len: usize) -> WpsResult<()> {
+        let used = scopes.leave_content();
+        if used.is_empty() {
+            return Ok(());
+        }
+        let text: usize = used
+            .iter()
+            .map(|(p, ns)| " xmlns:=\"\"".len() + p.len() + quick_xml::escape::escape(&**ns).len())
+            .sum();
+        self.cost += text + 48 * used.len() + 32;
+        if self.cost > doc_len + (1 << 20) {
+            return Err(bad_request(
+                "inline content uses namespaces declared outside it on so many top elements that declaring them again on each would take more than the request's size and 1 MiB more; declare them inside the content",
+            ));
+        }
+        if let Some(parent) = stack.last_mut() {
+            parent.redeclare.push((self.name_end, used));
+        }
+        Ok(())
     }
-    let text: usize = used
-        .iter()
-        .map(|(p, ns)| " xmlns:=\"\"".len() + p.len() + quick_xml::escape::escape(&**ns).len())
-        .sum();
-    *cost += text + 48 * used.len() + 32;
-    if *cost > doc_len + (1 << 20) {
-        return Err(bad_request(
-            "inline content uses namespaces declared outside it on so many top elements that declaring them again on each would take more than the request's size and 1 MiB more; declare them inside the content",
-        ));
-    }
-    if let Some(parent) = stack.last_mut() {
-        parent.redeclare.push((name_end, used));
-    }
-    Ok(())
 }
 
 /// Reads the document into an element tree, enforcing the robustness limits. The tree's text
@@ -617,10 +620,7 @@ pub fn read_tree(doc: &str) -> WpsResult<Elem<'_>> {
     // ...and how many elements are open inside a subtree that is not kept (inline content,
     // elements of other namespaces) on top of it.
     let mut inline_open = 0usize;
-    // Where the name of the open top element of inline content ends, and what declaring
-    // namespaces again costs in all (`end_top_element`).
-    let mut top_name_end = 0usize;
-    let mut redeclared = 0usize;
+    let mut top = Top::default();
     let mut root: Option<Elem> = None;
     let (mut kept, mut kept_attrs) = (0usize, 0usize);
     loop {
@@ -668,7 +668,7 @@ pub fn read_tree(doc: &str) -> WpsResult<Elem<'_>> {
                     // its `<`: where this event began (text before it was an event of its
                     // own), or the first `<` after that (nothing else can come between)
                     let lt = doc.as_bytes()[before..].iter().position(|&b| b == b'<');
-                    top_name_end = before + lt.unwrap_or(0) + 1 + e.name().as_ref().len();
+                    top.name_end = before + lt.unwrap_or(0) + 1 + e.name().as_ref().len();
                 }
                 let pos = reader.buffer_position();
                 let el = start_tag(e, &mut scopes, &mut scratch, !inline, is_root, pos)?;
@@ -676,13 +676,7 @@ pub fn read_tree(doc: &str) -> WpsResult<Elem<'_>> {
                     // an element of the structure: what it used stays where it is declared
                     scopes.leave_content();
                 } else if may_be_top && matches!(event, Event::Empty(_)) {
-                    end_top_element(
-                        &mut scopes,
-                        &mut stack,
-                        top_name_end,
-                        &mut redeclared,
-                        doc.len(),
-                    )?;
+                    top.end(&mut scopes, &mut stack, doc.len())?;
                 }
                 if let Some(el) = &el {
                     kept += 1;
@@ -720,13 +714,7 @@ pub fn read_tree(doc: &str) -> WpsResult<Elem<'_>> {
                     if inline_open == 0 {
                         // the text after inline content belongs to the structure: kept whole
                         reader.config_mut().trim_text_start = false;
-                        end_top_element(
-                            &mut scopes,
-                            &mut stack,
-                            top_name_end,
-                            &mut redeclared,
-                            doc.len(),
-                        )?;
+                        top.end(&mut scopes, &mut stack, doc.len())?;
                     }
                 } else {
                     match stack.pop() {
