@@ -143,6 +143,20 @@ pub fn strip_xml_decl(s: &str) -> &str {
     t
 }
 
+/// Whether `s` has the text of a prefix declared empty (`xmlns:p=""`), which XML 1.0
+/// namespaces forbid and roxmltree lets through (also where it is only text: then `s` goes
+/// as text, which is still right).
+fn undeclares_a_prefix(s: &str) -> bool {
+    s.match_indices("xmlns:").any(|(at, _)| {
+        let rest = &s[at + "xmlns:".len()..];
+        let Some(eq) = rest.find(|c: char| c == '=' || c.is_whitespace() || c == '>') else {
+            return false;
+        };
+        let value = rest[eq..].trim_start_matches(|c: char| c == '=' || c.is_whitespace());
+        value.starts_with("\"\"") || value.starts_with("''")
+    })
+}
+
 /// Nodes at most in a fragment put into a document as markup (`embeddable`): checking one
 /// builds its tree, about 100 bytes a node; a larger one goes as text (CDATA).
 pub const EMBED_NODES: u32 = 250_000;
@@ -155,6 +169,9 @@ pub const EMBED_NODES: u32 = 250_000;
 /// or an undeclared prefix without complaint, and markup with any of them would make the
 /// whole response unreadable.
 pub fn embeddable(s: &str) -> bool {
+    if undeclares_a_prefix(s) {
+        return false;
+    }
     let wrapped = format!("<r>{}</r>", strip_xml_decl(s));
     let options = roxmltree::ParsingOptions {
         allow_dtd: false,
@@ -216,6 +233,8 @@ mod tests {
             "<a>",
             "</r><r>",
             "<a></b>",
+            "<a xmlns:p=\"\"/>",
+            "<a xmlns:p = ''/>",
         ] {
             assert!(!embeddable(bad), "{bad}");
         }
