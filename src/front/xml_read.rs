@@ -64,12 +64,13 @@ pub struct Elem<'a> {
     /// Byte range of the element content in the (decoded) document.
     inner: (usize, usize),
     /// Bindings declared outside the element's inline content that its top elements use: where
-    /// each such top element's name ends in the document, and the bindings it needs.
-    redeclare: Vec<(usize, Vec<Binding>)>,
+    /// each such top element's name ends in the document, and their declarations there
+    /// (` xmlns:p="…"`, one after the other).
+    redeclare: Vec<(usize, String)>,
 }
 
 /// A namespace binding: its prefix (`""`: the default namespace) and namespace.
-pub type Binding = (String, Rc<str>);
+type Binding = (String, Rc<str>);
 
 pub enum Node<'a> {
     Elem(Elem<'a>),
@@ -134,20 +135,12 @@ impl<'a> Elem<'a> {
             if self.redeclare.is_empty() {
                 return (Cow::Borrowed(&doc[start..end]), true);
             }
-            let mut out = String::with_capacity(end - start + 100);
+            let added: usize = self.redeclare.iter().map(|(_, d)| d.len()).sum();
+            let mut out = String::with_capacity(end - start + added);
             let mut at = start;
-            for (name_end, bindings) in &self.redeclare {
+            for (name_end, declarations) in &self.redeclare {
                 out.push_str(&doc[at..*name_end]);
-                for (prefix, ns) in bindings {
-                    out.push_str(" xmlns");
-                    if !prefix.is_empty() {
-                        out.push(':');
-                        out.push_str(prefix);
-                    }
-                    out.push_str("=\"");
-                    out.push_str(&quick_xml::escape::escape(&**ns));
-                    out.push('"');
-                }
+                out.push_str(declarations);
                 at = *name_end;
             }
             out.push_str(&doc[at..end]);
@@ -592,18 +585,27 @@ impl Top {
         if used.is_empty() {
             return Ok(());
         }
-        let text: usize = used
-            .iter()
-            .map(|(p, ns)| " xmlns:=\"\"".len() + p.len() + quick_xml::escape::escape(&**ns).len())
-            .sum();
-        self.cost += text + 48 * used.len() + 32;
+        let mut declarations = String::new();
+        for (prefix, ns) in &used {
+            declarations.push_str(" xmlns");
+            if !prefix.is_empty() {
+                declarations.push(':');
+                declarations.push_str(prefix);
+            }
+            declarations.push_str("=\"");
+            declarations.push_str(&quick_xml::escape::escape(&**ns));
+            declarations.push('"');
+        }
+        // each binding charged as ` xmlns:p="…"`, the default namespace's too (one `:` more)
+        let defaults = used.iter().filter(|(p, _)| p.is_empty()).count();
+        self.cost += declarations.len() + defaults + 48 * used.len() + 32;
         if self.cost > doc_len + (1 << 20) {
             return Err(bad_request(
                 "inline content uses namespaces declared outside it on so many top elements that declaring them again on each would take more than the request's size and 1 MiB more; declare them inside the content",
             ));
         }
         if let Some(parent) = stack.last_mut() {
-            parent.redeclare.push((self.name_end, used));
+            parent.redeclare.push((self.name_end, declarations));
         }
         Ok(())
     }
